@@ -1,0 +1,104 @@
+// LSTM layer stack: forward pass and backpropagation through time.
+//
+// Size key used in every shape comment:
+//   B = batch, T = time steps, F = input features of a layer, H = hidden units,
+//   D = directions (1, or 2 when bidirectional), L = stacked layers,
+//   G = 4H gate rows in PyTorch order i, f, g, o.
+//
+// Arrays at the boundary are row-major and batch-first: x [B, T, F],
+// y [B, T, D*H], states [L*D, B, H] (index l*D + d, as in PyTorch).
+//
+// Equations at one step (sigma = logistic):
+//   a = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh          a [G]
+//   i = sigma(a_i)  f = sigma(a_f)  g = tanh(a_g)  o = sigma(a_o)
+//   c_t = f * c_{t-1} + i * g
+//   h_t = o * tanh(c_t)
+// A masked step carries the state and repeats the previous output:
+//   c_t = c_{t-1}, h_t = h_{t-1}.
+#pragma once
+
+#include <Eigen/Core>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lstmlearn/isa.hpp"
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+template <typename T>
+using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
+
+struct LstmSpec {
+  int input_size = 1;
+  int hidden_size = 1;
+  int num_layers = 1;
+  bool bidirectional = false;
+
+  int directions() const { return bidirectional ? 2 : 1; }
+  int layer_input_size(int layer) const {
+    return layer == 0 ? input_size : directions() * hidden_size;
+  }
+  // Throws std::invalid_argument when a size is not positive.
+  void validate() const;
+};
+
+// A named tensor inside the flat parameter buffer (PyTorch's names).
+struct TensorInfo {
+  std::string name;
+  std::size_t offset;
+  std::vector<std::size_t> shape;
+};
+
+// Parameters of layer l, direction d, stored contiguously in this order:
+//   weight_ih [G, F]   weight_hh [G, H]   bias_ih [G]   bias_hh [G]
+std::vector<TensorInfo> lstm_parameter_layout(const LstmSpec& spec);
+std::size_t lstm_parameter_count(const LstmSpec& spec);
+// Offset of the block of layer l, direction d.
+std::size_t lstm_block_offset(const LstmSpec& spec, int layer, int direction);
+
+// Everything the backward pass needs from the forward pass, plus reusable
+// scratch memory. Buffers only grow, so repeated calls at one size allocate
+// nothing.
+template <typename T>
+struct LstmCache {
+  int batch = 0;
+  int steps = 0;
+  bool has_mask = false;
+  bool ready = false;  // a forward pass has filled the cache
+
+  AlignedVector<T> x;                           // [B, T, F] copy of the input
+  AlignedVector<T> h0, c0;                      // [L*D, B, H]
+  std::vector<std::uint8_t> mask;               // [B, T]
+  std::vector<AlignedVector<T>> outputs;        // per layer below the top: [B, T, D*H]
+  std::vector<AlignedVector<T>> gates;          // per (l, d): [B, T, G] activations i, f, g, o
+  std::vector<AlignedVector<T>> cells;          // per (l, d): [B, T, H] c_t
+  std::vector<AlignedVector<T>> prev_hidden;    // per (l, d): [B, T, H] h_{t-1}
+  std::vector<AlignedVector<T>> bias_sum;       // per (l, d): [G] b_ih + b_hh
+
+  // Backward scratch.
+  std::vector<AlignedVector<T>> dgates;         // per d: [B, T, G] gradient of a
+  AlignedVector<T> dinput_a, dinput_b;          // [B, T, D*H] ping-pong gradient of layer inputs
+  std::vector<AlignedVector<T>> dh, dh_next, dc; // per d: [B, H]
+};
+
+// Forward pass over whole sequences. `mask` [B, T] may be null (all steps
+// valid); `y`, `h_n`, `c_n` are written. The cache keeps what backward needs.
+template <typename T>
+void lstm_forward(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
+                  const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
+                  LstmCache<T>& cache, int n_threads);
+
+// Backpropagation through time for the last forward pass held in `cache`.
+// `dy` [B, T, D*H] is required; `dh_n`, `dc_n` [L*D, B, H] may be null (zero).
+// Writes dx [B, T, F], dh0, dc0 [L*D, B, H] and every parameter gradient
+// into `dparams` (same layout as `params`; overwritten, not accumulated).
+template <typename T>
+void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, const T* dy,
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams,
+                   int n_threads);
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn

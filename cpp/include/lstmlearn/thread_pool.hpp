@@ -1,0 +1,88 @@
+// A persistent pool of compute threads.
+//
+// Every task of a parallel_for runs on a pool thread, never on the caller:
+// compute threads have large stacks (Eigen puts its GEMM packing buffers on
+// the stack, so the time loop does not allocate) and flush denormals to zero
+// without touching the floating-point environment of the calling Python thread.
+//
+// Determinism: callers cut their work into tasks whose number and contents do
+// not depend on the thread count, and each task writes disjoint outputs, so a
+// result never depends on which thread ran which task.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#ifdef _WIN32
+#include <thread>
+#else
+#include <pthread.h>
+#endif
+
+#include "lstmlearn/isa.hpp"
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+// Number of cores this process may run on (affinity-aware on Linux).
+int available_cores();
+
+// Resolves a user's thread request: n <= 0 or n > limit means "all cores"
+// (-1 is the joblib convention); otherwise n itself.
+int resolve_threads(int n_threads);
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance();
+
+  // Runs fn(task) for task in [0, n_tasks) on up to n_threads pool threads and
+  // returns when all are done. The first exception a task throws is rethrown
+  // here after every started task has finished.
+  void parallel_for(std::size_t n_tasks, int n_threads,
+                    const std::function<void(std::size_t)>& fn);
+
+  int size() const;
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+ private:
+  ThreadPool() = default;
+  void grow(int n_threads);
+  void worker_loop(int index, unsigned long seen);
+  void run_tasks();
+  friend struct PoolAccess;
+
+  std::mutex dispatch_mutex_;  // one parallel_for at a time
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+#ifdef _WIN32
+  std::vector<std::thread> threads_;
+#else
+  std::vector<pthread_t> threads_;
+  long owner_pid_ = 0;  // a forked child must not use its parent's threads
+#endif
+
+  // State of the current job, guarded by mutex_.
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t n_tasks_ = 0;
+  std::size_t next_task_ = 0;
+  int active_threads_ = 0;  // threads allowed to take part in this job
+  int running_ = 0;         // threads still inside the job
+  unsigned long generation_ = 0;
+  std::exception_ptr error_;
+};
+
+// Convenience wrapper over the shared pool.
+inline void parallel_for(std::size_t n_tasks, int n_threads,
+                         const std::function<void(std::size_t)>& fn) {
+  ThreadPool::instance().parallel_for(n_tasks, n_threads, fn);
+}
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn

@@ -1,0 +1,402 @@
+// LSTM forward and backward. See lstm.hpp for the size key and equations.
+//
+// Work partition (fixed, independent of the thread count, so results are
+// bitwise identical for any number of threads):
+//   forward, per layer:  one task per (direction, batch chunk); a task
+//                        projects its rows' inputs with one GEMM, then runs
+//                        all T steps (no barrier per step).
+//   backward, per layer: one task per (direction, batch chunk) for the time
+//                        loop, then one task per batch chunk for the input
+//                        gradient and one per (direction, block of G rows)
+//                        for the weight gradients, each a single GEMM over
+//                        all B*T rows (no reduction split across tasks).
+#include "lstmlearn/lstm.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "lstmlearn/thread_pool.hpp"
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+namespace {
+
+constexpr int kBatchChunk = 16;  // rows of the batch per task
+constexpr int kGateBlock = 64;   // gate rows per weight-gradient task
+
+template <typename T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using MatMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using ConstMatMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+template <typename T>
+MatMap<T> mat(T* data, Eigen::Index rows, Eigen::Index cols, Eigen::Index stride) {
+  return MatMap<T>(data, rows, cols, Eigen::OuterStride<>(stride));
+}
+template <typename T>
+ConstMatMap<T> mat(const T* data, Eigen::Index rows, Eigen::Index cols, Eigen::Index stride) {
+  return ConstMatMap<T>(data, rows, cols, Eigen::OuterStride<>(stride));
+}
+
+template <typename T>
+void grow(AlignedVector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+int chunk_count(int batch) { return (batch + kBatchChunk - 1) / kBatchChunk; }
+
+// Pointers to the parameters of one (layer, direction).
+template <typename T>
+struct Block {
+  T* w_ih;  // [G, F]
+  T* w_hh;  // [G, H]
+  T* b_ih;  // [G]
+  T* b_hh;  // [G]
+};
+
+template <typename T>
+Block<T> block(const LstmSpec& spec, T* params, int layer, int direction) {
+  const std::size_t g = 4 * static_cast<std::size_t>(spec.hidden_size);
+  const std::size_t f = spec.layer_input_size(layer);
+  const std::size_t h = spec.hidden_size;
+  T* p = params + lstm_block_offset(spec, layer, direction);
+  return {p, p + g * f, p + g * f + g * h, p + g * f + g * h + g};
+}
+
+// One step of one row: a [G] pre-activations (bias not yet added) become the
+// activations i, f, g, o in place; writes c_t and h_t.
+template <typename T>
+inline void cell_forward(T* a, const T* bias, const T* c_prev, T* c, T* h, int H) {
+  Vec<T> i(a, H), f(a + H, H), g(a + 2 * H, H), o(a + 3 * H, H);
+  ConstVec<T> bi(bias, H), bf(bias + H, H), bg(bias + 2 * H, H), bo(bias + 3 * H, H);
+  i = (i + bi).logistic();
+  f = (f + bf).logistic();
+  g = (g + bg).tanh();
+  o = (o + bo).logistic();
+  Vec<T> cv(c, H);
+  cv = f * ConstVec<T>(c_prev, H) + i * g;
+  Vec<T>(h, H) = o * cv.tanh();
+}
+
+// Backward of cell_forward for one row. Given dh (total gradient of h_t) and
+// dc (gradient of c_t from step t+1), writes da [G] and replaces dc with the
+// gradient of c_{t-1}.
+template <typename T>
+inline void cell_backward(const T* act, const T* c, const T* c_prev, const T* dh, T* dc,
+                          T* da, int H) {
+  ConstVec<T> i(act, H), f(act + H, H), g(act + 2 * H, H), o(act + 3 * H, H);
+  ConstVec<T> dhv(dh, H);
+  Vec<T> dcv(dc, H);
+  const auto tc = ConstVec<T>(c, H).tanh().eval();
+  // h_t = o * tanh(c_t)
+  Vec<T>(da + 3 * H, H) = dhv * tc * o * (T(1) - o);
+  dcv += dhv * o * (T(1) - tc * tc);
+  // c_t = f * c_{t-1} + i * g
+  Vec<T>(da, H) = dcv * g * i * (T(1) - i);
+  Vec<T>(da + H, H) = dcv * ConstVec<T>(c_prev, H) * f * (T(1) - f);
+  Vec<T>(da + 2 * H, H) = dcv * i * (T(1) - g * g);
+  dcv *= f;
+}
+
+template <typename T>
+void copy_row(T* dst, const T* src, int n) {
+  std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+void LstmSpec::validate() const {
+  if (input_size < 1 || hidden_size < 1 || num_layers < 1) {
+    throw std::invalid_argument("LSTM sizes must be positive: input_size=" +
+                                std::to_string(input_size) +
+                                ", hidden_size=" + std::to_string(hidden_size) +
+                                ", num_layers=" + std::to_string(num_layers));
+  }
+}
+
+std::size_t lstm_block_offset(const LstmSpec& spec, int layer, int direction) {
+  const std::size_t g = 4 * static_cast<std::size_t>(spec.hidden_size);
+  const std::size_t h = spec.hidden_size;
+  std::size_t offset = 0;
+  for (int l = 0; l < layer; ++l) {
+    offset += spec.directions() * g * (spec.layer_input_size(l) + h + 2);
+  }
+  return offset + direction * g * (spec.layer_input_size(layer) + h + 2);
+}
+
+std::size_t lstm_parameter_count(const LstmSpec& spec) {
+  return lstm_block_offset(spec, spec.num_layers, 0);
+}
+
+std::vector<TensorInfo> lstm_parameter_layout(const LstmSpec& spec) {
+  std::vector<TensorInfo> out;
+  const std::size_t g = 4 * static_cast<std::size_t>(spec.hidden_size);
+  const std::size_t h = spec.hidden_size;
+  for (int l = 0; l < spec.num_layers; ++l) {
+    for (int d = 0; d < spec.directions(); ++d) {
+      const std::string suffix = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
+      const std::size_t f = spec.layer_input_size(l);
+      std::size_t at = lstm_block_offset(spec, l, d);
+      out.push_back({"weight_ih" + suffix, at, {g, f}});
+      at += g * f;
+      out.push_back({"weight_hh" + suffix, at, {g, h}});
+      at += g * h;
+      out.push_back({"bias_ih" + suffix, at, {g}});
+      at += g;
+      out.push_back({"bias_hh" + suffix, at, {g}});
+    }
+  }
+  return out;
+}
+
+template <typename T>
+void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const T* x,
+                  const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
+                  LstmCache<T>& cache, int n_threads) {
+  spec.validate();
+  if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
+  const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
+  const int F0 = spec.input_size;
+  const std::size_t BT = static_cast<std::size_t>(B) * steps;
+  const std::size_t states = static_cast<std::size_t>(L) * D * B * H;
+
+  // Keep copies of the inputs: backward must not see later changes to them.
+  cache.ready = false;
+  cache.batch = B;
+  cache.steps = steps;
+  cache.has_mask = mask != nullptr;
+  cache.x.assign(x, x + BT * F0);
+  cache.h0.assign(h0, h0 + states);
+  cache.c0.assign(c0, c0 + states);
+  if (mask) cache.mask.assign(mask, mask + BT);
+  cache.outputs.resize(L > 1 ? L - 1 : 0);
+  for (auto& o : cache.outputs) grow(o, BT * D * H);
+  cache.gates.resize(L * D);
+  cache.cells.resize(L * D);
+  cache.prev_hidden.resize(L * D);
+  cache.bias_sum.resize(L * D);
+  for (int k = 0; k < L * D; ++k) {
+    grow(cache.gates[k], BT * G);
+    grow(cache.cells[k], BT * H);
+    grow(cache.prev_hidden[k], BT * H);
+    grow(cache.bias_sum[k], static_cast<std::size_t>(G));
+  }
+  const std::uint8_t* m = mask ? cache.mask.data() : nullptr;
+  const int chunks = chunk_count(B);
+  T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
+
+  for (int l = 0; l < L; ++l) {
+    const int F = spec.layer_input_size(l);
+    const T* in = l == 0 ? cache.x.data() : cache.outputs[l - 1].data();  // [B, T, F]
+    T* out = l == L - 1 ? y : cache.outputs[l].data();                      // [B, T, D*H]
+    for (int d = 0; d < D; ++d) {
+      const Block<T> p = block(spec, params_mut, l, d);
+      Vec<T>(cache.bias_sum[l * D + d].data(), G) =
+          ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+    }
+    parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
+      const int d = static_cast<int>(task) / chunks;
+      const int b0 = (static_cast<int>(task) % chunks) * kBatchChunk;
+      const int nb = std::min(kBatchChunk, B - b0);
+      const int ld = l * D + d;
+      const Block<T> p = block(spec, params_mut, l, d);
+      T* gates = cache.gates[ld].data();      // [B, T, G]
+      T* cells = cache.cells[ld].data();      // [B, T, H]
+      T* hprev = cache.prev_hidden[ld].data();  // [B, T, H]
+      const T* bias = cache.bias_sum[ld].data();
+      const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
+
+      // Input projection of all steps of these rows: [nb*T, F] x [F, G].
+      mat(gates + row0 * G, nb * steps, G, G).noalias() =
+          mat(in + row0 * F, nb * steps, F, F) * mat(p.w_ih, G, F, F).transpose();
+
+      const int first = d == 0 ? 0 : steps - 1;
+      const int dir = d == 0 ? 1 : -1;
+      for (int r = 0; r < nb; ++r) {
+        copy_row(hprev + ((b0 + r) * static_cast<std::size_t>(steps) + first) * H,
+                 h0 + (static_cast<std::size_t>(ld) * B + b0 + r) * H, H);
+      }
+      const auto W_hh_t = mat(p.w_hh, G, H, H).transpose();
+      for (int s = 0; s < steps; ++s) {
+        const int t = first + dir * s;
+        // a_t += h_{t-1} W_hh^T for the nb rows: [nb, H] x [H, G].
+        mat(gates + (row0 + t) * G, nb, G, static_cast<Eigen::Index>(steps) * G).noalias() +=
+            mat(static_cast<const T*>(hprev + (row0 + t) * H), nb, H,
+                static_cast<Eigen::Index>(steps) * H) *
+            W_hh_t;
+        for (int r = 0; r < nb; ++r) {
+          const int b = b0 + r;
+          const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
+          const T* c_prev = s == 0 ? c0 + (static_cast<std::size_t>(ld) * B + b) * H
+                                   : cells + (bt - dir) * H;
+          T* h = out + bt * D * H + d * H;
+          if (m && !m[bt]) {
+            copy_row(cells + bt * H, c_prev, H);
+            copy_row(h, static_cast<const T*>(hprev + bt * H), H);
+          } else {
+            cell_forward(gates + bt * G, bias, c_prev, cells + bt * H, h, H);
+          }
+          if (s + 1 < steps) copy_row(hprev + (bt + dir) * H, static_cast<const T*>(h), H);
+        }
+      }
+      const int last = first + dir * (steps - 1);
+      for (int r = 0; r < nb; ++r) {
+        const std::size_t bt = static_cast<std::size_t>(b0 + r) * steps + last;
+        const std::size_t state = (static_cast<std::size_t>(ld) * B + b0 + r) * H;
+        copy_row(h_n + state, static_cast<const T*>(out + bt * D * H + d * H), H);
+        copy_row(c_n + state, static_cast<const T*>(cells + bt * H), H);
+      }
+    });
+  }
+  cache.ready = true;
+}
+
+template <typename T>
+void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, const T* dy,
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams,
+                   int n_threads) {
+  if (!cache.ready) throw std::logic_error("LSTM backward called before forward");
+  const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
+  const int B = cache.batch, steps = cache.steps;
+  const std::size_t BT = static_cast<std::size_t>(B) * steps;
+  const int chunks = chunk_count(B);
+  const int gate_blocks = (G + kGateBlock - 1) / kGateBlock;
+  const std::uint8_t* m = cache.has_mask ? cache.mask.data() : nullptr;
+  T* params_mut = const_cast<T*>(params);
+
+  cache.dgates.resize(D);
+  cache.dh.resize(D);
+  cache.dh_next.resize(D);
+  cache.dc.resize(D);
+  for (int d = 0; d < D; ++d) {
+    grow(cache.dgates[d], BT * G);
+    grow(cache.dh[d], static_cast<std::size_t>(B) * H);
+    grow(cache.dh_next[d], static_cast<std::size_t>(B) * H);
+    grow(cache.dc[d], static_cast<std::size_t>(B) * H);
+  }
+  if (L > 1) {
+    grow(cache.dinput_a, BT * D * H);
+    grow(cache.dinput_b, BT * D * H);
+  }
+
+  const T* dout = dy;  // gradient of this layer's output [B, T, D*H]
+  for (int l = L - 1; l >= 0; --l) {
+    const int F = spec.layer_input_size(l);
+    const T* in = l == 0 ? cache.x.data() : cache.outputs[l - 1].data();  // [B, T, F]
+    T* din = l == 0 ? dx : ((L - 1 - l) % 2 == 0 ? cache.dinput_a : cache.dinput_b).data();
+
+    // Time loop, backwards: fills dgates and the state gradients.
+    parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
+      const int d = static_cast<int>(task) / chunks;
+      const int b0 = (static_cast<int>(task) % chunks) * kBatchChunk;
+      const int nb = std::min(kBatchChunk, B - b0);
+      const int ld = l * D + d;
+      const Block<T> p = block(spec, params_mut, l, d);
+      const T* act = cache.gates[ld].data();   // [B, T, G]
+      const T* cells = cache.cells[ld].data(); // [B, T, H]
+      T* da = cache.dgates[d].data();          // [B, T, G]
+      T* dh = cache.dh[d].data() + static_cast<std::size_t>(b0) * H;       // [nb, H]
+      T* dh_next = cache.dh_next[d].data() + static_cast<std::size_t>(b0) * H;
+      T* dc = cache.dc[d].data() + static_cast<std::size_t>(b0) * H;       // [nb, H]
+      const std::size_t state0 = (static_cast<std::size_t>(ld) * B + b0) * H;
+      const std::size_t n_state = static_cast<std::size_t>(nb) * H;
+      if (dh_n) copy_row(dh, dh_n + state0, static_cast<int>(n_state));
+      else std::fill(dh, dh + n_state, T(0));
+      if (dc_n) copy_row(dc, dc_n + state0, static_cast<int>(n_state));
+      else std::fill(dc, dc + n_state, T(0));
+
+      const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
+      const int first = d == 0 ? 0 : steps - 1;
+      const int dir = d == 0 ? 1 : -1;
+      const auto W_hh = mat(static_cast<const T*>(p.w_hh), G, H, H);
+      for (int s = steps - 1; s >= 0; --s) {
+        const int t = first + dir * s;
+        for (int r = 0; r < nb; ++r) {
+          const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
+          T* dh_r = dh + static_cast<std::size_t>(r) * H;
+          // h_t feeds the output y_t as well as step t+1.
+          Vec<T>(dh_r, H) += ConstVec<T>(dout + bt * D * H + d * H, H);
+          if (m && !m[bt]) {
+            std::fill(da + bt * G, da + (bt + 1) * G, T(0));
+          } else {
+            const T* c_prev = s == 0 ? cache.c0.data() + state0 + static_cast<std::size_t>(r) * H
+                                     : cells + (bt - dir) * H;
+            cell_backward(act + bt * G, cells + bt * H, c_prev, dh_r,
+                          dc + static_cast<std::size_t>(r) * H, da + bt * G, H);
+          }
+        }
+        // a_t = ... + W_hh h_{t-1}  =>  dh_{t-1} = da_t W_hh: [nb, G] x [G, H].
+        mat(dh_next, nb, H, H).noalias() =
+            mat(static_cast<const T*>(da + (row0 + t) * G), nb, G,
+                static_cast<Eigen::Index>(steps) * G) *
+            W_hh;
+        for (int r = 0; r < nb; ++r) {
+          const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
+          // A masked step carried h_{t-1} through unchanged.
+          if (m && !m[bt]) copy_row(dh_next + r * H, static_cast<const T*>(dh + r * H), H);
+        }
+        std::swap(dh, dh_next);
+      }
+      copy_row(dh0 + state0, static_cast<const T*>(dh), static_cast<int>(n_state));
+      copy_row(dc0 + state0, static_cast<const T*>(dc), static_cast<int>(n_state));
+    });
+
+    // Input gradient per batch chunk, weight gradients per block of gate rows.
+    const std::size_t weight_tasks = static_cast<std::size_t>(D) * gate_blocks;
+    parallel_for(chunks + weight_tasks, n_threads, [&](std::size_t task) {
+      if (task < static_cast<std::size_t>(chunks)) {
+        const int b0 = static_cast<int>(task) * kBatchChunk;
+        const int nb = std::min(kBatchChunk, B - b0);
+        const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
+        auto dX = mat(din + row0 * F, nb * steps, F, F);
+        for (int d = 0; d < D; ++d) {
+          // a = W_ih x + ...  =>  dx = da W_ih: [nb*T, G] x [G, F].
+          const Block<T> p = block(spec, params_mut, l, d);
+          const auto dA = mat(static_cast<const T*>(cache.dgates[d].data() + row0 * G),
+                              nb * steps, G, G);
+          const auto W_ih = mat(static_cast<const T*>(p.w_ih), G, F, F);
+          if (d == 0) dX.noalias() = dA * W_ih;
+          else dX.noalias() += dA * W_ih;
+        }
+        return;
+      }
+      const std::size_t k = task - chunks;
+      const int d = static_cast<int>(k) / gate_blocks;
+      const int g0 = (static_cast<int>(k) % gate_blocks) * kGateBlock;
+      const int ng = std::min(kGateBlock, G - g0);
+      const int ld = l * D + d;
+      const Block<T> grad = block(spec, dparams, l, d);
+      const auto dA = mat(static_cast<const T*>(cache.dgates[d].data()), BT, G, G)
+                          .middleCols(g0, ng);  // [B*T, ng]
+      // dW_ih = da^T x, dW_hh = da^T h_{t-1}, db = sum of da over B*T.
+      mat(grad.w_ih + static_cast<std::size_t>(g0) * F, ng, F, F).noalias() =
+          dA.transpose() * mat(in, BT, F, F);
+      mat(grad.w_hh + static_cast<std::size_t>(g0) * H, ng, H, H).noalias() =
+          dA.transpose() * mat(static_cast<const T*>(cache.prev_hidden[ld].data()), BT, H, H);
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> db(grad.b_ih + g0, ng);
+      db = dA.colwise().sum();
+      copy_row(grad.b_hh + g0, static_cast<const T*>(grad.b_ih + g0), ng);
+    });
+    dout = din;
+  }
+}
+
+#define LSTMLEARN_INSTANTIATE(T)                                                               \
+  template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*,       \
+                                const T*, const std::uint8_t*, T*, T*, T*, LstmCache<T>&, int); \
+  template void lstm_backward<T>(const LstmSpec&, const T*, LstmCache<T>&, const T*, const T*, \
+                                 const T*, T*, T*, T*, T*, int);
+LSTMLEARN_INSTANTIATE(float)
+LSTMLEARN_INSTANTIATE(double)
+#undef LSTMLEARN_INSTANTIATE
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn

@@ -1,0 +1,348 @@
+"""Low-level LSTM module: forward and backward passes on NumPy arrays.
+
+This is the engine with a thin, checked NumPy interface, for users who want
+the gradients themselves (custom training loops, tests against other
+frameworks). Most users want the scikit-learn estimators instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from . import _engine
+
+__all__ = ["LSTM", "LSTMGradients"]
+
+_DTYPES = {np.dtype(np.float32): "LSTMF32", np.dtype(np.float64): "LSTMF64"}
+
+
+class LSTMGradients(NamedTuple):
+    """Gradients returned by :meth:`LSTM.backward`.
+
+    Attributes
+    ----------
+    dx : ndarray of shape (batch, timesteps, input_size)
+        Gradient of the input sequences.
+    dh0, dc0 : ndarray of shape (num_layers * directions, batch, hidden_size)
+        Gradients of the initial hidden and cell states.
+    parameters : dict of str to ndarray
+        Gradient of every parameter, under PyTorch's names.
+    """
+
+    dx: np.ndarray
+    dh0: np.ndarray
+    dc0: np.ndarray
+    parameters: dict[str, np.ndarray]
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"a {a.ndim}-D array of shape {a.shape}"
+
+
+def _float_array(value: ArrayLike, name: str, dtype: np.dtype) -> np.ndarray:
+    """Convert to a C-contiguous array of `dtype`, refusing non-numeric and non-finite data."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; got an array of dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinity; replace or mask those values first")
+    return a
+
+
+def _check_shape(a: np.ndarray, name: str, expected: tuple[int, ...], meaning: str) -> None:
+    if a.shape != expected:
+        raise ValueError(f"{name} must have shape {expected} {meaning}; got {_describe(a)}")
+
+
+class LSTM:
+    """A stack of LSTM layers, computed by the C++ engine.
+
+    Gates are in PyTorch's order (input, forget, cell, output) and parameters
+    carry PyTorch's names and shapes (``weight_ih_l0 [4H, F]``,
+    ``weight_hh_l0 [4H, H]``, ``bias_ih_l0 [4H]``, ``bias_hh_l0 [4H]``, with
+    ``_reverse`` for the backward direction), so weights move one to one
+    between the two. Arrays are batch-first: ``[batch, timesteps, features]``.
+
+    Parameters
+    ----------
+    input_size : int
+        Features per time step.
+    hidden_size : int
+        Hidden units per layer and direction.
+    num_layers : int, default=1
+        Stacked layers.
+    bidirectional : bool, default=False
+        Also run each layer over the reversed sequence and concatenate the
+        two outputs, as PyTorch does.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Precision of parameters and computation.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed of the initial weights, drawn like PyTorch's from
+        U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
+    n_threads : int, default=-1
+        Compute threads; -1 (or any value < 1) uses every core available.
+        Results are bitwise identical for every thread count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lstmlearn.nn import LSTM
+    >>> lstm = LSTM(input_size=3, hidden_size=8, random_state=0)
+    >>> y, (h_n, c_n) = lstm.forward(np.zeros((2, 5, 3)))
+    >>> y.shape, h_n.shape
+    ((2, 5, 8), (1, 2, 8))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dtype: DTypeLike = np.float32,
+        *,
+        random_state: int | np.random.Generator | None = None,
+        n_threads: int = -1,
+    ) -> None:
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        dt = np.dtype(dtype)
+        if dt not in _DTYPES:
+            raise ValueError(f"dtype must be float32 or float64; got {dt}")
+        state = self.__dict__
+        state["input_size"] = int(input_size)
+        state["hidden_size"] = int(hidden_size)
+        state["num_layers"] = int(num_layers)
+        state["bidirectional"] = bool(bidirectional)
+        state["dtype"] = dt
+        state["n_threads"] = int(n_threads)
+        state["_impl"] = getattr(_engine.core, _DTYPES[dt])(
+            int(input_size), int(hidden_size), int(num_layers), bool(bidirectional)
+        )
+        flat = self._impl.parameters
+        grads = self._impl.gradients
+        params, gradients = {}, {}
+        for name, offset, shape in self._impl.layout():
+            size = int(np.prod(shape))
+            params[name] = flat[offset : offset + size].reshape(shape)
+            gradients[name] = grads[offset : offset + size].reshape(shape)
+        state["_params"] = params
+        state["_grads"] = gradients
+        state["_batch"] = None  # (B, T) of the last forward pass
+        rng = np.random.default_rng(random_state)
+        bound = 1.0 / np.sqrt(hidden_size)
+        flat[:] = rng.uniform(-bound, bound, size=flat.size)
+
+    # -- parameters -------------------------------------------------------
+
+    @property
+    def directions(self) -> int:
+        """1, or 2 when bidirectional."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of all parameters, in PyTorch's order."""
+        return tuple(self._params)
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Return writable views of every parameter, keyed by PyTorch's names."""
+        return dict(self._params)
+
+    @property
+    def flat_parameters(self) -> np.ndarray:
+        """All parameters as one writable 1-D view, in :attr:`parameter_names` order."""
+        return self._impl.parameters
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_params", {})
+        if name not in params:
+            if name in self.__dict__ or name in ("input_size", "hidden_size", "num_layers"):
+                raise AttributeError(f"{name} cannot be changed after construction")
+            raise AttributeError(f"{type(self).__name__!r} object has no parameter {name!r}")
+        target = params[name]
+        array = _float_array(value, name, self.dtype)
+        _check_shape(array, name, target.shape, "like PyTorch's")
+        target[...] = array
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._params]
+
+    def __repr__(self) -> str:
+        return (
+            f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
+            f"dtype={self.dtype.name})"
+        )
+
+    @classmethod
+    def from_torch(cls, module: Any, *, n_threads: int = -1) -> LSTM:
+        """Copy a ``torch.nn.LSTM`` (its sizes, dtype and weights).
+
+        Parameters
+        ----------
+        module : torch.nn.LSTM
+            The module to copy. ``proj_size`` must be 0; a module built with
+            ``bias=False`` gets zero biases.
+        n_threads : int, default=-1
+            Compute threads of the new module.
+
+        Returns
+        -------
+        LSTM
+        """
+        if type(module).__name__ != "LSTM" or not hasattr(module, "weight_ih_l0"):
+            raise TypeError(f"expected a torch.nn.LSTM; got {type(module).__name__}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError("LSTMs with proj_size > 0 are not supported")
+        dtype = module.weight_ih_l0.detach().cpu().numpy().dtype
+        if dtype not in _DTYPES:
+            raise ValueError(f"torch module has dtype {dtype}; expected float32 or float64")
+        new = cls(
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bidirectional,
+            dtype,
+            n_threads=n_threads,
+        )
+        for name, view in new._params.items():
+            tensor = getattr(module, name, None)
+            if tensor is None:  # bias=False
+                view[...] = 0
+            else:
+                view[...] = tensor.detach().cpu().numpy()
+        return new
+
+    # -- computation ------------------------------------------------------
+
+    def _threads(self, n_threads: int | None) -> int:
+        return self.n_threads if n_threads is None else int(n_threads)
+
+    def _state(self, value: ArrayLike | None, name: str, batch: int) -> np.ndarray:
+        shape = (self.num_layers * self.directions, batch, self.hidden_size)
+        if value is None:
+            return np.zeros(shape, dtype=self.dtype)
+        a = _float_array(value, name, self.dtype)
+        _check_shape(a, name, shape, "[num_layers * directions, batch, hidden_size]")
+        return a
+
+    def forward(
+        self,
+        x: ArrayLike,
+        h0: ArrayLike | None = None,
+        c0: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+        *,
+        n_threads: int | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Run the layers over whole sequences.
+
+        Parameters
+        ----------
+        x : array-like of shape (batch, timesteps, input_size)
+            Input sequences. Other real dtypes are converted; NaN and infinity
+            are refused (mask missing steps instead).
+        h0, c0 : array-like of shape (num_layers * directions, batch, hidden_size), optional
+            Initial states; zeros when omitted.
+        mask : array-like of shape (batch, timesteps), optional
+            False (0) marks a padded or missing step: there the state is
+            carried unchanged and the output repeats the previous output.
+        n_threads : int, optional
+            Overrides the module's thread count for this call.
+
+        Returns
+        -------
+        y : ndarray of shape (batch, timesteps, directions * hidden_size)
+            Hidden output of the last layer at every step.
+        (h_n, c_n) : ndarrays of shape (num_layers * directions, batch, hidden_size)
+            Final states of every layer and direction.
+        """
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(
+                "x must be a 3-D array [batch, timesteps, features]; got " + _describe(x)
+            )
+        if x.shape[2] != self.input_size:
+            raise ValueError(
+                f"x has {x.shape[2]} features per step; this LSTM expects "
+                f"input_size={self.input_size}"
+            )
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"x needs at least one sequence and one step; got shape {x.shape}")
+        x = _float_array(x, "x", self.dtype)
+        batch, steps = x.shape[:2]
+        h0a = self._state(h0, "h0", batch)
+        c0a = self._state(c0, "c0", batch)
+        m = None
+        if mask is not None:
+            m = np.asarray(mask)
+            _check_shape(m, "mask", (batch, steps), "[batch, timesteps]")
+            m = np.ascontiguousarray(m != 0, dtype=np.uint8)
+        y = np.empty((batch, steps, self.directions * self.hidden_size), dtype=self.dtype)
+        h_n = np.empty_like(h0a)
+        c_n = np.empty_like(c0a)
+        self._impl.forward(x, h0a, c0a, m, y, h_n, c_n, self._threads(n_threads))
+        self.__dict__["_batch"] = (batch, steps)
+        return y, (h_n, c_n)
+
+    __call__ = forward
+
+    def backward(
+        self,
+        dy: ArrayLike,
+        dh_n: ArrayLike | None = None,
+        dc_n: ArrayLike | None = None,
+        *,
+        n_threads: int | None = None,
+    ) -> LSTMGradients:
+        """Backpropagate through time for the last :meth:`forward` call.
+
+        Parameters
+        ----------
+        dy : array-like of shape (batch, timesteps, directions * hidden_size)
+            Gradient of the loss with respect to ``y``.
+        dh_n, dc_n : array-like of shape (num_layers * directions, batch, hidden_size), optional
+            Gradients with respect to ``h_n`` and ``c_n``; zero when omitted.
+        n_threads : int, optional
+            Overrides the module's thread count for this call.
+
+        Returns
+        -------
+        LSTMGradients
+            ``dx``, ``dh0``, ``dc0`` and a dict of parameter gradients (copies).
+        """
+        if self._batch is None:
+            raise RuntimeError("backward needs a forward pass first; call forward(x) before it")
+        batch, steps = self._batch
+        dya = _float_array(dy, "dy", self.dtype)
+        _check_shape(
+            dya,
+            "dy",
+            (batch, steps, self.directions * self.hidden_size),
+            "(the shape of the last forward output)",
+        )
+        dh = None if dh_n is None else self._state(dh_n, "dh_n", batch)
+        dc = None if dc_n is None else self._state(dc_n, "dc_n", batch)
+        dx = np.empty((batch, steps, self.input_size), dtype=self.dtype)
+        shape = (self.num_layers * self.directions, batch, self.hidden_size)
+        dh0 = np.empty(shape, dtype=self.dtype)
+        dc0 = np.empty(shape, dtype=self.dtype)
+        self._impl.backward(dya, dh, dc, dx, dh0, dc0, self._threads(n_threads))
+        grads = {name: g.copy() for name, g in self._grads.items()}
+        return LSTMGradients(dx, dh0, dc0, grads)
