@@ -16,8 +16,8 @@ void register_config(py::module_& m) {
   m.def("cpu_has_avx512", &cpu_has_avx512,
         "Whether the CPU and OS support AVX-512 F, BW, DQ, VL and CD.");
   m.def("available_cores", &available_cores, "Cores this process may run on.");
-  m.def("pool_size", [] { return ThreadPool::instance().size(); },
-        "Compute threads started so far.");
+  m.def(
+      "pool_size", [] { return ThreadPool::instance().size(); }, "Compute threads started so far.");
   m.def("eigen_version", [] {
     return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
            std::to_string(EIGEN_MINOR_VERSION);

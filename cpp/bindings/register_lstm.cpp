@@ -67,10 +67,10 @@ void bind_lstm(py::module_& m, const char* name) {
            }),
            py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
            py::arg("bidirectional"))
-      .def_property_readonly("parameters",
-                             [](py::object self) { return view_of(self.cast<Self&>().params, self); })
-      .def_property_readonly("gradients",
-                             [](py::object self) { return view_of(self.cast<Self&>().grads, self); })
+      .def_property_readonly(
+          "parameters", [](py::object self) { return view_of(self.cast<Self&>().params, self); })
+      .def_property_readonly(
+          "gradients", [](py::object self) { return view_of(self.cast<Self&>().grads, self); })
       .def("layout",
            [](const Self& self) {
              py::list out;
@@ -107,11 +107,11 @@ void bind_lstm(py::module_& m, const char* name) {
             // and the object's own buffers are guarded by `busy`.
             py::gil_scoped_release release;
             std::lock_guard<std::mutex> lock(self.busy);
-            lstm_forward<T>(s, self.params.data(), B, steps, x.data(), h0p, c0p, mask_ptr, yp,
-                            hnp, cnp, self.cache, n_threads);
+            lstm_forward<T>(s, self.params.data(), B, steps, x.data(), h0p, c0p, mask_ptr, yp, hnp,
+                            cnp, self.cache, n_threads);
           },
-          py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("mask"), py::arg("y"),
-          py::arg("h_n"), py::arg("c_n"), py::arg("n_threads"))
+          py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("mask"), py::arg("y"), py::arg("h_n"),
+          py::arg("c_n"), py::arg("n_threads"))
       .def(
           "backward",
           [](Self& self, const CArray<T>& dy, py::object dh_n, py::object dc_n, CArray<T>& dx,

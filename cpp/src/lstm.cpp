@@ -90,8 +90,8 @@ inline void cell_forward(T* a, const T* bias, const T* c_prev, T* c, T* h, int H
 // dc (gradient of c_t from step t+1), writes da [G] and replaces dc with the
 // gradient of c_{t-1}.
 template <typename T>
-inline void cell_backward(const T* act, const T* c, const T* c_prev, const T* dh, T* dc,
-                          T* da, int H) {
+inline void cell_backward(const T* act, const T* c, const T* c_prev, const T* dh, T* dc, T* da,
+                          int H) {
   ConstVec<T> i(act, H), f(act + H, H), g(act + 2 * H, H), o(act + 3 * H, H);
   ConstVec<T> dhv(dh, H);
   Vec<T> dcv(dc, H);
@@ -115,10 +115,9 @@ void copy_row(T* dst, const T* src, int n) {
 
 void LstmSpec::validate() const {
   if (input_size < 1 || hidden_size < 1 || num_layers < 1) {
-    throw std::invalid_argument("LSTM sizes must be positive: input_size=" +
-                                std::to_string(input_size) +
-                                ", hidden_size=" + std::to_string(hidden_size) +
-                                ", num_layers=" + std::to_string(num_layers));
+    throw std::invalid_argument(
+        "LSTM sizes must be positive: input_size=" + std::to_string(input_size) + ", hidden_size=" +
+        std::to_string(hidden_size) + ", num_layers=" + std::to_string(num_layers));
   }
 }
 
@@ -158,9 +157,9 @@ std::vector<TensorInfo> lstm_parameter_layout(const LstmSpec& spec) {
 }
 
 template <typename T>
-void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const T* x,
-                  const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
-                  LstmCache<T>& cache, int n_threads) {
+void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const T* x, const T* h0,
+                  const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n, LstmCache<T>& cache,
+                  int n_threads) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
@@ -196,11 +195,10 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   for (int l = 0; l < L; ++l) {
     const int F = spec.layer_input_size(l);
     const T* in = l == 0 ? cache.x.data() : cache.outputs[l - 1].data();  // [B, T, F]
-    T* out = l == L - 1 ? y : cache.outputs[l].data();                      // [B, T, D*H]
+    T* out = l == L - 1 ? y : cache.outputs[l].data();                    // [B, T, D*H]
     for (int d = 0; d < D; ++d) {
       const Block<T> p = block(spec, params_mut, l, d);
-      Vec<T>(cache.bias_sum[l * D + d].data(), G) =
-          ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+      Vec<T>(cache.bias_sum[l * D + d].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
     }
     parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
       const int d = static_cast<int>(task) / chunks;
@@ -208,8 +206,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       const int nb = std::min(kBatchChunk, B - b0);
       const int ld = l * D + d;
       const Block<T> p = block(spec, params_mut, l, d);
-      T* gates = cache.gates[ld].data();      // [B, T, G]
-      T* cells = cache.cells[ld].data();      // [B, T, H]
+      T* gates = cache.gates[ld].data();        // [B, T, G]
+      T* cells = cache.cells[ld].data();        // [B, T, H]
       T* hprev = cache.prev_hidden[ld].data();  // [B, T, H]
       const T* bias = cache.bias_sum[ld].data();
       const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
@@ -235,8 +233,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
         for (int r = 0; r < nb; ++r) {
           const int b = b0 + r;
           const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
-          const T* c_prev = s == 0 ? c0 + (static_cast<std::size_t>(ld) * B + b) * H
-                                   : cells + (bt - dir) * H;
+          const T* c_prev =
+              s == 0 ? c0 + (static_cast<std::size_t>(ld) * B + b) * H : cells + (bt - dir) * H;
           T* h = out + bt * D * H + d * H;
           if (m && !m[bt]) {
             copy_row(cells + bt * H, c_prev, H);
@@ -261,8 +259,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
 
 template <typename T>
 void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, const T* dy,
-                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams,
-                   int n_threads) {
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams, int n_threads) {
   if (!cache.ready) throw std::logic_error("LSTM backward called before forward");
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
   const int B = cache.batch, steps = cache.steps;
@@ -300,18 +297,22 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       const int nb = std::min(kBatchChunk, B - b0);
       const int ld = l * D + d;
       const Block<T> p = block(spec, params_mut, l, d);
-      const T* act = cache.gates[ld].data();   // [B, T, G]
-      const T* cells = cache.cells[ld].data(); // [B, T, H]
-      T* da = cache.dgates[d].data();          // [B, T, G]
-      T* dh = cache.dh[d].data() + static_cast<std::size_t>(b0) * H;       // [nb, H]
+      const T* act = cache.gates[ld].data();                          // [B, T, G]
+      const T* cells = cache.cells[ld].data();                        // [B, T, H]
+      T* da = cache.dgates[d].data();                                 // [B, T, G]
+      T* dh = cache.dh[d].data() + static_cast<std::size_t>(b0) * H;  // [nb, H]
       T* dh_next = cache.dh_next[d].data() + static_cast<std::size_t>(b0) * H;
-      T* dc = cache.dc[d].data() + static_cast<std::size_t>(b0) * H;       // [nb, H]
+      T* dc = cache.dc[d].data() + static_cast<std::size_t>(b0) * H;  // [nb, H]
       const std::size_t state0 = (static_cast<std::size_t>(ld) * B + b0) * H;
       const std::size_t n_state = static_cast<std::size_t>(nb) * H;
-      if (dh_n) copy_row(dh, dh_n + state0, static_cast<int>(n_state));
-      else std::fill(dh, dh + n_state, T(0));
-      if (dc_n) copy_row(dc, dc_n + state0, static_cast<int>(n_state));
-      else std::fill(dc, dc + n_state, T(0));
+      if (dh_n)
+        copy_row(dh, dh_n + state0, static_cast<int>(n_state));
+      else
+        std::fill(dh, dh + n_state, T(0));
+      if (dc_n)
+        copy_row(dc, dc_n + state0, static_cast<int>(n_state));
+      else
+        std::fill(dc, dc + n_state, T(0));
 
       const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
       const int first = d == 0 ? 0 : steps - 1;
@@ -334,10 +335,9 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
           }
         }
         // a_t = ... + W_hh h_{t-1}  =>  dh_{t-1} = da_t W_hh: [nb, G] x [G, H].
-        mat(dh_next, nb, H, H).noalias() =
-            mat(static_cast<const T*>(da + (row0 + t) * G), nb, G,
-                static_cast<Eigen::Index>(steps) * G) *
-            W_hh;
+        mat(dh_next, nb, H, H).noalias() = mat(static_cast<const T*>(da + (row0 + t) * G), nb, G,
+                                               static_cast<Eigen::Index>(steps) * G) *
+                                           W_hh;
         for (int r = 0; r < nb; ++r) {
           const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
           // A masked step carried h_{t-1} through unchanged.
@@ -360,11 +360,13 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
         for (int d = 0; d < D; ++d) {
           // a = W_ih x + ...  =>  dx = da W_ih: [nb*T, G] x [G, F].
           const Block<T> p = block(spec, params_mut, l, d);
-          const auto dA = mat(static_cast<const T*>(cache.dgates[d].data() + row0 * G),
-                              nb * steps, G, G);
+          const auto dA =
+              mat(static_cast<const T*>(cache.dgates[d].data() + row0 * G), nb * steps, G, G);
           const auto W_ih = mat(static_cast<const T*>(p.w_ih), G, F, F);
-          if (d == 0) dX.noalias() = dA * W_ih;
-          else dX.noalias() += dA * W_ih;
+          if (d == 0)
+            dX.noalias() = dA * W_ih;
+          else
+            dX.noalias() += dA * W_ih;
         }
         return;
       }
@@ -389,10 +391,10 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   }
 }
 
-#define LSTMLEARN_INSTANTIATE(T)                                                               \
-  template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*,       \
-                                const T*, const std::uint8_t*, T*, T*, T*, LstmCache<T>&, int); \
-  template void lstm_backward<T>(const LstmSpec&, const T*, LstmCache<T>&, const T*, const T*, \
+#define LSTMLEARN_INSTANTIATE(T)                                                                   \
+  template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*, const T*, \
+                                const std::uint8_t*, T*, T*, T*, LstmCache<T>&, int);              \
+  template void lstm_backward<T>(const LstmSpec&, const T*, LstmCache<T>&, const T*, const T*,     \
                                  const T*, T*, T*, T*, T*, int);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)

@@ -69,19 +69,19 @@ struct LstmCache {
   bool has_mask = false;
   bool ready = false;  // a forward pass has filled the cache
 
-  AlignedVector<T> x;                           // [B, T, F] copy of the input
-  AlignedVector<T> h0, c0;                      // [L*D, B, H]
-  std::vector<std::uint8_t> mask;               // [B, T]
-  std::vector<AlignedVector<T>> outputs;        // per layer below the top: [B, T, D*H]
-  std::vector<AlignedVector<T>> gates;          // per (l, d): [B, T, G] activations i, f, g, o
-  std::vector<AlignedVector<T>> cells;          // per (l, d): [B, T, H] c_t
-  std::vector<AlignedVector<T>> prev_hidden;    // per (l, d): [B, T, H] h_{t-1}
-  std::vector<AlignedVector<T>> bias_sum;       // per (l, d): [G] b_ih + b_hh
+  AlignedVector<T> x;                         // [B, T, F] copy of the input
+  AlignedVector<T> h0, c0;                    // [L*D, B, H]
+  std::vector<std::uint8_t> mask;             // [B, T]
+  std::vector<AlignedVector<T>> outputs;      // per layer below the top: [B, T, D*H]
+  std::vector<AlignedVector<T>> gates;        // per (l, d): [B, T, G] activations i, f, g, o
+  std::vector<AlignedVector<T>> cells;        // per (l, d): [B, T, H] c_t
+  std::vector<AlignedVector<T>> prev_hidden;  // per (l, d): [B, T, H] h_{t-1}
+  std::vector<AlignedVector<T>> bias_sum;     // per (l, d): [G] b_ih + b_hh
 
   // Backward scratch.
-  std::vector<AlignedVector<T>> dgates;         // per d: [B, T, G] gradient of a
-  AlignedVector<T> dinput_a, dinput_b;          // [B, T, D*H] ping-pong gradient of layer inputs
-  std::vector<AlignedVector<T>> dh, dh_next, dc; // per d: [B, H]
+  std::vector<AlignedVector<T>> dgates;           // per d: [B, T, G] gradient of a
+  AlignedVector<T> dinput_a, dinput_b;            // [B, T, D*H] ping-pong gradient of layer inputs
+  std::vector<AlignedVector<T>> dh, dh_next, dc;  // per d: [B, H]
 };
 
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
@@ -97,8 +97,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int batch, int steps, c
 // into `dparams` (same layout as `params`; overwritten, not accumulated).
 template <typename T>
 void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, const T* dy,
-                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams,
-                   int n_threads);
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams, int n_threads);
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

@@ -42,8 +42,7 @@ class ThreadPool {
   // Runs fn(task) for task in [0, n_tasks) on up to n_threads pool threads and
   // returns when all are done. The first exception a task throws is rethrown
   // here after every started task has finished.
-  void parallel_for(std::size_t n_tasks, int n_threads,
-                    const std::function<void(std::size_t)>& fn);
+  void parallel_for(std::size_t n_tasks, int n_threads, const std::function<void(std::size_t)>& fn);
 
   int size() const;
 

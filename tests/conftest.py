@@ -1,0 +1,36 @@
+import os
+
+import numpy as np
+import pytest
+
+from lstmlearn.nn import LSTM
+
+
+def require_torch():
+    """Import torch for oracle tests.
+
+    Skipped only on a developer's machine without torch; CI sets
+    LSTMLEARN_REQUIRE_ORACLE=1, so a missing torch fails instead of skipping.
+    """
+    if os.environ.get("LSTMLEARN_REQUIRE_ORACLE") == "1":
+        import torch
+
+        return torch
+    return pytest.importorskip("torch")
+
+
+def random_lstm(
+    F, H, L=1, bidirectional=False, dtype=np.float64, seed=0, scale=0.5, n_threads=-1
+) -> LSTM:
+    """An LSTM with random weights and non-zero biases."""
+    lstm = LSTM(F, H, L, bidirectional, dtype, random_state=seed, n_threads=n_threads)
+    rng = np.random.default_rng(seed + 1)
+    lstm.flat_parameters[:] = rng.uniform(-scale, scale, lstm.flat_parameters.size)
+    return lstm
+
+
+def rel_err(a, b) -> float:
+    """max |a - b| relative to the largest magnitude of the reference b."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
