@@ -42,7 +42,7 @@ def test_wrong_buffer_size_is_refused():
     z = np.zeros((1, 4, 3), np.float32)
     y = np.empty((4, 5, 3), np.float32)
     with pytest.raises(ValueError, match="h0 has 6 elements, expected 12"):
-        raw.forward(x, z[:, :2], z, None, y, z.copy(), z.copy(), 1)
+        raw.forward(x, z[:, :2], z, None, None, y, z.copy(), z.copy(), 1)
 
 
 def test_wrong_dtype_is_refused_not_converted():
@@ -50,7 +50,7 @@ def test_wrong_dtype_is_refused_not_converted():
     z = np.zeros((1, 4, 3), np.float32)
     y = np.empty((4, 5, 3), np.float32)
     with pytest.raises(TypeError):
-        raw.forward(np.zeros((4, 5, 2)), z, z, None, y, z.copy(), z.copy(), 1)
+        raw.forward(np.zeros((4, 5, 2)), z, z, None, None, y, z.copy(), z.copy(), 1)
 
 
 def test_backward_before_forward():

@@ -12,10 +12,13 @@ CONFIGS = {
     "bidirectional": dict(B=2, T=4, F=2, H=3, L=1, bidirectional=True, masked=False),
     "stacked_bidirectional_masked": dict(B=3, T=5, F=2, H=2, L=2, bidirectional=True, masked=True),
     "masked": dict(B=3, T=6, F=2, H=3, L=1, bidirectional=False, masked=True),
+    "recurrent_dropout": dict(
+        B=3, T=5, F=2, H=3, L=2, bidirectional=True, masked=True, recurrent_dropout=True
+    ),
 }
 
 
-def make_problem(B, T, F, H, L, bidirectional, masked):
+def make_problem(B, T, F, H, L, bidirectional, masked, recurrent_dropout=False):
     rng = np.random.default_rng(42)
     lstm = random_lstm(F, H, L, bidirectional, seed=7)
     D = 2 if bidirectional else 1
@@ -28,13 +31,16 @@ def make_problem(B, T, F, H, L, bidirectional, masked):
         mask[0, :] = True  # one full sequence
         mask[1, -2:] = False  # padding at the end
         mask[-1, 0] = False  # a missing first step
+    rmask = None
+    if recurrent_dropout:
+        rmask = (rng.random((L * D, B, H)) > 0.3) / 0.7
     # The loss is a random linear function of every output.
     wy = rng.normal(size=(B, T, D * H))
     wh = rng.normal(size=h0.shape)
     wc = rng.normal(size=c0.shape)
 
     def loss(x_, h0_, c0_):
-        y, (h_n, c_n) = lstm.forward(x_, h0_, c0_, mask)
+        y, (h_n, c_n) = lstm.forward(x_, h0_, c0_, mask, recurrent_mask=rmask)
         return float(np.sum(y * wy) + np.sum(h_n * wh) + np.sum(c_n * wc))
 
     return lstm, x, h0, c0, mask, (wy, wh, wc), loss
@@ -61,7 +67,7 @@ def assert_grad_close(analytic, numeric, what):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_gradients_match_finite_differences(name):
     lstm, x, h0, c0, mask, (wy, wh, wc), loss = make_problem(**CONFIGS[name])
-    lstm.forward(x, h0, c0, mask)
+    loss(x, h0, c0)
     grads = lstm.backward(wy, wh, wc)
 
     def f():

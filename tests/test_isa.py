@@ -28,7 +28,7 @@ def run_raw(module, dtype):
     zeros = np.zeros((2 * L, B, H), dtype=dtype)
     y = np.empty((B, T, 2 * H), dtype=dtype)
     h_n, c_n = np.empty_like(zeros), np.empty_like(zeros)
-    raw.forward(x, zeros, zeros, None, y, h_n, c_n, -1)
+    raw.forward(x, zeros, zeros, None, None, y, h_n, c_n, -1)
     dx = np.empty_like(x)
     dh0, dc0 = np.empty_like(zeros), np.empty_like(zeros)
     raw.backward(rng.normal(size=y.shape).astype(dtype), None, None, dx, dh0, dc0, -1)

@@ -84,7 +84,8 @@ void bind_lstm(py::module_& m, const char* name) {
       .def(
           "forward",
           [](Self& self, const CArray<T>& x, const CArray<T>& h0, const CArray<T>& c0,
-             py::object mask, CArray<T>& y, CArray<T>& h_n, CArray<T>& c_n, int n_threads) {
+             py::object mask, py::object recurrent_mask, CArray<T>& y, CArray<T>& h_n,
+             CArray<T>& c_n, int n_threads) {
             if (x.ndim() != 3) throw std::invalid_argument("x must be [B, T, F]");
             const auto& s = self.spec;
             const int B = static_cast<int>(x.shape(0)), steps = static_cast<int>(x.shape(1));
@@ -98,6 +99,12 @@ void bind_lstm(py::module_& m, const char* name) {
               mask_array = mask.cast<py::array_t<std::uint8_t, py::array::c_style>>();
               mask_ptr = data_of<std::uint8_t>(mask_array, bt, "mask");
             }
+            CArray<T> rmask_array;
+            const T* rmask_ptr = nullptr;
+            if (!recurrent_mask.is_none()) {
+              rmask_array = recurrent_mask.cast<CArray<T>>();
+              rmask_ptr = data_of<T>(rmask_array, states, "recurrent_mask");
+            }
             const T* h0p = data_of<T>(h0, states, "h0");
             const T* c0p = data_of<T>(c0, states, "c0");
             T* yp = mutable_data_of<T>(y, bt * s.directions() * s.hidden_size, "y");
@@ -107,11 +114,11 @@ void bind_lstm(py::module_& m, const char* name) {
             // and the object's own buffers are guarded by `busy`.
             py::gil_scoped_release release;
             std::lock_guard<std::mutex> lock(self.busy);
-            lstm_forward<T>(s, self.params.data(), B, steps, x.data(), h0p, c0p, mask_ptr, yp, hnp,
-                            cnp, self.cache, n_threads);
+            lstm_forward<T>(s, self.params.data(), B, steps, x.data(), h0p, c0p, mask_ptr,
+                            rmask_ptr, yp, hnp, cnp, self.cache, n_threads);
           },
-          py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("mask"), py::arg("y"), py::arg("h_n"),
-          py::arg("c_n"), py::arg("n_threads"))
+          py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("mask"), py::arg("recurrent_mask"),
+          py::arg("y"), py::arg("h_n"), py::arg("c_n"), py::arg("n_threads"))
       .def(
           "backward",
           [](Self& self, const CArray<T>& dy, py::object dh_n, py::object dc_n, CArray<T>& dx,

@@ -158,8 +158,8 @@ std::vector<TensorInfo> lstm_parameter_layout(const LstmSpec& spec) {
 
 template <typename T>
 void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const T* x, const T* h0,
-                  const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n, LstmCache<T>& cache,
-                  int n_threads) {
+                  const T* c0, const std::uint8_t* mask, const T* recurrent_mask, T* y, T* h_n,
+                  T* c_n, LstmCache<T>& cache, int n_threads) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
@@ -176,6 +176,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   cache.h0.assign(h0, h0 + states);
   cache.c0.assign(c0, c0 + states);
   if (mask) cache.mask.assign(mask, mask + BT);
+  cache.has_recurrent_mask = recurrent_mask != nullptr;
+  if (recurrent_mask) cache.recurrent_mask.assign(recurrent_mask, recurrent_mask + states);
   cache.outputs.resize(L > 1 ? L - 1 : 0);
   for (auto& o : cache.outputs) grow(o, BT * D * H);
   cache.gates.resize(L * D);
@@ -189,6 +191,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
     grow(cache.bias_sum[k], static_cast<std::size_t>(G));
   }
   const std::uint8_t* m = mask ? cache.mask.data() : nullptr;
+  const T* rmask = recurrent_mask ? cache.recurrent_mask.data() : nullptr;
   const int chunks = chunk_count(B);
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
@@ -218,9 +221,20 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
 
       const int first = d == 0 ? 0 : steps - 1;
       const int dir = d == 0 ? 1 : -1;
+      // hprev holds the recurrent GEMM's input: h_{t-1}, times the recurrent
+      // dropout mask when there is one.
+      const T* r_ld = rmask ? rmask + static_cast<std::size_t>(ld) * B * H : nullptr;
+      auto store_prev = [&](T* dst, const T* h, int b) {
+        if (r_ld) {
+          Vec<T>(dst, H) =
+              ConstVec<T>(h, H) * ConstVec<T>(r_ld + static_cast<std::size_t>(b) * H, H);
+        } else {
+          copy_row(dst, h, H);
+        }
+      };
       for (int r = 0; r < nb; ++r) {
-        copy_row(hprev + ((b0 + r) * static_cast<std::size_t>(steps) + first) * H,
-                 h0 + (static_cast<std::size_t>(ld) * B + b0 + r) * H, H);
+        store_prev(hprev + ((b0 + r) * static_cast<std::size_t>(steps) + first) * H,
+                   h0 + (static_cast<std::size_t>(ld) * B + b0 + r) * H, b0 + r);
       }
       const auto W_hh_t = mat(p.w_hh, G, H, H).transpose();
       for (int s = 0; s < steps; ++s) {
@@ -237,12 +251,14 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
               s == 0 ? c0 + (static_cast<std::size_t>(ld) * B + b) * H : cells + (bt - dir) * H;
           T* h = out + bt * D * H + d * H;
           if (m && !m[bt]) {
+            const T* h_prev = s == 0 ? h0 + (static_cast<std::size_t>(ld) * B + b) * H
+                                     : out + (bt - dir) * D * H + d * H;
             copy_row(cells + bt * H, c_prev, H);
-            copy_row(h, static_cast<const T*>(hprev + bt * H), H);
+            copy_row(h, h_prev, H);
           } else {
             cell_forward(gates + bt * G, bias, c_prev, cells + bt * H, h, H);
           }
-          if (s + 1 < steps) copy_row(hprev + (bt + dir) * H, static_cast<const T*>(h), H);
+          if (s + 1 < steps) store_prev(hprev + (bt + dir) * H, h, b);
         }
       }
       const int last = first + dir * (steps - 1);
@@ -267,6 +283,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   const int chunks = chunk_count(B);
   const int gate_blocks = (G + kGateBlock - 1) / kGateBlock;
   const std::uint8_t* m = cache.has_mask ? cache.mask.data() : nullptr;
+  const T* rmask = cache.has_recurrent_mask ? cache.recurrent_mask.data() : nullptr;
   T* params_mut = const_cast<T*>(params);
 
   cache.dgates.resize(D);
@@ -340,8 +357,14 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
                                            W_hh;
         for (int r = 0; r < nb; ++r) {
           const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
-          // A masked step carried h_{t-1} through unchanged.
-          if (m && !m[bt]) copy_row(dh_next + r * H, static_cast<const T*>(dh + r * H), H);
+          T* dst = dh_next + r * H;
+          if (m && !m[bt]) {
+            // A masked step carried h_{t-1} through unchanged.
+            copy_row(dst, static_cast<const T*>(dh + r * H), H);
+          } else if (rmask) {
+            // The GEMM read h_{t-1} * recurrent dropout mask.
+            Vec<T>(dst, H) *= ConstVec<T>(rmask + state0 + static_cast<std::size_t>(r) * H, H);
+          }
         }
         std::swap(dh, dh_next);
       }
@@ -393,7 +416,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
 
 #define LSTMLEARN_INSTANTIATE(T)                                                                   \
   template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*, const T*, \
-                                const std::uint8_t*, T*, T*, T*, LstmCache<T>&, int);              \
+                                const std::uint8_t*, const T*, T*, T*, T*, LstmCache<T>&, int);    \
   template void lstm_backward<T>(const LstmSpec&, const T*, LstmCache<T>&, const T*, const T*,     \
                                  const T*, T*, T*, T*, T*, int);
 LSTMLEARN_INSTANTIATE(float)

@@ -249,6 +249,7 @@ class LSTM:
         c0: ArrayLike | None = None,
         mask: ArrayLike | None = None,
         *,
+        recurrent_mask: ArrayLike | None = None,
         n_threads: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """Run the layers over whole sequences.
@@ -263,6 +264,10 @@ class LSTM:
         mask : array-like of shape (batch, timesteps), optional
             False (0) marks a padded or missing step: there the state is
             carried unchanged and the output repeats the previous output.
+        recurrent_mask : array-like of shape (num_layers * directions, batch, hidden_size), optional
+            Multiplies h_{t-1} where it enters the recurrent product, at every
+            step (recurrent dropout as Keras does it: pass the keep mask already
+            divided by the keep probability).
         n_threads : int, optional
             Overrides the module's thread count for this call.
 
@@ -294,10 +299,13 @@ class LSTM:
             m = np.asarray(mask)
             _check_shape(m, "mask", (batch, steps), "[batch, timesteps]")
             m = np.ascontiguousarray(m != 0, dtype=np.uint8)
+        rmask = None
+        if recurrent_mask is not None:
+            rmask = self._state(recurrent_mask, "recurrent_mask", batch)
         y = np.empty((batch, steps, self.directions * self.hidden_size), dtype=self.dtype)
         h_n = np.empty_like(h0a)
         c_n = np.empty_like(c0a)
-        self._impl.forward(x, h0a, c0a, m, y, h_n, c_n, self._threads(n_threads))
+        self._impl.forward(x, h0a, c0a, m, rmask, y, h_n, c_n, self._threads(n_threads))
         self.__dict__["_batch"] = (batch, steps)
         return y, (h_n, c_n)
 

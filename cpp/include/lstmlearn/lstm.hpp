@@ -67,11 +67,13 @@ struct LstmCache {
   int batch = 0;
   int steps = 0;
   bool has_mask = false;
+  bool has_recurrent_mask = false;
   bool ready = false;  // a forward pass has filled the cache
 
   AlignedVector<T> x;                         // [B, T, F] copy of the input
   AlignedVector<T> h0, c0;                    // [L*D, B, H]
   std::vector<std::uint8_t> mask;             // [B, T]
+  AlignedVector<T> recurrent_mask;            // [L*D, B, H] dropout on h_{t-1}
   std::vector<AlignedVector<T>> outputs;      // per layer below the top: [B, T, D*H]
   std::vector<AlignedVector<T>> gates;        // per (l, d): [B, T, G] activations i, f, g, o
   std::vector<AlignedVector<T>> cells;        // per (l, d): [B, T, H] c_t
@@ -85,11 +87,14 @@ struct LstmCache {
 };
 
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
-// valid); `y`, `h_n`, `c_n` are written. The cache keeps what backward needs.
+// valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent
+// GEMM reads h_{t-1} * recurrent_mask (Keras's recurrent dropout: the mask,
+// already scaled by 1/(1-p), is fixed across time). `y`, `h_n`, `c_n` are
+// written. The cache keeps what backward needs.
 template <typename T>
 void lstm_forward(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
-                  const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
-                  LstmCache<T>& cache, int n_threads);
+                  const T* h0, const T* c0, const std::uint8_t* mask, const T* recurrent_mask, T* y,
+                  T* h_n, T* c_n, LstmCache<T>& cache, int n_threads);
 
 // Backpropagation through time for the last forward pass held in `cache`.
 // `dy` [B, T, D*H] is required; `dh_n`, `dc_n` [L*D, B, H] may be null (zero).
