@@ -6,4 +6,5 @@ PYBIND11_MODULE(LSTMLEARN_MODULE_NAME, m) {
   m.doc() = "lstmlearn engine, compiled for one instruction-set level";
   lstmlearn::register_config(m);
   lstmlearn::register_lstm(m);
+  lstmlearn::register_network(m);
 }

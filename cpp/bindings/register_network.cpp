@@ -1,0 +1,246 @@
+// Binds the sequence network: prediction, evaluation and the training epoch.
+// The Python estimators own parameters and optimizer state as NumPy arrays and
+// pass them in; this file converts, checks sizes and releases the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "bindings.hpp"
+#include "lstmlearn/network.hpp"
+
+namespace py = pybind11;
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+namespace {
+
+template <typename T>
+using CArray = py::array_t<T, py::array::c_style>;
+
+Merge parse_merge(const std::string& name) {
+  if (name == "concat") return Merge::Concat;
+  if (name == "sum") return Merge::Sum;
+  if (name == "mul") return Merge::Mul;
+  if (name == "ave") return Merge::Ave;
+  throw std::invalid_argument("unknown merge mode: " + name);
+}
+
+Loss parse_loss(const std::string& name) {
+  if (name == "squared_error") return Loss::Squared;
+  if (name == "absolute_error") return Loss::Absolute;
+  if (name == "huber") return Loss::Huber;
+  if (name == "log_loss") return Loss::CrossEntropy;
+  throw std::invalid_argument("unknown loss: " + name);
+}
+
+OptimizerKind parse_optimizer(const std::string& name) {
+  if (name == "adam") return OptimizerKind::Adam;
+  if (name == "sgd") return OptimizerKind::Sgd;
+  if (name == "rmsprop") return OptimizerKind::RmsProp;
+  throw std::invalid_argument("unknown optimizer: " + name);
+}
+
+void expect_size(py::ssize_t got, std::size_t want, const char* what) {
+  if (static_cast<std::size_t>(got) != want) {
+    throw std::invalid_argument(std::string(what) + " has " + std::to_string(got) +
+                                " elements, expected " + std::to_string(want));
+  }
+}
+
+// Keeps the arrays of a data set alive while the engine reads raw pointers.
+template <typename T>
+struct BoundData {
+  CArray<T> x, targets, weights;
+  py::array_t<std::uint8_t, py::array::c_style> mask;
+  py::array_t<std::int32_t, py::array::c_style> labels;
+  DataSet<T> view;
+
+  BoundData(const NetworkSpec& spec, const CArray<T>& x_, const py::object& mask_,
+            const py::object& targets_, const py::object& labels_, const py::object& weights_)
+      : x(x_) {
+    if (x.ndim() != 3 || x.shape(2) != spec.input_size) {
+      throw std::invalid_argument("x must be [N, T, input_size]");
+    }
+    view.x = x.data();
+    view.samples = static_cast<int>(x.shape(0));
+    view.steps = static_cast<int>(x.shape(1));
+    const std::size_t N = view.samples, NT = N * view.steps;
+    const std::size_t items = spec.per_step ? NT : N;
+    if (!mask_.is_none()) {
+      mask = mask_.cast<decltype(mask)>();
+      expect_size(mask.size(), NT, "mask");
+      view.mask = mask.data();
+    }
+    if (!targets_.is_none()) {
+      targets = targets_.cast<CArray<T>>();
+      expect_size(targets.size(), items * spec.output_size, "targets");
+      view.targets = targets.data();
+    }
+    if (!labels_.is_none()) {
+      labels = labels_.cast<decltype(labels)>();
+      expect_size(labels.size(), items, "labels");
+      for (py::ssize_t k = 0; k < labels.size(); ++k) {
+        if (labels.data()[k] < 0 || labels.data()[k] >= spec.output_size) {
+          throw std::invalid_argument("label out of range");
+        }
+      }
+      view.labels = labels.data();
+    }
+    if (!weights_.is_none()) {
+      weights = weights_.cast<CArray<T>>();
+      expect_size(weights.size(), items, "weights");
+      view.weights = weights.data();
+    }
+    const bool classifier = spec.loss == Loss::CrossEntropy;
+    if (classifier && !view.labels && !targets_.is_none()) {
+      throw std::invalid_argument("a log-loss network takes labels, not targets");
+    }
+    if (!classifier && view.labels)
+      throw std::invalid_argument("a regression network takes targets");
+  }
+};
+
+template <typename T>
+struct BoundNetwork {
+  Network<T> net;
+  std::mutex busy;  // the network's workspace is shared state
+  explicit BoundNetwork(const NetworkSpec& spec) : net(spec) {}
+};
+
+template <typename T>
+T* params_of(BoundNetwork<T>& self, CArray<T>& params) {
+  expect_size(params.size(), self.net.parameter_count(), "params");
+  return params.mutable_data();
+}
+
+template <typename T>
+void bind_network(py::module_& m, const char* name) {
+  using Self = BoundNetwork<T>;
+  py::class_<Self>(m, name, py::module_local())
+      .def(
+          py::init([](int input_size, std::vector<int> hidden, bool bidirectional,
+                      const std::string& merge, double dropout, double recurrent_dropout,
+                      int output_size, bool per_step, const std::string& loss, double huber_delta) {
+            NetworkSpec spec;
+            spec.input_size = input_size;
+            spec.hidden = std::move(hidden);
+            spec.bidirectional = bidirectional;
+            spec.merge = parse_merge(merge);
+            spec.dropout = dropout;
+            spec.recurrent_dropout = recurrent_dropout;
+            spec.output_size = output_size;
+            spec.per_step = per_step;
+            spec.loss = parse_loss(loss);
+            spec.huber_delta = huber_delta;
+            return new Self(spec);
+          }),
+          py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
+          py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
+          py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"))
+      .def_property_readonly("parameter_count",
+                             [](const Self& self) { return self.net.parameter_count(); })
+      .def("layout",
+           [](const Self& self) {
+             py::list out;
+             for (const auto& info : self.net.layout()) {
+               py::tuple shape(info.shape.size());
+               for (std::size_t k = 0; k < info.shape.size(); ++k) shape[k] = info.shape[k];
+               out.append(py::make_tuple(info.name, info.offset, shape));
+             }
+             return out;
+           })
+      .def(
+          "predict",
+          [](Self& self, CArray<T>& params, const CArray<T>& x, py::object mask, CArray<T>& out,
+             int batch_size, int n_threads) {
+            BoundData<T> data(self.net.spec(), x, mask, py::none(), py::none(), py::none());
+            const auto& spec = self.net.spec();
+            const std::size_t per_row = spec.per_step ? data.view.steps : 1;
+            expect_size(out.size(), data.view.samples * per_row * spec.output_size, "out");
+            if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+            T* p = params_of(self, params);
+            T* o = out.mutable_data();
+            py::gil_scoped_release release;  // arrays are held by this call's arguments
+            std::lock_guard<std::mutex> lock(self.busy);
+            self.net.predict(p, data.view, batch_size, o, n_threads);
+          },
+          py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
+          py::arg("n_threads"))
+      .def(
+          "evaluate",
+          [](Self& self, CArray<T>& params, const CArray<T>& x, py::object mask, py::object targets,
+             py::object labels, py::object weights, int batch_size, int n_threads) {
+            BoundData<T> data(self.net.spec(), x, mask, targets, labels, weights);
+            if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+            T* p = params_of(self, params);
+            py::gil_scoped_release release;  // as in predict
+            std::lock_guard<std::mutex> lock(self.busy);
+            return self.net.evaluate(p, data.view, batch_size, n_threads);
+          },
+          py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("targets"), py::arg("labels"),
+          py::arg("weights"), py::arg("batch_size"), py::arg("n_threads"))
+      .def(
+          "train_epoch",
+          [](Self& self, CArray<T>& params, CArray<T>& m, CArray<T>& v, std::int64_t step,
+             const CArray<T>& x, py::object mask, py::object targets, py::object labels,
+             py::object weights, int batch_size, bool shuffle, double alpha, double clipnorm,
+             const std::string& optimizer, double learning_rate, double beta_1, double beta_2,
+             double epsilon, double momentum, bool nesterov, double rho, std::uint64_t seed,
+             int n_threads) {
+            BoundData<T> data(self.net.spec(), x, mask, targets, labels, weights);
+            TrainOptions options;
+            options.batch_size = batch_size;
+            options.shuffle = shuffle;
+            options.alpha = alpha;
+            options.clipnorm = clipnorm;
+            options.optimizer.kind = parse_optimizer(optimizer);
+            options.optimizer.learning_rate = learning_rate;
+            options.optimizer.beta_1 = beta_1;
+            options.optimizer.beta_2 = beta_2;
+            options.optimizer.epsilon = epsilon;
+            options.optimizer.momentum = momentum;
+            options.optimizer.nesterov = nesterov;
+            options.optimizer.rho = rho;
+            T* p = params_of(self, params);
+            expect_size(m.size(), self.net.parameter_count(), "m");
+            expect_size(v.size(), self.net.parameter_count(), "v");
+            T* mp = m.mutable_data();
+            T* vp = v.mutable_data();
+            // Polled between mini-batches: Ctrl-C stops at a batch boundary.
+            auto interrupted = [] {
+              py::gil_scoped_acquire acquire;
+              return PyErr_CheckSignals() != 0;
+            };
+            EpochResult result;
+            {
+              py::gil_scoped_release release;  // arrays are held by this call's arguments
+              std::lock_guard<std::mutex> lock(self.busy);
+              result = self.net.train_epoch(p, mp, vp, step, data.view, options, seed, interrupted,
+                                            n_threads);
+            }
+            if (result.status == EpochStatus::Interrupted) throw py::error_already_set();
+            const char* status = result.status == EpochStatus::NonFinite ? "non_finite" : "ok";
+            return py::make_tuple(status, result.loss, result.batches, result.step);
+          },
+          py::arg("params"), py::arg("m"), py::arg("v"), py::arg("step"), py::arg("x"),
+          py::arg("mask"), py::arg("targets"), py::arg("labels"), py::arg("weights"),
+          py::arg("batch_size"), py::arg("shuffle"), py::arg("alpha"), py::arg("clipnorm"),
+          py::arg("optimizer"), py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"),
+          py::arg("epsilon"), py::arg("momentum"), py::arg("nesterov"), py::arg("rho"),
+          py::arg("seed"), py::arg("n_threads"));
+}
+
+}  // namespace
+
+void register_network(py::module_& m) {
+  bind_network<float>(m, "NetworkF32");
+  bind_network<double>(m, "NetworkF64");
+}
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn

@@ -1,0 +1,148 @@
+// A sequence network: stacked (optionally bidirectional) LSTM layers, a dense
+// output layer at the last step or at every step, a loss, and the training
+// epoch (shuffle, mini-batches, forward, loss, backward, L2, clipping,
+// optimizer step) in one call.
+//
+// Size key: N = samples, B = mini-batch, T = time steps, F = input features,
+// H_i = hidden units of layer i, D = directions, W_i = merged width of layer
+// i (D*H_i for concat, H_i otherwise), O = outputs (classes for a classifier).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lstmlearn/lstm.hpp"
+#include "lstmlearn/optimizer.hpp"
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+enum class Merge { Concat, Sum, Mul, Ave };
+enum class Loss { Squared, Absolute, Huber, CrossEntropy };
+
+struct NetworkSpec {
+  int input_size = 1;
+  std::vector<int> hidden{64};
+  bool bidirectional = false;
+  Merge merge = Merge::Concat;
+  double dropout = 0.0;            // on each layer's inputs, per sample and feature
+  double recurrent_dropout = 0.0;  // on h_{t-1}, per sample and unit
+  int output_size = 1;
+  bool per_step = false;  // dense output at every step, else at the last
+  Loss loss = Loss::Squared;
+  double huber_delta = 1.0;
+
+  void validate() const;
+  int merged_width(int layer) const;
+  LstmSpec layer_spec(int layer) const;
+};
+
+// Targets and weights of a data set. Exactly one of `targets` (regression:
+// [N, O] or [N, T, O]) and `labels` (class indices: [N] or [N, T]) is set.
+// `weights` ([N] or [N, T]) may be null; `mask` [N, T] may be null.
+template <typename T>
+struct DataSet {
+  const T* x = nullptr;  // [N, T, F]
+  int samples = 0;
+  int steps = 0;
+  const std::uint8_t* mask = nullptr;
+  const T* targets = nullptr;
+  const std::int32_t* labels = nullptr;
+  const T* weights = nullptr;
+};
+
+struct TrainOptions {
+  int batch_size = 32;
+  bool shuffle = true;
+  double alpha = 0.0;     // L2 penalty on weights (not biases), as scikit-learn's MLP
+  double clipnorm = 0.0;  // > 0: clip each gradient tensor to this norm (Keras)
+  OptimizerSpec optimizer;
+};
+
+enum class EpochStatus { Completed, NonFinite, Interrupted };
+
+struct EpochResult {
+  EpochStatus status = EpochStatus::Completed;
+  double loss = 0.0;      // mean training loss over the epoch's mini-batches (weighted by size)
+  int batches = 0;        // mini-batches completed
+  std::int64_t step = 0;  // optimizer updates made so far (in and before this epoch)
+};
+
+template <typename T>
+class Network {
+ public:
+  explicit Network(const NetworkSpec& spec);
+
+  const NetworkSpec& spec() const { return spec_; }
+  std::size_t parameter_count() const { return count_; }
+  // Names: layer{i}.weight_ih_l0[_reverse], ..., dense.weight [O, W], dense.bias [O].
+  const std::vector<TensorInfo>& layout() const { return layout_; }
+
+  // Outputs for `data` in mini-batches of `batch_size`: [N, O] or [N, T, O];
+  // probabilities (softmax) for cross-entropy, linear values otherwise.
+  void predict(const T* params, const DataSet<T>& data, int batch_size, T* out, int n_threads);
+
+  // Mean loss over `data` (weighted, no regularisation), without training.
+  double evaluate(const T* params, const DataSet<T>& data, int batch_size, int n_threads);
+
+  // One epoch of mini-batch training. `m`, `v` [P] hold the optimizer state
+  // and `step` the number of updates made so far. `interrupted` is polled
+  // before every mini-batch. On a non-finite loss the epoch stops before the
+  // update that would have used it.
+  EpochResult train_epoch(T* params, T* m, T* v, std::int64_t step, const DataSet<T>& data,
+                          const TrainOptions& options, std::uint64_t seed,
+                          const std::function<bool()>& interrupted, int n_threads);
+
+ private:
+  struct Layer {
+    LstmSpec spec;
+    std::size_t offset = 0;
+    LstmCache<T> cache;
+    AlignedVector<T> input;       // [B, T, F_i] dropped-out input (when dropout)
+    AlignedVector<T> input_mask;  // [B, F_i] scaled keep mask
+    AlignedVector<T> rec_mask;    // [D, B, H_i] scaled keep mask
+    AlignedVector<T> y;           // [B, T, D*H_i]
+    AlignedVector<T> merged;      // [B, T, W_i] (not used for concat)
+    AlignedVector<T> h_n, c_n;    // [D, B, H_i]
+    AlignedVector<T> dy;          // [B, T, D*H_i]
+    AlignedVector<T> dx;          // [B, T, F_i]
+    AlignedVector<T> dh_n;        // [D, B, H_i]
+  };
+
+  // Rows of `data` listed in `rows` become the current mini-batch.
+  void gather(const DataSet<T>& data, const std::uint32_t* rows, int count);
+  void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads);
+  // Loss of the current batch; fills d_out_ when `gradient`.
+  double loss(int batch, bool gradient);
+  void backward(const T* params, T* grads, int batch, int n_threads);
+  const T* layer_output(int layer) const;  // merged output [B, T, W_i]
+
+  NetworkSpec spec_;
+  std::vector<TensorInfo> layout_;
+  std::size_t count_ = 0;
+  std::size_t dense_offset_ = 0;
+  std::vector<Layer> layers_;
+
+  // Current mini-batch.
+  int steps_ = 0;
+  std::size_t last_items_ = 0;  // items counted by the last loss()
+  bool has_mask_ = false;
+  AlignedVector<T> x_;                // [B, T, F]
+  std::vector<std::uint8_t> mask_;    // [B, T]
+  AlignedVector<T> targets_;          // [B, (T,) O]
+  std::vector<std::int32_t> labels_;  // [B, (T)]
+  AlignedVector<T> weights_;          // [B, (T)]
+  bool has_weights_ = false;
+  AlignedVector<T> zeros_;          // [D, B, H] initial states
+  AlignedVector<T> state_scratch_;  // [D, B, H] dh0 / dc0 we do not need
+  AlignedVector<T> features_;       // [B, W] last-step features (per_step: unused)
+  AlignedVector<T> out_;            // [B, (T,) O]
+  AlignedVector<T> d_out_;          // [B, (T,) O]
+  AlignedVector<T> d_features_;     // [B, (T,) W]
+  AlignedVector<T> grads_;          // [P]
+};
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn

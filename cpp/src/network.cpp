@@ -1,0 +1,514 @@
+// Sequence network and its training epoch. See network.hpp for the size key.
+#include "lstmlearn/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+namespace {
+
+template <typename T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using MatMap = Eigen::Map<RowMatrix<T>>;
+template <typename T>
+using ConstMatMap = Eigen::Map<const RowMatrix<T>>;
+template <typename T>
+using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+template <typename T>
+void grow(AlignedVector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// splitmix64: a small, fast generator whose stream is the same on every
+// platform (std:: distributions are not), so seeded fits are reproducible.
+std::uint64_t next_random(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double uniform(std::uint64_t& state) {
+  return static_cast<double>(next_random(state) >> 11) * 0x1.0p-53;
+}
+
+// Unbiased integer in [0, n) by rejection.
+std::uint64_t below(std::uint64_t& state, std::uint64_t n) {
+  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  std::uint64_t r;
+  do {
+    r = next_random(state);
+  } while (r >= limit);
+  return r % n;
+}
+
+// Keep mask scaled by 1/(1-p): what inverted dropout multiplies by.
+template <typename T>
+void dropout_mask(T* mask, std::size_t n, double p, std::uint64_t& state) {
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  for (std::size_t k = 0; k < n; ++k) mask[k] = uniform(state) >= p ? scale : T(0);
+}
+
+// Merges the two directions: out [rows, W] from a, b [rows, H] with row strides.
+template <typename T>
+void merge_rows(Merge mode, const T* a, const T* b, std::size_t stride_ab, T* out,
+                std::size_t stride_out, std::size_t rows, int H) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    ConstVec<T> fa(a + r * stride_ab, H), fb(b + r * stride_ab, H);
+    T* o = out + r * stride_out;
+    switch (mode) {
+      case Merge::Concat:
+        Vec<T>(o, H) = fa;
+        Vec<T>(o + H, H) = fb;
+        break;
+      case Merge::Sum:
+        Vec<T>(o, H) = fa + fb;
+        break;
+      case Merge::Mul:
+        Vec<T>(o, H) = fa * fb;
+        break;
+      case Merge::Ave:
+        Vec<T>(o, H) = T(0.5) * (fa + fb);
+        break;
+    }
+  }
+}
+
+// Backward of merge_rows: da, db from d_out and the forward inputs a, b.
+template <typename T>
+void unmerge_rows(Merge mode, const T* d_out, std::size_t stride_out, const T* a, const T* b, T* da,
+                  T* db, std::size_t stride_ab, std::size_t rows, int H) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* d = d_out + r * stride_out;
+    Vec<T> ga(da + r * stride_ab, H), gb(db + r * stride_ab, H);
+    switch (mode) {
+      case Merge::Concat:
+        ga = ConstVec<T>(d, H);
+        gb = ConstVec<T>(d + H, H);
+        break;
+      case Merge::Sum:
+        ga = ConstVec<T>(d, H);
+        gb = ConstVec<T>(d, H);
+        break;
+      case Merge::Mul:  // out = a * b
+        ga = ConstVec<T>(d, H) * ConstVec<T>(b + r * stride_ab, H);
+        gb = ConstVec<T>(d, H) * ConstVec<T>(a + r * stride_ab, H);
+        break;
+      case Merge::Ave:
+        ga = T(0.5) * ConstVec<T>(d, H);
+        gb = T(0.5) * ConstVec<T>(d, H);
+        break;
+    }
+  }
+}
+
+bool is_weight(const std::string& name) {
+  return name.rfind("weight") != std::string::npos;  // not biases
+}
+
+}  // namespace
+
+void NetworkSpec::validate() const {
+  if (input_size < 1) throw std::invalid_argument("input_size must be positive");
+  if (hidden.empty()) throw std::invalid_argument("at least one LSTM layer is needed");
+  for (int h : hidden) {
+    if (h < 1) throw std::invalid_argument("hidden layer sizes must be positive");
+  }
+  if (output_size < 1) throw std::invalid_argument("output_size must be positive");
+  if (!(dropout >= 0.0 && dropout < 1.0) ||
+      !(recurrent_dropout >= 0.0 && recurrent_dropout < 1.0)) {
+    throw std::invalid_argument("dropout rates must be in [0, 1)");
+  }
+}
+
+int NetworkSpec::merged_width(int layer) const {
+  const int h = hidden[layer];
+  return bidirectional && merge == Merge::Concat ? 2 * h : h;
+}
+
+LstmSpec NetworkSpec::layer_spec(int layer) const {
+  return LstmSpec{layer == 0 ? input_size : merged_width(layer - 1), hidden[layer], 1,
+                  bidirectional};
+}
+
+template <typename T>
+Network<T>::Network(const NetworkSpec& spec) : spec_(spec) {
+  spec_.validate();
+  const int L = static_cast<int>(spec_.hidden.size());
+  layers_.resize(L);
+  for (int i = 0; i < L; ++i) {
+    Layer& layer = layers_[i];
+    layer.spec = spec_.layer_spec(i);
+    layer.offset = count_;
+    for (TensorInfo info : lstm_parameter_layout(layer.spec)) {
+      info.name = "layer" + std::to_string(i) + "." + info.name;
+      info.offset += count_;
+      layout_.push_back(info);
+    }
+    count_ += lstm_parameter_count(layer.spec);
+  }
+  const std::size_t W = spec_.merged_width(L - 1), O = spec_.output_size;
+  dense_offset_ = count_;
+  layout_.push_back({"dense.weight", count_, {O, W}});
+  layout_.push_back({"dense.bias", count_ + O * W, {O}});
+  count_ += O * W + O;
+}
+
+template <typename T>
+const T* Network<T>::layer_output(int i) const {
+  const Layer& layer = layers_[i];
+  const bool merged = spec_.bidirectional && spec_.merge != Merge::Concat;
+  return merged ? layer.merged.data() : layer.y.data();
+}
+
+template <typename T>
+void Network<T>::gather(const DataSet<T>& data, const std::uint32_t* rows, int count) {
+  const std::size_t T_ = data.steps, F = spec_.input_size, O = spec_.output_size;
+  const std::size_t per_row_items = spec_.per_step ? T_ : 1;
+  steps_ = data.steps;
+  has_mask_ = data.mask != nullptr;
+  has_weights_ = data.weights != nullptr;
+  grow(x_, count * T_ * F);
+  if (has_mask_ && mask_.size() < count * T_) mask_.resize(count * T_);
+  if (data.targets) grow(targets_, count * per_row_items * O);
+  if (data.labels && labels_.size() < count * per_row_items) labels_.resize(count * per_row_items);
+  if (has_weights_) grow(weights_, count * per_row_items);
+  for (int r = 0; r < count; ++r) {
+    const std::size_t src = rows[r];
+    std::memcpy(x_.data() + r * T_ * F, data.x + src * T_ * F, sizeof(T) * T_ * F);
+    if (has_mask_) std::memcpy(mask_.data() + r * T_, data.mask + src * T_, T_);
+    if (data.targets) {
+      const std::size_t n = per_row_items * O;
+      std::memcpy(targets_.data() + r * n, data.targets + src * n, sizeof(T) * n);
+    }
+    if (data.labels) {
+      std::memcpy(labels_.data() + r * per_row_items, data.labels + src * per_row_items,
+                  sizeof(std::int32_t) * per_row_items);
+    }
+    if (has_weights_) {
+      std::memcpy(weights_.data() + r * per_row_items, data.weights + src * per_row_items,
+                  sizeof(T) * per_row_items);
+    }
+  }
+}
+
+template <typename T>
+void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& rng, int n_threads) {
+  const int L = static_cast<int>(layers_.size()), D = spec_.bidirectional ? 2 : 1;
+  const std::size_t T_ = steps_;
+  const std::size_t BT = static_cast<std::size_t>(B) * T_;
+  int max_h = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
+  grow(zeros_, static_cast<std::size_t>(D) * B * max_h);
+  std::fill(zeros_.begin(), zeros_.end(), T(0));
+
+  const T* in = x_.data();
+  for (int i = 0; i < L; ++i) {
+    Layer& layer = layers_[i];
+    const int F = layer.spec.input_size, H = layer.spec.hidden_size;
+    if (training && spec_.dropout > 0.0) {
+      grow(layer.input_mask, static_cast<std::size_t>(B) * F);
+      grow(layer.input, BT * F);
+      dropout_mask(layer.input_mask.data(), static_cast<std::size_t>(B) * F, spec_.dropout, rng);
+      for (int b = 0; b < B; ++b) {
+        ConstVec<T> keep(layer.input_mask.data() + static_cast<std::size_t>(b) * F, F);
+        for (std::size_t t = 0; t < T_; ++t) {
+          const std::size_t row = (b * T_ + t) * F;
+          Vec<T>(layer.input.data() + row, F) = ConstVec<T>(in + row, F) * keep;
+        }
+      }
+      in = layer.input.data();
+    }
+    const T* rmask = nullptr;
+    if (training && spec_.recurrent_dropout > 0.0) {
+      grow(layer.rec_mask, static_cast<std::size_t>(D) * B * H);
+      dropout_mask(layer.rec_mask.data(), static_cast<std::size_t>(D) * B * H,
+                   spec_.recurrent_dropout, rng);
+      rmask = layer.rec_mask.data();
+    }
+    grow(layer.y, BT * D * H);
+    grow(layer.h_n, static_cast<std::size_t>(D) * B * H);
+    grow(layer.c_n, static_cast<std::size_t>(D) * B * H);
+    lstm_forward<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(), zeros_.data(),
+                    has_mask_ ? mask_.data() : nullptr, rmask, layer.y.data(), layer.h_n.data(),
+                    layer.c_n.data(), layer.cache, n_threads);
+    if (spec_.bidirectional && spec_.merge != Merge::Concat) {
+      grow(layer.merged, BT * H);
+      merge_rows<T>(spec_.merge, layer.y.data(), layer.y.data() + H, 2 * H, layer.merged.data(), H,
+                    BT, H);
+    }
+    in = layer_output(i);
+  }
+
+  // Dense output layer: out = features W^T + b.
+  const Layer& top = layers_[L - 1];
+  const int H = top.spec.hidden_size, W = spec_.merged_width(L - 1), O = spec_.output_size;
+  const std::size_t rows = spec_.per_step ? BT : static_cast<std::size_t>(B);
+  const T* features = in;
+  if (!spec_.per_step) {
+    // The last step of each direction is its final state h_n.
+    grow(features_, static_cast<std::size_t>(B) * W);
+    if (D == 2) {
+      merge_rows<T>(spec_.merge, top.h_n.data(), top.h_n.data() + static_cast<std::size_t>(B) * H,
+                    H, features_.data(), W, B, H);
+    } else {
+      std::memcpy(features_.data(), top.h_n.data(), sizeof(T) * B * H);
+    }
+    features = features_.data();
+  }
+  grow(out_, rows * O);
+  const T* dense = params + dense_offset_;
+  MatMap<T> out(out_.data(), rows, O);
+  out.noalias() = ConstMatMap<T>(features, rows, W) * ConstMatMap<T>(dense, O, W).transpose();
+  out.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(dense + O * W, O);
+}
+
+template <typename T>
+double Network<T>::loss(int B, bool gradient) {
+  // Returns the weighted sum of item losses; items are samples (last-step
+  // output) or unmasked steps (per-step output). d_out_ gets the gradient of
+  // the sum divided by the number of items.
+  const std::size_t T_ = steps_, O = spec_.output_size;
+  const std::size_t per_row = spec_.per_step ? T_ : 1;
+  const std::size_t rows = static_cast<std::size_t>(B) * per_row;
+  std::size_t items = 0;
+  for (std::size_t k = 0; k < rows; ++k) {
+    if (!spec_.per_step || !has_mask_ || mask_[k]) ++items;
+  }
+  last_items_ = items;
+  if (gradient) {
+    grow(d_out_, rows * O);
+    std::fill(d_out_.begin(), d_out_.begin() + rows * O, T(0));
+  }
+  if (items == 0) return 0.0;
+  const double inv_items = 1.0 / static_cast<double>(items);
+  const double delta = spec_.huber_delta;
+  double total = 0.0;
+  for (std::size_t k = 0; k < rows; ++k) {
+    if (spec_.per_step && has_mask_ && !mask_[k]) continue;
+    const double w = has_weights_ ? static_cast<double>(weights_[k]) : 1.0;
+    const T* z = out_.data() + k * O;
+    T* dz = gradient ? d_out_.data() + k * O : nullptr;
+    double item = 0.0;
+    if (spec_.loss == Loss::CrossEntropy) {
+      const int label = labels_[k];
+      const double zmax = *std::max_element(z, z + O);
+      double sum = 0.0;
+      for (std::size_t o = 0; o < O; ++o) sum += std::exp(static_cast<double>(z[o]) - zmax);
+      item = std::log(sum) - (static_cast<double>(z[label]) - zmax);
+      if (dz) {
+        for (std::size_t o = 0; o < O; ++o) {
+          const double p = std::exp(static_cast<double>(z[o]) - zmax) / sum;
+          dz[o] = static_cast<T>(w * inv_items * (p - (static_cast<int>(o) == label ? 1.0 : 0.0)));
+        }
+      }
+    } else {
+      const T* y = targets_.data() + k * O;
+      for (std::size_t o = 0; o < O; ++o) {
+        const double e = static_cast<double>(z[o]) - static_cast<double>(y[o]);
+        double l = 0.0, g = 0.0;
+        switch (spec_.loss) {
+          case Loss::Squared:
+            l = e * e;
+            g = 2.0 * e;
+            break;
+          case Loss::Absolute:
+            l = std::abs(e);
+            g = (e > 0) - (e < 0);
+            break;
+          case Loss::Huber:
+            l = std::abs(e) <= delta ? 0.5 * e * e : delta * (std::abs(e) - 0.5 * delta);
+            g = std::clamp(e, -delta, delta);
+            break;
+          case Loss::CrossEntropy:
+            break;
+        }
+        item += l / static_cast<double>(O);
+        if (dz) dz[o] = static_cast<T>(w * inv_items * g / static_cast<double>(O));
+      }
+    }
+    total += w * item;
+  }
+  return total;
+}
+
+template <typename T>
+void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
+  const int L = static_cast<int>(layers_.size()), D = spec_.bidirectional ? 2 : 1;
+  const std::size_t T_ = steps_, BT = static_cast<std::size_t>(B) * T_;
+  const Layer& top = layers_[L - 1];
+  const int W = spec_.merged_width(L - 1), O = spec_.output_size;
+  const std::size_t rows = spec_.per_step ? BT : static_cast<std::size_t>(B);
+  const T* features = spec_.per_step ? layer_output(L - 1) : features_.data();
+
+  // out = features W^T + b  =>  dW = d_out^T features, db = sum d_out,
+  // d_features = d_out W.
+  const T* dense = params + dense_offset_;
+  T* d_dense = grads + dense_offset_;
+  ConstMatMap<T> d_out(d_out_.data(), rows, O);
+  MatMap<T>(d_dense, O, W).noalias() = d_out.transpose() * ConstMatMap<T>(features, rows, W);
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d_dense + O * W, O) = d_out.colwise().sum();
+  grow(d_features_, rows * W);
+  MatMap<T>(d_features_.data(), rows, W).noalias() = d_out * ConstMatMap<T>(dense, O, W);
+
+  int max_h = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
+  grow(state_scratch_, static_cast<std::size_t>(D) * B * max_h);
+
+  const T* d_merged = d_features_.data();  // gradient of the current layer's merged output
+  for (int i = L - 1; i >= 0; --i) {
+    Layer& layer = layers_[i];
+    const int F = layer.spec.input_size, H = layer.spec.hidden_size;
+    grow(layer.dy, BT * D * H);
+    grow(layer.dx, BT * F);
+    const T* dh_n = nullptr;
+    if (i == L - 1 && !spec_.per_step) {
+      // Only the final states feed the output.
+      std::fill(layer.dy.begin(), layer.dy.begin() + BT * D * H, T(0));
+      grow(layer.dh_n, static_cast<std::size_t>(D) * B * H);
+      if (D == 2) {
+        unmerge_rows<T>(spec_.merge, d_merged, W, top.h_n.data(),
+                        top.h_n.data() + static_cast<std::size_t>(B) * H, layer.dh_n.data(),
+                        layer.dh_n.data() + static_cast<std::size_t>(B) * H, H, B, H);
+      } else {
+        std::memcpy(layer.dh_n.data(), d_merged, sizeof(T) * B * H);
+      }
+      dh_n = layer.dh_n.data();
+    } else if (D == 2) {
+      unmerge_rows<T>(spec_.merge, d_merged, spec_.merged_width(i), layer.y.data(),
+                      layer.y.data() + H, layer.dy.data(), layer.dy.data() + H, 2 * H, BT, H);
+    } else {
+      std::memcpy(layer.dy.data(), d_merged, sizeof(T) * BT * H);
+    }
+    lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(), dh_n, nullptr,
+                     layer.dx.data(), state_scratch_.data(), state_scratch_.data(),
+                     grads + layer.offset, n_threads);
+    if (spec_.dropout > 0.0) {
+      for (int b = 0; b < B; ++b) {
+        ConstVec<T> keep(layer.input_mask.data() + static_cast<std::size_t>(b) * F, F);
+        for (std::size_t t = 0; t < T_; ++t) {
+          Vec<T>(layer.dx.data() + (b * T_ + t) * F, F) *= keep;
+        }
+      }
+    }
+    d_merged = layer.dx.data();
+  }
+}
+
+template <typename T>
+void Network<T>::predict(const T* params, const DataSet<T>& data, int batch_size, T* out,
+                         int n_threads) {
+  const int N = data.samples;
+  const std::size_t O = spec_.output_size;
+  const std::size_t per_row = spec_.per_step ? static_cast<std::size_t>(data.steps) : 1;
+  std::vector<std::uint32_t> rows(N);
+  std::iota(rows.begin(), rows.end(), 0u);
+  DataSet<T> inputs{data.x, data.samples, data.steps, data.mask, nullptr, nullptr, nullptr};
+  std::uint64_t unused = 0;
+  for (int start = 0; start < N; start += batch_size) {
+    const int count = std::min(batch_size, N - start);
+    gather(inputs, rows.data() + start, count);
+    forward(params, count, false, unused, n_threads);
+    const std::size_t n = count * per_row;
+    T* dst = out + static_cast<std::size_t>(start) * per_row * O;
+    std::memcpy(dst, out_.data(), sizeof(T) * n * O);
+    if (spec_.loss == Loss::CrossEntropy) {
+      MatMap<T> p(dst, n, O);
+      p = (p.colwise() - p.rowwise().maxCoeff()).array().exp().matrix();
+      p.array().colwise() /= p.rowwise().sum().array();
+    }
+  }
+}
+
+template <typename T>
+double Network<T>::evaluate(const T* params, const DataSet<T>& data, int batch_size,
+                            int n_threads) {
+  const int N = data.samples;
+  std::vector<std::uint32_t> rows(N);
+  std::iota(rows.begin(), rows.end(), 0u);
+  std::uint64_t unused = 0;
+  double total = 0.0;
+  std::size_t items = 0;
+  for (int start = 0; start < N; start += batch_size) {
+    const int count = std::min(batch_size, N - start);
+    gather(data, rows.data() + start, count);
+    forward(params, count, false, unused, n_threads);
+    total += loss(count, false);
+    items += last_items_;
+  }
+  return items ? total / static_cast<double>(items) : 0.0;
+}
+
+template <typename T>
+EpochResult Network<T>::train_epoch(T* params, T* m, T* v, std::int64_t step,
+                                    const DataSet<T>& data, const TrainOptions& options,
+                                    std::uint64_t seed, const std::function<bool()>& interrupted,
+                                    int n_threads) {
+  const int N = data.samples;
+  if (options.batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+  std::vector<std::uint32_t> order(N);
+  std::iota(order.begin(), order.end(), 0u);
+  std::uint64_t rng = seed;
+  if (options.shuffle) {
+    for (int k = N - 1; k > 0; --k) std::swap(order[k], order[below(rng, k + 1)]);
+  }
+  grow(grads_, count_);
+  EpochResult result;
+  result.step = step;
+  double total = 0.0;
+  std::size_t total_items = 0;
+  for (int start = 0; start < N; start += options.batch_size) {
+    if (interrupted && interrupted()) {
+      result.status = EpochStatus::Interrupted;
+      break;
+    }
+    const int count = std::min(options.batch_size, N - start);
+    gather(data, order.data() + start, count);
+    forward(params, count, true, rng, n_threads);
+    const double sum = loss(count, true);
+    const std::size_t items = last_items_;
+    if (items == 0) continue;  // every step of this batch is masked
+    double batch_loss = sum / static_cast<double>(items);
+    backward(params, grads_.data(), count, n_threads);
+    for (const TensorInfo& info : layout_) {
+      std::size_t size = 1;
+      for (std::size_t s : info.shape) size *= s;
+      Vec<T> g(grads_.data() + info.offset, size);
+      ConstVec<T> p(params + info.offset, size);
+      if (options.alpha > 0.0 && is_weight(info.name)) {
+        // scikit-learn's MLP: loss += alpha/2 ||W||^2 / batch.
+        batch_loss += 0.5 * options.alpha * static_cast<double>(p.square().sum()) / count;
+        g += static_cast<T>(options.alpha / count) * p;
+      }
+      if (options.clipnorm > 0.0) {
+        const double norm = std::sqrt(static_cast<double>(g.square().sum()));
+        if (norm > options.clipnorm) g *= static_cast<T>(options.clipnorm / norm);
+      }
+    }
+    if (!std::isfinite(batch_loss) ||
+        !Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(grads_.data(), count_).isFinite().all()) {
+      result.status = EpochStatus::NonFinite;
+      break;
+    }
+    optimizer_step<T>(options.optimizer, count_, params, grads_.data(), m, v, result.step);
+    ++result.step;
+    ++result.batches;
+    total += batch_loss * static_cast<double>(items);
+    total_items += items;
+  }
+  result.loss = total_items ? total / static_cast<double>(total_items) : 0.0;
+  return result;
+}
+
+template class Network<float>;
+template class Network<double>;
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn
