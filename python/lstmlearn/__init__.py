@@ -2,5 +2,6 @@
 
 from . import nn
 from ._config import config, show_config
+from .estimators import LSTMClassifier, LSTMRegressor
 
-__all__ = ["config", "nn", "show_config"]
+__all__ = ["LSTMClassifier", "LSTMRegressor", "config", "nn", "show_config"]

@@ -47,12 +47,13 @@ def show_config(file=None) -> None:
         Where to print; standard output by default.
     """
     c = config()
+    usable = [lvl for lvl in c["isa_built"] if lvl in c["isa_supported"]]
     lines = [
         f"lstmlearn {c['version']}",
         f"  instruction set : {c['isa']}"
         + (f" (forced by {_loader.ENV_VAR})" if c["isa_forced"] else " (best this CPU supports)"),
         f"  levels built    : {', '.join(c['isa_built'])}",
-        f"  levels usable   : {', '.join(lvl for lvl in c['isa_built'] if lvl in c['isa_supported'])}",
+        f"  levels usable   : {', '.join(usable)}",
         f"  SIMD (Eigen)    : {c['simd']}",
         f"  threads         : {c['threads']} (default for n_threads=-1)",
         f"  Eigen           : {c['eigen']}",

@@ -1,0 +1,152 @@
+"""Turning user input into the engine's arrays: sequences, masks and targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Sequences:
+    """Sequences ready for the engine.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n, T, F)
+        C-contiguous, in the model's dtype; padding steps hold zeros.
+    mask : ndarray of shape (n, T) of uint8, or None
+        1 for real steps; None when every step is real.
+    lengths : ndarray of shape (n,) or None
+        Length of each sequence when the input was a list of different lengths.
+    """
+
+    x: np.ndarray
+    mask: np.ndarray | None
+    lengths: np.ndarray | None
+
+    @property
+    def ragged(self) -> bool:
+        return self.lengths is not None
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"an array of shape {a.shape}"
+
+
+def _check_numeric(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers; got an array of dtype {a.dtype}")
+
+
+def _check_finite(a: np.ndarray, name: str) -> None:
+    if not np.isfinite(a).all():
+        raise ValueError(
+            f"Input {name} contains NaN or infinity; impute those values, or pass the "
+            "sequences as a list of different lengths so that missing steps are masked"
+        )
+
+
+def _is_ragged_list(X: object) -> bool:
+    if not isinstance(X, (list, tuple)) or len(X) == 0:
+        return False
+    if not all(hasattr(s, "__len__") for s in X):
+        return False
+    return len({len(s) for s in X}) > 1
+
+
+def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> Sequences:
+    """Validate sequence input.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, T, F) or (n, T), or list of arrays (T_i, F) or (T_i,)
+        A 2-D array is taken as one feature per step. A list of sequences of
+        different lengths is padded at the end and masked.
+    dtype : numpy dtype
+        The model's float dtype.
+    n_features : int, optional
+        Features per step the model was fitted with.
+    """
+    lengths = None
+    if _is_ragged_list(X):
+        seqs = [np.asarray(s) for s in X]
+        for k, s in enumerate(seqs):
+            _check_numeric(s, f"X[{k}]")
+            if s.ndim not in (1, 2):
+                raise ValueError(
+                    "Each sequence in a list must be 1-D (timesteps,) or 2-D (timesteps, "
+                    f"features); X[{k}] is {_describe(s)}"
+                )
+        seqs = [s[:, None] if s.ndim == 1 else s for s in seqs]
+        widths = {s.shape[1] for s in seqs}
+        if len(widths) > 1:
+            raise ValueError(
+                f"All sequences must have the same number of features; got {sorted(widths)}"
+            )
+        lengths = np.array([len(s) for s in seqs])
+        if lengths.min() == 0:
+            raise ValueError(
+                f"Sequence X[{int(lengths.argmin())}] is empty; every sequence needs a step"
+            )
+        x = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), dtype=dtype)
+        for k, s in enumerate(seqs):
+            x[k, : len(s)] = s
+    else:
+        x = np.asarray(X)
+        if x.dtype == object:
+            raise ValueError(
+                "X could not be read as a numeric array; pass an array of shape "
+                "(samples, timesteps, features) or a list of 2-D sequences"
+            )
+        _check_numeric(x, "X")
+        if x.ndim == 2:
+            x = x[:, :, None]
+        elif x.ndim != 3:
+            raise ValueError(
+                "Expected a 3-D array (samples, timesteps, features) or a 2-D array (samples, "
+                f"timesteps); got {x.ndim}-D {_describe(x)}"
+            )
+        x = np.ascontiguousarray(x, dtype=dtype)
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={x.shape}) while a minimum of 1 is required."
+        )
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise ValueError(f"Found array with 0 timestep(s) or feature(s): shape={x.shape}")
+    _check_finite(x, "X")
+    if n_features is not None and x.shape[2] != n_features:
+        raise ValueError(
+            f"X has {x.shape[2]} features per step, but this model was fitted with "
+            f"{n_features} features per step"
+        )
+    mask = None
+    if lengths is not None:
+        mask = (np.arange(x.shape[1])[None, :] < lengths[:, None]).astype(np.uint8)
+    return Sequences(x, mask, lengths)
+
+
+def per_step_target(y: object, seqs: Sequences, name: str = "y") -> np.ndarray | None:
+    """Pad a per-step target given as a list of arrays; None if `y` is not such a list."""
+    if not seqs.ragged or not isinstance(y, (list, tuple)):
+        return None
+    parts = [np.asarray(v) for v in y]
+    if len(parts) != len(seqs.lengths) or any(
+        len(p) != n for p, n in zip(parts, seqs.lengths, strict=False)
+    ):
+        return None
+    T = seqs.x.shape[1]
+    tail = parts[0].shape[1:]
+    out = np.zeros((len(parts), T, *tail), dtype=np.result_type(*parts))
+    for k, p in enumerate(parts):
+        if p.shape[1:] != tail:
+            raise ValueError(f"{name}[{k}] has shape {p.shape}; expected (length, *{tail})")
+        out[k, : len(p)] = p
+    return out
+
+
+def unpad(out: np.ndarray, lengths: np.ndarray | None) -> np.ndarray | list[np.ndarray]:
+    """Per-step outputs of ragged input back to a list of arrays of each length."""
+    if lengths is None:
+        return out
+    return [out[k, :n] for k, n in enumerate(lengths)]

@@ -1,0 +1,1110 @@
+"""scikit-learn estimators backed by the C++ engine: LSTMRegressor, LSTMClassifier."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from . import _engine
+from ._data import Sequences, as_sequences, per_step_target, unpad
+
+__all__ = ["LSTMClassifier", "LSTMRegressor"]
+
+_NETWORKS = {np.dtype(np.float32): "NetworkF32", np.dtype(np.float64): "NetworkF64"}
+_PREDICT_BATCH = 256
+
+
+def _threads(n_jobs: int | None) -> int:
+    """joblib's convention for negative values; None uses every core."""
+    cores = _engine.core.available_cores()
+    if n_jobs is None:
+        return cores
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return int(n_jobs)
+
+
+def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
+    fan_out, fan_in = shape
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _orthogonal(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
+    # [4H, H] with orthonormal columns, as Keras's Orthogonal for the
+    # recurrent kernel [H, 4H].
+    q, r = np.linalg.qr(rng.normal(size=shape))
+    return q * np.sign(np.diag(r))
+
+
+class _BaseLSTM(BaseEstimator):
+    """Shared fitting machinery; see LSTMRegressor and LSTMClassifier."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "merge_mode": [StrOptions({"concat", "sum", "mul", "ave"})],
+        "return_sequences": ["boolean", None],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions({"adam", "sgd", "rmsprop"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterov": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "clipnorm": [Interval(Real, 0, None, closed="neither"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "restore_best_weights": ["boolean"],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": [Interval(Integral, 0, 2, closed="both")],
+        "warm_start": ["boolean"],
+        "callbacks": [list, tuple, callable, None],
+        "dtype": [type, str, np.dtype],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (64,),
+        *,
+        bidirectional: bool = False,
+        merge_mode: str = "concat",
+        return_sequences: bool | None = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        alpha: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 0.001,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        rho: float = 0.9,
+        clipnorm: float | None = None,
+        batch_size: int = 32,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        restore_best_weights: bool = False,
+        loss: str,
+        random_state: int | np.random.RandomState | None = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+        callbacks: Callable | Sequence[Callable] | None = None,
+        dtype: type | str = np.float32,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.return_sequences = return_sequences
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.rho = rho
+        self.clipnorm = clipnorm
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.restore_best_weights = restore_best_weights
+        self.loss = loss
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.callbacks = callbacks
+        self.dtype = dtype
+
+    # -- subclass hooks -----------------------------------------------------
+
+    def _encode_targets(self, y: object, seqs: Sequences, first: bool, classes=None):
+        raise NotImplementedError
+
+    def _score_outputs(self, out: np.ndarray, y_enc: np.ndarray, mask: np.ndarray | None) -> float:
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------
+
+    def _hidden_sizes(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not sizes or any(not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be a positive integer or a non-empty sequence of "
+                f"positive integers; got {self.hidden_layer_sizes!r}"
+            )
+        return [int(s) for s in sizes]
+
+    def _float_dtype(self) -> np.dtype:
+        dt = np.dtype(self.dtype)
+        if dt not in _NETWORKS:
+            raise ValueError(f"dtype must be float32 or float64; got {self.dtype!r}")
+        return dt
+
+    def _network(self):
+        """The engine object; rebuilt after unpickling (it is not picklable)."""
+        net = self.__dict__.get("_net")
+        if net is None:
+            net = getattr(_engine.core, _NETWORKS[self._dtype])(
+                self.n_features_in_,
+                self._hidden,
+                self.bidirectional,
+                self.merge_mode,
+                float(self.dropout),
+                float(self.recurrent_dropout),
+                self._n_outputs,
+                self._per_step,
+                self._loss_name(),
+                1.0,
+            )
+            self.__dict__["_net"] = net
+        return net
+
+    def _loss_name(self) -> str:
+        return self.loss
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_net", None)
+        return state
+
+    def _init_parameters(self, rng: np.random.RandomState) -> None:
+        """Glorot-uniform input weights, orthogonal recurrent weights, forget bias 1."""
+        net = self._network()
+        params = np.zeros(net.parameter_count, dtype=self._dtype)
+        for name, offset, shape in net.layout():
+            size = int(np.prod(shape))
+            view = params[offset : offset + size].reshape(shape)
+            if "weight_ih" in name or name == "dense.weight":
+                view[...] = _glorot(rng, shape)
+            elif "weight_hh" in name:
+                view[...] = _orthogonal(rng, shape)
+            elif "bias_ih" in name:
+                hidden = shape[0] // 4
+                view[hidden : 2 * hidden] = 1.0  # forget gate
+        self._params = params
+        self._opt_m = np.zeros_like(params)
+        self._opt_v = np.zeros_like(params)
+        self._opt_step = 0
+
+    def _infer_per_step(self, y: np.ndarray, seqs: Sequences) -> bool:
+        # Only a regressor asks: a classifier's 2-D y is always per step.
+        if self.return_sequences is not None:
+            return bool(self.return_sequences)
+        steps = seqs.x.shape[1]
+        if y.ndim == 3:
+            return True
+        return y.ndim == 2 and y.shape[1] == steps and (steps > 1 or seqs.ragged)
+
+    def _train_mask(self, seqs: Sequences) -> np.ndarray | None:
+        return seqs.mask
+
+    def _item_weights(self, sample_weight, seqs: Sequences, y_enc: np.ndarray) -> np.ndarray | None:
+        n = seqs.x.shape[0]
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (n,):
+                raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}")
+            if not np.isfinite(w).all() or (w < 0).any():
+                raise ValueError("sample_weight must be finite and non-negative")
+            if self._per_step:
+                w = np.repeat(w[:, None], seqs.x.shape[1], axis=1)
+        cw = self._class_weights(y_enc)
+        if cw is not None:
+            w = cw if w is None else w * cw
+        return None if w is None else np.ascontiguousarray(w, dtype=self._dtype)
+
+    def _class_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def _split_validation(self, seqs, y_enc, weights, rng):
+        n = seqs.x.shape[0]
+        idx = np.arange(n)
+        stratify = None
+        if isinstance(self, ClassifierMixin) and not self._per_step:
+            counts = np.bincount(y_enc)
+            if counts[counts > 0].min() >= 2:
+                stratify = y_enc
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"early_stopping needs at least 2 samples to hold out a validation_fraction of "
+                f"{self.validation_fraction}; got {n} sample(s)"
+            )
+        train_idx, val_idx = train_test_split(
+            idx, test_size=n_val, random_state=rng.randint(2**31 - 1), stratify=stratify
+        )
+
+        def take(rows):
+            sub = Sequences(
+                seqs.x[rows],
+                None if seqs.mask is None else seqs.mask[rows],
+                None if seqs.lengths is None else seqs.lengths[rows],
+            )
+            return sub, y_enc[rows], None if weights is None else weights[rows]
+
+        return take(np.sort(train_idx)), take(np.sort(val_idx))
+
+    def _engine_targets(self, y_enc: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(targets, labels) arguments of the engine."""
+        if isinstance(self, ClassifierMixin):
+            return None, np.ascontiguousarray(y_enc, dtype=np.int32)
+        return np.ascontiguousarray(y_enc, dtype=self._dtype), None
+
+    def _raw_predict(self, seqs: Sequences) -> np.ndarray:
+        net = self._network()
+        n, steps = seqs.x.shape[:2]
+        shape = (n, steps, self._n_outputs) if self._per_step else (n, self._n_outputs)
+        out = np.empty(shape, dtype=self._dtype)
+        net.predict(
+            self._params, seqs.x, seqs.mask, out, min(_PREDICT_BATCH, n), _threads(self.n_jobs)
+        )
+        return out
+
+    def _validation_metrics(self, val) -> tuple[float, float]:
+        seqs, y_enc, weights = val
+        targets, labels = self._engine_targets(y_enc)
+        loss = self._network().evaluate(
+            self._params,
+            seqs.x,
+            seqs.mask,
+            targets,
+            labels,
+            weights,
+            min(_PREDICT_BATCH, len(y_enc)),
+            _threads(self.n_jobs),
+        )
+        score = self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
+        return float(loss), float(score)
+
+    def _callbacks(self) -> list[Callable]:
+        if self.callbacks is None:
+            return []
+        if callable(self.callbacks):
+            return [self.callbacks]
+        return list(self.callbacks)
+
+    # -- fitting --------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
+        dtype = self._float_dtype()
+        hidden = self._hidden_sizes()
+        fitted = hasattr(self, "_params")
+        reuse = fitted and (incremental or self.warm_start)
+        if reuse and (dtype != self._dtype or hidden != self._hidden):
+            raise ValueError(
+                "hidden_layer_sizes and dtype cannot change between fits when warm_start=True or "
+                "in partial_fit; fit a fresh estimator instead"
+            )
+        seqs = as_sequences(X, dtype, self.n_features_in_ if reuse else None)
+        y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
+        if reuse and (n_outputs != self._n_outputs or per_step != self._per_step):
+            raise ValueError(
+                f"y has {n_outputs} output(s){' per step' if per_step else ''}; the fitted model "
+                f"has {self._n_outputs}{' per step' if self._per_step else ''}"
+            )
+
+        if not reuse:
+            self.__dict__.pop("_net", None)
+            self._dtype = dtype
+            self._hidden = hidden
+            self.n_features_in_ = seqs.x.shape[2]
+            self._n_outputs = n_outputs
+            self._per_step = per_step
+            self._rng = np.random.RandomState(
+                self.random_state
+                if not isinstance(self.random_state, np.random.RandomState)
+                else self.random_state.randint(2**31 - 1)
+            )
+            self._init_parameters(self._rng)
+            self.loss_curve_ = []
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.history_ = {"loss": [], "seconds": []}
+            self.best_loss_ = np.inf
+            self.best_validation_score_ = -np.inf if self.early_stopping else None
+            self._no_improvement = 0
+            self.n_iter_ = 0
+            self.t_ = 0
+        elif self._net_config() != self.__dict__.get("_net_config_used"):
+            self.__dict__.pop("_net", None)  # dropout or merge changed between fits
+        self.__dict__["_net_config_used"] = self._net_config()
+
+        weights = self._item_weights(sample_weight, seqs, y_enc)
+        train, val = (seqs, y_enc, weights), None
+        if self.early_stopping and not incremental:
+            train, val = self._split_validation(seqs, y_enc, weights, self._rng)
+            self.history_.setdefault("val_loss", [])
+            self.history_.setdefault("val_score", [])
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+        self._no_improvement = 0
+        best_params = None
+        epochs = 1 if incremental else self.max_iter
+        stopped_early = False
+        for _ in range(epochs):
+            logs = self._run_epoch(train, val)
+            if val is not None:
+                score = logs["val_score"]
+                if score > self.best_validation_score_:
+                    if self.restore_best_weights:
+                        best_params = self._params.copy()
+                    improved = score > self.best_validation_score_ + self.tol
+                    self.best_validation_score_ = score
+                else:
+                    improved = False
+            else:
+                improved = logs["loss"] < self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, logs["loss"])
+            self._no_improvement = 0 if improved else self._no_improvement + 1
+            stop = any(bool(cb(self, logs)) for cb in self._callbacks())
+            if stop:
+                stopped_early = True
+                break
+            if not incremental and self._no_improvement > self.n_iter_no_change:
+                stopped_early = True
+                if self.verbose:
+                    what = "Validation score" if val is not None else "Training loss"
+                    print(
+                        f"{what} did not improve more than tol={self.tol} for "
+                        f"{self.n_iter_no_change} consecutive epochs. Stopping.",
+                        file=sys.stderr,
+                    )
+                break
+        if self.verbose == 1:
+            print(file=sys.stderr)
+        if best_params is not None:
+            self._params[...] = best_params
+        if not incremental and not stopped_early:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _net_config(self) -> tuple:
+        return (
+            self.bidirectional,
+            self.merge_mode,
+            float(self.dropout),
+            float(self.recurrent_dropout),
+        )
+
+    def _run_epoch(self, train, val) -> dict[str, float]:
+        seqs, y_enc, weights = train
+        targets, labels = self._engine_targets(y_enc)
+        net = self._network()
+        snapshot = (self._params.copy(), self._opt_m.copy(), self._opt_v.copy(), self._opt_step)
+        start = time.perf_counter()
+        try:
+            status, loss, _batches, step = net.train_epoch(
+                self._params,
+                self._opt_m,
+                self._opt_v,
+                self._opt_step,
+                seqs.x,
+                self._train_mask(seqs),
+                targets,
+                labels,
+                weights,
+                self.batch_size,
+                self.shuffle,
+                float(self.alpha),
+                float(self.clipnorm or 0.0),
+                self.optimizer,
+                float(self.learning_rate),
+                float(self.beta_1),
+                float(self.beta_2),
+                float(self.epsilon),
+                float(self.momentum),
+                self.nesterov,
+                float(self.rho),
+                int(self._rng.randint(2**63 - 1, dtype=np.int64)),
+                _threads(self.n_jobs),
+            )
+        except KeyboardInterrupt:
+            self._restore(snapshot)
+            if self.verbose:
+                print(
+                    f"\nInterrupted: keeping the weights of epoch {self.n_iter_}.", file=sys.stderr
+                )
+            raise
+        if status != "ok":
+            self._restore(snapshot)
+            raise FloatingPointError(
+                f"The training loss became NaN or infinite in epoch {self.n_iter_ + 1}; the "
+                f"model keeps the weights of epoch {self.n_iter_}. Try a lower learning_rate "
+                f"(now {self.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y "
+                "(for example with StandardScaler), or a float64 dtype."
+            )
+        self._opt_step = step
+        self.n_iter_ += 1
+        self.t_ += seqs.x.shape[0]
+        seconds = time.perf_counter() - start
+        self.loss_curve_.append(float(loss))
+        self.history_["loss"].append(float(loss))
+        self.history_["seconds"].append(seconds)
+        logs = {"epoch": self.n_iter_, "loss": float(loss), "seconds": seconds}
+        if val is not None:
+            val_loss, val_score = self._validation_metrics(val)
+            self.validation_scores_.append(val_score)
+            self.history_["val_loss"].append(val_loss)
+            self.history_["val_score"].append(val_score)
+            logs.update(val_loss=val_loss, val_score=val_score)
+        self._report(logs)
+        return logs
+
+    def _restore(self, snapshot) -> None:
+        params, m, v, step = snapshot
+        self._params[...] = params
+        self._opt_m[...] = m
+        self._opt_v[...] = v
+        self._opt_step = step
+
+    def _report(self, logs: dict[str, float]) -> None:
+        if not self.verbose:
+            return
+        text = f"loss: {logs['loss']:.6g}"
+        if "val_loss" in logs:
+            text += f" - val_loss: {logs['val_loss']:.6g} - val_score: {logs['val_score']:.4f}"
+        text += f" - {logs['seconds']:.2f}s"
+        if self.verbose == 2:
+            print(f"Epoch {logs['epoch']}: {text}", file=sys.stderr)
+        else:
+            width = 30
+            done = int(width * min(1.0, logs["epoch"] / self.max_iter))
+            bar = "=" * done + "." * (width - done)
+            print(
+                f"\rEpoch {logs['epoch']}/{self.max_iter} [{bar}] {text}", end="", file=sys.stderr
+            )
+
+    # -- scikit-learn plumbing ----------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {"X_types": ["2darray", "3darray"]}
+
+    def _check_predict_input(self, X) -> Sequences:
+        check_is_fitted(self, "_params")
+        return as_sequences(X, self._dtype, self.n_features_in_)
+
+
+class LSTMRegressor(RegressorMixin, _BaseLSTM):
+    """LSTM regression for sequences, trained by the C++ engine.
+
+    Input is ``[samples, timesteps, features]`` like Keras (a 2-D array is one
+    feature per step; a list of 2-D sequences of different lengths is padded
+    and masked automatically). The output is predicted from the last step, or
+    at every step (``return_sequences``).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(64,)
+        Units of each stacked LSTM layer.
+    bidirectional : bool, default=False
+        Run each layer over the sequence in both directions.
+    merge_mode : {'concat', 'sum', 'mul', 'ave'}, default='concat'
+        How the two directions of a bidirectional layer are combined (Keras).
+    return_sequences : bool or None, default=None
+        Predict at every step. None infers it from y: a 3-D y, or a 2-D y with
+        as many columns as X has timesteps, is per step.
+    dropout : float, default=0.0
+        Fraction of each layer's input features dropped per sample in training.
+    recurrent_dropout : float, default=0.0
+        Fraction of the recurrent state dropped per sample in training.
+    alpha : float, default=0.0
+        L2 penalty on the weights (not biases), as in scikit-learn's MLP.
+    optimizer : {'adam', 'sgd', 'rmsprop'}, default='adam'
+        Update rule (Keras's formulas).
+    learning_rate : float, default=0.001
+        Step size.
+    momentum : float, default=0.0
+        Momentum of SGD and RMSprop.
+    nesterov : bool, default=False
+        Nesterov momentum for SGD.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates.
+    epsilon : float, default=1e-7
+        Adam's and RMSprop's numerical stabiliser.
+    rho : float, default=0.9
+        RMSprop's decay rate.
+    clipnorm : float or None, default=None
+        Clip each gradient tensor to this norm (Keras).
+    batch_size : int, default=32
+        Samples per mini-batch.
+    max_iter : int, default=200
+        Maximum epochs.
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+    tol : float, default=1e-4
+        Improvement that counts, for stopping (as scikit-learn's MLP).
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before training stops.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its score
+        stops improving.
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping.
+    restore_best_weights : bool, default=False
+        With early stopping, end with the weights of the best validation score.
+    loss : {'squared_error', 'absolute_error', 'huber'}, default='squared_error'
+        Training loss.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, dropout and the validation split.
+        Fits with the same seed are identical, for any n_jobs.
+    n_jobs : int or None, default=None
+        Compute threads; None uses every core, negative values count back
+        from the number of cores (-1: all).
+    verbose : {0, 1, 2}, default=0
+        1: a progress bar over epochs; 2: one line per epoch.
+    warm_start : bool, default=False
+        Continue from the fitted weights and optimizer state on the next fit.
+    callbacks : callable or list of callables, default=None
+        Each is called after every epoch as ``callback(estimator, logs)``;
+        ``logs`` holds epoch, loss, seconds and, with early stopping, val_loss
+        and val_score. A callback returning True stops training.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Precision of training and prediction.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Features per step seen in fit.
+    loss_curve_ : list of float
+        Training loss of each epoch (with the L2 penalty).
+    validation_scores_ : list of float or None
+        R² on the held-out data at each epoch, with early stopping.
+    best_loss_ : float
+        Lowest training loss.
+    best_validation_score_ : float or None
+        Highest validation score, with early stopping.
+    n_iter_ : int
+        Epochs run.
+    history_ : dict of lists
+        Per epoch: loss, seconds and, with early stopping, val_loss, val_score.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lstmlearn import LSTMRegressor
+    >>> X = np.random.rand(64, 10, 1)
+    >>> y = X.sum(axis=(1, 2))
+    >>> model = LSTMRegressor(hidden_layer_sizes=8, max_iter=5, random_state=0).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseLSTM._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber"})],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (64,),
+        *,
+        bidirectional: bool = False,
+        merge_mode: str = "concat",
+        return_sequences: bool | None = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        alpha: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 0.001,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        rho: float = 0.9,
+        clipnorm: float | None = None,
+        batch_size: int = 32,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        restore_best_weights: bool = False,
+        loss: str = "squared_error",
+        random_state: int | np.random.RandomState | None = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+        callbacks: Callable | Sequence[Callable] | None = None,
+        dtype: type | str = np.float32,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes,
+            bidirectional=bidirectional,
+            merge_mode=merge_mode,
+            return_sequences=return_sequences,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            alpha=alpha,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            momentum=momentum,
+            nesterov=nesterov,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            rho=rho,
+            clipnorm=clipnorm,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            restore_best_weights=restore_best_weights,
+            loss=loss,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            warm_start=warm_start,
+            callbacks=callbacks,
+            dtype=dtype,
+        )
+
+    def _encode_targets(self, y, seqs, first, classes=None):
+        padded = per_step_target(y, seqs)
+        if padded is not None:
+            y_arr = padded
+        else:
+            y_arr = np.asarray(y)
+            if y_arr.dtype == object:
+                raise ValueError("y could not be read as a numeric array")
+        if y_arr.dtype.kind not in "biuf":
+            raise ValueError(f"y must hold real numbers; got dtype {y_arr.dtype}")
+        n = seqs.x.shape[0]
+        if y_arr.ndim == 0 or y_arr.shape[0] != n:
+            raise ValueError(
+                f"X and y have different numbers of samples: {n} and "
+                f"{y_arr.shape[0] if y_arr.ndim else 'a scalar'}"
+            )
+        if not np.isfinite(y_arr).all():
+            raise ValueError("Input y contains NaN or infinity")
+        per_step = self._infer_per_step(y_arr, seqs) if first else self._per_step
+        if per_step:
+            steps = seqs.x.shape[1]
+            if y_arr.ndim not in (2, 3) or y_arr.shape[1] != steps:
+                raise ValueError(
+                    f"Per-step targets must have shape ({n}, {steps}) or ({n}, {steps}, outputs);"
+                    f" got {y_arr.shape}"
+                )
+            self._y_ndim = y_arr.ndim if first else self._y_ndim
+            y3 = y_arr.reshape(n, steps, -1)
+            return y3, y3.shape[2], True
+        if y_arr.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D for one output per sequence; got {y_arr.shape}")
+        if first:
+            self._y_ndim = y_arr.ndim
+        y2 = y_arr.reshape(n, -1)
+        return y2, y2.shape[1], False
+
+    def _score_outputs(self, out, y_enc, mask):
+        if self._per_step:
+            keep = np.ones(out.shape[:2], bool) if mask is None else mask.astype(bool)
+            return r2_score(y_enc[keep], out[keep])
+        return r2_score(y_enc, out)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None) -> LSTMRegressor:
+        """Fit the model to sequences X and targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T, F) or (n, T), or list of (T_i, F) arrays
+            Training sequences.
+        y : array-like of shape (n,), (n, O), (n, T) or (n, T, O), or list of per-step arrays
+            Targets, per sequence or per step.
+        sample_weight : array-like of shape (n,), optional
+            Weight of each sequence in the loss.
+
+        Returns
+        -------
+        self : LSTMRegressor
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None) -> LSTMRegressor:
+        """Train one epoch on (X, y), starting from the current weights if fitted.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self : LSTMRegressor
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X) -> np.ndarray | list[np.ndarray]:
+        """Predict targets for sequences X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T, F) or (n, T), or list of (T_i, F) arrays
+            Sequences; their length may differ from those seen in fit.
+
+        Returns
+        -------
+        y : ndarray of shape (n,) or (n, O); per step (n, T) or (n, T, O), or a
+            list of per-step arrays for a list of sequences of different lengths.
+        """
+        seqs = self._check_predict_input(X)
+        out = self._raw_predict(seqs)
+        if self._per_step:
+            if self._y_ndim == 2:
+                out = out[:, :, 0]
+            return unpad(out, seqs.lengths)
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of the predictions (over real steps for per-step targets).
+
+        Parameters
+        ----------
+        X : sequences, as in :meth:`predict`
+        y : targets, as in :meth:`fit`
+        sample_weight : array-like of shape (n,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        if not getattr(self, "_per_step", False):
+            return super().score(X, y, sample_weight)
+        seqs = self._check_predict_input(X)
+        y_enc, _, _ = self._encode_targets(y, seqs, first=False)
+        return self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
+
+
+class LSTMClassifier(ClassifierMixin, _BaseLSTM):
+    """LSTM classification for sequences, trained by the C++ engine.
+
+    One label per sequence (from the last step) or one label per step
+    (``y`` of shape ``[n, T]``). Labels may be of any hashable type; binary and
+    multiclass problems use a softmax output and log loss.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, bidirectional, merge_mode, return_sequences, dropout,
+    recurrent_dropout, alpha, optimizer, learning_rate, momentum, nesterov,
+    beta_1, beta_2, epsilon, rho, clipnorm, batch_size, max_iter, shuffle, tol,
+    n_iter_no_change, early_stopping, validation_fraction,
+    restore_best_weights, random_state, n_jobs, verbose, warm_start,
+    callbacks, dtype
+        As in :class:`LSTMRegressor`; the validation score is accuracy.
+    loss : {'log_loss'}, default='log_loss'
+        Training loss.
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes in the loss.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_, loss_curve_, validation_scores_, best_loss_,
+    best_validation_score_, n_iter_, history_
+        As in :class:`LSTMRegressor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lstmlearn import LSTMClassifier
+    >>> X = np.random.rand(64, 10, 1)
+    >>> y = np.where(X[:, 0, 0] > 0.5, "high", "low")
+    >>> model = LSTMClassifier(hidden_layer_sizes=8, max_iter=5, random_state=0).fit(X, y)
+    >>> model.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseLSTM._parameter_constraints,
+        "loss": [StrOptions({"log_loss"})],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = (64,),
+        *,
+        bidirectional: bool = False,
+        merge_mode: str = "concat",
+        return_sequences: bool | None = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        alpha: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 0.001,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        rho: float = 0.9,
+        clipnorm: float | None = None,
+        batch_size: int = 32,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        tol: float = 1e-4,
+        n_iter_no_change: int = 10,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        restore_best_weights: bool = False,
+        loss: str = "log_loss",
+        class_weight: dict | str | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        n_jobs: int | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+        callbacks: Callable | Sequence[Callable] | None = None,
+        dtype: type | str = np.float32,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes,
+            bidirectional=bidirectional,
+            merge_mode=merge_mode,
+            return_sequences=return_sequences,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            alpha=alpha,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            momentum=momentum,
+            nesterov=nesterov,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            rho=rho,
+            clipnorm=clipnorm,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            restore_best_weights=restore_best_weights,
+            loss=loss,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            warm_start=warm_start,
+            callbacks=callbacks,
+            dtype=dtype,
+        )
+        self.class_weight = class_weight
+
+    def _encode_targets(self, y, seqs, first, classes=None):
+        padded = per_step_target(y, seqs)
+        y_arr = padded if padded is not None else np.asarray(y)
+        n = seqs.x.shape[0]
+        if y_arr.ndim == 0 or y_arr.shape[0] != n:
+            raise ValueError(
+                f"X and y have different numbers of samples: {n} and "
+                f"{y_arr.shape[0] if y_arr.ndim else 'a scalar'}"
+            )
+        if y_arr.ndim > 2 or (y_arr.ndim == 2 and y_arr.shape[1] != seqs.x.shape[1]):
+            raise ValueError(
+                f"y must be labels of shape ({n},), or per-step labels of shape "
+                f"({n}, {seqs.x.shape[1]}); got {y_arr.shape}"
+            )
+        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+            raise ValueError("Input y contains NaN or infinity")
+        per_step = y_arr.ndim == 2 if first else self._per_step
+        if per_step and y_arr.ndim != 2:
+            raise ValueError(f"This model labels every step; y must have shape ({n}, T)")
+        if not per_step and y_arr.ndim != 1:
+            raise ValueError(f"This model labels whole sequences; y must have shape ({n},)")
+        keep = None
+        if per_step and seqs.mask is not None:
+            keep = seqs.mask.astype(bool)
+        seen = y_arr[keep] if keep is not None else y_arr.ravel()
+        if first:
+            found = np.unique(seen)
+            if classes is not None:
+                self.classes_ = np.unique(np.asarray(classes))
+                unknown = np.setdiff1d(found, self.classes_)
+                if unknown.size:
+                    raise ValueError(f"y has labels {unknown.tolist()} that are not in classes")
+            else:
+                self.classes_ = found
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    "The classifier needs samples of at least 2 classes in the data; got 1 "
+                    f"class: {self.classes_.tolist()}"
+                )
+        else:
+            unknown = np.setdiff1d(np.unique(seen), self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"y has labels {unknown.tolist()} not seen in the first fit; known classes "
+                    f"are {self.classes_.tolist()}"
+                )
+        codes = np.zeros(y_arr.shape, dtype=np.int32)
+        if keep is not None:
+            codes[keep] = np.searchsorted(self.classes_, y_arr[keep])
+        else:
+            codes = np.searchsorted(self.classes_, y_arr).astype(np.int32)
+        return codes, len(self.classes_), per_step
+
+    def _class_weights(self, y_enc):
+        if self.class_weight is None:
+            return None
+        cw = (
+            compute_class_weight(
+                self.class_weight, classes=np.arange(len(self.classes_)), y=y_enc.ravel()
+            )
+            if self.class_weight == "balanced"
+            else np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_])
+        )
+        return cw[y_enc]
+
+    def _score_outputs(self, out, y_enc, mask):
+        pred = out.argmax(axis=-1)
+        if self._per_step:
+            keep = np.ones(pred.shape, bool) if mask is None else mask.astype(bool)
+            return accuracy_score(y_enc[keep], pred[keep])
+        return accuracy_score(y_enc, pred)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None) -> LSTMClassifier:
+        """Fit the model to sequences X and labels y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, T, F) or (n, T), or list of (T_i, F) arrays
+            Training sequences.
+        y : array-like of shape (n,) or (n, T), or list of per-step label arrays
+            Labels, per sequence or per step.
+        sample_weight : array-like of shape (n,), optional
+            Weight of each sequence in the loss.
+
+        Returns
+        -------
+        self : LSTMClassifier
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None) -> LSTMClassifier:
+        """Train one epoch on (X, y), starting from the current weights if fitted.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in :meth:`fit`.
+        classes : array-like, optional
+            All labels the model will ever see; required on the first call.
+
+        Returns
+        -------
+        self : LSTMClassifier
+        """
+        if not hasattr(self, "_params") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : sequences, as in :meth:`fit`
+
+        Returns
+        -------
+        proba : ndarray of shape (n, n_classes), or (n, T, n_classes) per step
+            Columns follow ``classes_``.
+        """
+        seqs = self._check_predict_input(X)
+        out = self._raw_predict(seqs)
+        return unpad(out, seqs.lengths) if self._per_step else out
+
+    def predict(self, X) -> np.ndarray | list[np.ndarray]:
+        """Most probable label of each sequence (or step).
+
+        Parameters
+        ----------
+        X : sequences, as in :meth:`fit`
+
+        Returns
+        -------
+        labels : ndarray of shape (n,), or (n, T) per step
+        """
+        seqs = self._check_predict_input(X)
+        labels = self.classes_[self._raw_predict(seqs).argmax(axis=-1)]
+        return unpad(labels, seqs.lengths) if self._per_step else labels
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (over real steps for per-step labels).
+
+        Parameters
+        ----------
+        X : sequences, as in :meth:`fit`
+        y : labels, as in :meth:`fit`
+        sample_weight : array-like of shape (n,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        if not getattr(self, "_per_step", False):
+            return super().score(X, y, sample_weight)
+        seqs = self._check_predict_input(X)
+        y_enc, _, _ = self._encode_targets(y, seqs, first=False)
+        return self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
