@@ -1,11 +1,21 @@
 #include "lstmlearn/thread_pool.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
 
 #ifdef _WIN32
+// Without NOMINMAX, <windows.h> defines min and max as macros, which breaks
+// every std::min( and std::max( below.
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <process.h>
 #include <windows.h>
 #else
 #include <unistd.h>
@@ -49,6 +59,12 @@ struct PoolAccess {
     pool->worker_loop(index, generation);
     return nullptr;
   }
+#ifdef _WIN32
+  static unsigned __stdcall win_entry(void* arg) {
+    entry(arg);
+    return 0;
+  }
+#endif
 };
 
 ThreadPool& ThreadPool::instance() {
@@ -72,8 +88,22 @@ void ThreadPool::grow(int n_threads) {
   while (static_cast<int>(threads_.size()) < n_threads) {
     const int index = static_cast<int>(threads_.size());
 #ifdef _WIN32
-    const unsigned long generation = generation_;
-    threads_.emplace_back([this, index, generation] { worker_loop(index, generation); });
+    // std::thread cannot choose its stack size, and a Windows thread gets the
+    // default from the executable's header (a few MB for python.exe), too
+    // little for several of Eigen's stack buffers; reserve kWorkerStackBytes
+    // as on POSIX.
+    auto* arg = new std::tuple<ThreadPool*, int, unsigned long>(this, index, generation_);
+    unsigned id = 0;
+    const std::uintptr_t handle =
+        _beginthreadex(nullptr, static_cast<unsigned>(kWorkerStackBytes), &PoolAccess::win_entry,
+                       arg, STACK_SIZE_PARAM_IS_A_RESERVATION, &id);
+    if (handle == 0) {
+      delete arg;
+      if (threads_.empty()) throw std::runtime_error("lstmlearn: cannot start a compute thread");
+      return;  // run with the threads we have
+    }
+    CloseHandle(reinterpret_cast<HANDLE>(handle));  // the thread runs detached
+    threads_.push_back(id);
 #else
     owner_pid_ = static_cast<long>(getpid());
     pthread_attr_t attr;

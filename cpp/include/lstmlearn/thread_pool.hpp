@@ -17,9 +17,7 @@
 #include <mutex>
 #include <vector>
 
-#ifdef _WIN32
-#include <thread>
-#else
+#ifndef _WIN32
 #include <pthread.h>
 #endif
 
@@ -61,7 +59,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
 #ifdef _WIN32
-  std::vector<std::thread> threads_;
+  std::vector<unsigned> threads_;  // thread ids; the threads run detached
 #else
   std::vector<pthread_t> threads_;
   long owner_pid_ = 0;  // a forked child must not use its parent's threads
