@@ -119,6 +119,12 @@ T* params_of(BoundNetwork<T>& self, CArray<T>& params) {
 }
 
 template <typename T>
+const T* const_params_of(BoundNetwork<T>& self, const CArray<T>& params) {
+  expect_size(params.size(), self.net.parameter_count(), "params");
+  return params.data();  // may be read-only (a memory-mapped model)
+}
+
+template <typename T>
 void bind_network(py::module_& m, const char* name) {
   using Self = BoundNetwork<T>;
   py::class_<Self>(m, name, py::module_local())
@@ -156,14 +162,14 @@ void bind_network(py::module_& m, const char* name) {
            })
       .def(
           "predict",
-          [](Self& self, CArray<T>& params, const CArray<T>& x, py::object mask, CArray<T>& out,
-             int batch_size, int n_threads) {
+          [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
+             CArray<T>& out, int batch_size, int n_threads) {
             BoundData<T> data(self.net.spec(), x, mask, py::none(), py::none(), py::none());
             const auto& spec = self.net.spec();
             const std::size_t per_row = spec.per_step ? data.view.steps : 1;
             expect_size(out.size(), data.view.samples * per_row * spec.output_size, "out");
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
-            T* p = params_of(self, params);
+            const T* p = const_params_of(self, params);
             T* o = out.mutable_data();
             py::gil_scoped_release release;  // arrays are held by this call's arguments
             std::lock_guard<std::mutex> lock(self.busy);
@@ -173,11 +179,12 @@ void bind_network(py::module_& m, const char* name) {
           py::arg("n_threads"))
       .def(
           "evaluate",
-          [](Self& self, CArray<T>& params, const CArray<T>& x, py::object mask, py::object targets,
-             py::object labels, py::object weights, int batch_size, int n_threads) {
+          [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
+             py::object targets, py::object labels, py::object weights, int batch_size,
+             int n_threads) {
             BoundData<T> data(self.net.spec(), x, mask, targets, labels, weights);
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
-            T* p = params_of(self, params);
+            const T* p = const_params_of(self, params);
             py::gil_scoped_release release;  // as in predict
             std::lock_guard<std::mutex> lock(self.busy);
             return self.net.evaluate(p, data.view, batch_size, n_threads);

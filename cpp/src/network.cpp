@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -109,6 +110,14 @@ void unmerge_rows(Merge mode, const T* d_out, std::size_t stride_out, const T* a
         break;
     }
   }
+}
+
+// Eigen peels unaligned heads of element-wise loops into scalar code whose
+// rounding (FMA, fast tanh) can differ from the vector body, so a result
+// would depend on where NumPy happened to allocate the parameters.
+template <typename T>
+bool is_aligned(const T* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % EIGEN_MAX_ALIGN_BYTES == 0;
 }
 
 bool is_weight(const std::string& name) {
@@ -403,8 +412,9 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
 }
 
 template <typename T>
-void Network<T>::predict(const T* params, const DataSet<T>& data, int batch_size, T* out,
+void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch_size, T* out,
                          int n_threads) {
+  const T* params = aligned_params(user_params);
   const int N = data.samples;
   const std::size_t O = spec_.output_size;
   const std::size_t per_row = spec_.per_step ? static_cast<std::size_t>(data.steps) : 1;
@@ -417,19 +427,20 @@ void Network<T>::predict(const T* params, const DataSet<T>& data, int batch_size
     gather(inputs, rows.data() + start, count);
     forward(params, count, false, unused, n_threads);
     const std::size_t n = count * per_row;
-    T* dst = out + static_cast<std::size_t>(start) * per_row * O;
-    std::memcpy(dst, out_.data(), sizeof(T) * n * O);
     if (spec_.loss == Loss::CrossEntropy) {
-      MatMap<T> p(dst, n, O);
+      MatMap<T> p(out_.data(), n, O);  // softmax in our aligned buffer, see is_aligned
       p = (p.colwise() - p.rowwise().maxCoeff()).array().exp().matrix();
       p.array().colwise() /= p.rowwise().sum().array();
     }
+    std::memcpy(out + static_cast<std::size_t>(start) * per_row * O, out_.data(),
+                sizeof(T) * n * O);
   }
 }
 
 template <typename T>
-double Network<T>::evaluate(const T* params, const DataSet<T>& data, int batch_size,
+double Network<T>::evaluate(const T* user_params, const DataSet<T>& data, int batch_size,
                             int n_threads) {
+  const T* params = aligned_params(user_params);
   const int N = data.samples;
   std::vector<std::uint32_t> rows(N);
   std::iota(rows.begin(), rows.end(), 0u);
@@ -447,7 +458,7 @@ double Network<T>::evaluate(const T* params, const DataSet<T>& data, int batch_s
 }
 
 template <typename T>
-EpochResult Network<T>::train_epoch(T* params, T* m, T* v, std::int64_t step,
+EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t step,
                                     const DataSet<T>& data, const TrainOptions& options,
                                     std::uint64_t seed, const std::function<bool()>& interrupted,
                                     int n_threads) {
@@ -460,6 +471,11 @@ EpochResult Network<T>::train_epoch(T* params, T* m, T* v, std::int64_t step,
     for (int k = N - 1; k > 0; --k) std::swap(order[k], order[below(rng, k + 1)]);
   }
   grow(grads_, count_);
+  T* params = user_params;
+  if (!is_aligned(user_params)) {
+    params_copy_.assign(user_params, user_params + count_);
+    params = params_copy_.data();
+  }
   EpochResult result;
   result.step = step;
   double total = 0.0;
@@ -504,7 +520,15 @@ EpochResult Network<T>::train_epoch(T* params, T* m, T* v, std::int64_t step,
     total_items += items;
   }
   result.loss = total_items ? total / static_cast<double>(total_items) : 0.0;
+  if (params != user_params) std::copy(params, params + count_, user_params);
   return result;
+}
+
+template <typename T>
+const T* Network<T>::aligned_params(const T* params) {
+  if (is_aligned(params)) return params;
+  params_copy_.assign(params, params + count_);
+  return params_copy_.data();
 }
 
 template class Network<float>;

@@ -35,6 +35,8 @@ def _describe(a: np.ndarray) -> str:
 
 
 def _check_numeric(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}")
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers; got an array of dtype {a.dtype}")
 
@@ -69,6 +71,13 @@ def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> S
         Features per step the model was fitted with.
     """
     lengths = None
+    if X is None:
+        raise ValueError("X is None; expected sequences of shape (samples, timesteps, features)")
+    if hasattr(X, "tocsr") or hasattr(X, "todense"):
+        raise TypeError(
+            "Sparse input is not supported: LSTMs need dense sequences; convert X with "
+            "X.toarray() first"
+        )
     if _is_ragged_list(X):
         seqs = [np.asarray(s) for s in X]
         for k, s in enumerate(seqs):
@@ -95,17 +104,27 @@ def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> S
     else:
         x = np.asarray(X)
         if x.dtype == object:
-            raise ValueError(
-                "X could not be read as a numeric array; pass an array of shape "
-                "(samples, timesteps, features) or a list of 2-D sequences"
-            )
+            try:
+                x = x.astype(np.float64)
+            except ValueError as error:
+                raise ValueError(
+                    f"X could not be read as a numeric array ({error}); pass an array of shape "
+                    "(samples, timesteps, features) or a list of 2-D sequences"
+                ) from None
         _check_numeric(x, "X")
         if x.ndim == 2:
+            if x.shape[1] == 0:
+                raise ValueError(
+                    f"Found array with 0 feature(s) (shape={x.shape}) while a minimum of 1 is "
+                    "required."
+                )
             x = x[:, :, None]
         elif x.ndim != 3:
             raise ValueError(
                 "Expected a 3-D array (samples, timesteps, features) or a 2-D array (samples, "
-                f"timesteps); got {x.ndim}-D {_describe(x)}"
+                f"timesteps); got {x.ndim}-D {_describe(x)}. Reshape your data: "
+                "X.reshape(1, -1) for one sequence of one feature per step, "
+                "X[None] for one (timesteps, features) sequence"
             )
         x = np.ascontiguousarray(x, dtype=dtype)
     if x.shape[0] == 0:

@@ -14,7 +14,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import compute_class_weight
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -35,6 +37,19 @@ def _threads(n_jobs: int | None) -> int:
     if n_jobs < 0:
         return max(1, cores + 1 + n_jobs)
     return int(n_jobs)
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A writable copy of `a` starting on a 64-byte boundary.
+
+    The engine copies unaligned parameters before each call (its results must
+    not depend on where NumPy allocated them); aligned ones are used in place.
+    """
+    buf = np.empty(a.size * a.itemsize + 64, dtype=np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + a.size * a.itemsize].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
@@ -220,9 +235,9 @@ class _BaseLSTM(BaseEstimator):
             elif "bias_ih" in name:
                 hidden = shape[0] // 4
                 view[hidden : 2 * hidden] = 1.0  # forget gate
-        self._params = params
-        self._opt_m = np.zeros_like(params)
-        self._opt_v = np.zeros_like(params)
+        self._params = _aligned_copy(params)
+        self._opt_m = _aligned_copy(np.zeros_like(params))
+        self._opt_v = _aligned_copy(np.zeros_like(params))
         self._opt_step = 0
 
     def _infer_per_step(self, y: np.ndarray, seqs: Sequences) -> bool:
@@ -246,6 +261,8 @@ class _BaseLSTM(BaseEstimator):
                 raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}")
             if not np.isfinite(w).all() or (w < 0).any():
                 raise ValueError("sample_weight must be finite and non-negative")
+            if not w.any():
+                raise ValueError("sample_weight is zero for every sample; nothing to learn from")
             if self._per_step:
                 w = np.repeat(w[:, None], seqs.x.shape[1], axis=1)
         cw = self._class_weights(y_enc)
@@ -335,6 +352,10 @@ class _BaseLSTM(BaseEstimator):
                 "hidden_layer_sizes and dtype cannot change between fits when warm_start=True or "
                 "in partial_fit; fit a fresh estimator instead"
             )
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
         seqs = as_sequences(X, dtype, self.n_features_in_ if reuse else None)
         y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
         if reuse and (n_outputs != self._n_outputs or per_step != self._per_step):
@@ -364,7 +385,13 @@ class _BaseLSTM(BaseEstimator):
             self._no_improvement = 0
             self.n_iter_ = 0
             self.t_ = 0
-        elif self._net_config() != self.__dict__.get("_net_config_used"):
+        else:
+            # Unpickled arrays may be read-only memory maps, or unaligned.
+            for name in ("_params", "_opt_m", "_opt_v"):
+                a = getattr(self, name)
+                if not a.flags.writeable or a.ctypes.data % 64:
+                    setattr(self, name, _aligned_copy(a))
+        if reuse and self._net_config() != self.__dict__.get("_net_config_used"):
             self.__dict__.pop("_net", None)  # dropout or merge changed between fits
         self.__dict__["_net_config_used"] = self._net_config()
 
@@ -523,6 +550,7 @@ class _BaseLSTM(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = isinstance(self, RegressorMixin)
         tags.input_tags.two_d_array = True
         tags.input_tags.three_d_array = True
         tags.non_deterministic = False
@@ -722,9 +750,17 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         else:
             y_arr = np.asarray(y)
             if y_arr.dtype == object:
-                raise ValueError("y could not be read as a numeric array")
+                try:
+                    y_arr = y_arr.astype(np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        "Unknown label type: y must hold real numbers for a regressor"
+                    ) from None
         if y_arr.dtype.kind not in "biuf":
-            raise ValueError(f"y must hold real numbers; got dtype {y_arr.dtype}")
+            raise ValueError(
+                f"Unknown label type: y must hold real numbers for a regressor; got dtype "
+                f"{y_arr.dtype}"
+            )
         n = seqs.x.shape[0]
         if y_arr.ndim == 0 or y_arr.shape[0] != n:
             raise ValueError(
@@ -805,7 +841,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             list of per-step arrays for a list of sequences of different lengths.
         """
         seqs = self._check_predict_input(X)
-        out = self._raw_predict(seqs)
+        out = self._raw_predict(seqs).astype(np.float64)
         if self._per_step:
             if self._y_ndim == 2:
                 out = out[:, :, 0]
@@ -953,6 +989,18 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         padded = per_step_target(y, seqs)
         y_arr = padded if padded is not None else np.asarray(y)
         n = seqs.x.shape[0]
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1 and seqs.x.shape[1] != 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; y is flattened",
+                DataConversionWarning,
+                stacklevel=4,
+            )
+            y_arr = y_arr.ravel()
+        if y_arr.size and type_of_target(y_arr.ravel()) == "continuous":
+            raise ValueError(
+                "Unknown label type: continuous. LSTMClassifier needs class labels; use "
+                "LSTMRegressor for continuous targets"
+            )
         if y_arr.ndim == 0 or y_arr.shape[0] != n:
             raise ValueError(
                 f"X and y have different numbers of samples: {n} and "
@@ -1072,7 +1120,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             Columns follow ``classes_``.
         """
         seqs = self._check_predict_input(X)
-        out = self._raw_predict(seqs)
+        out = self._raw_predict(seqs).astype(np.float64)
         return unpad(out, seqs.lengths) if self._per_step else out
 
     def predict(self, X) -> np.ndarray | list[np.ndarray]:

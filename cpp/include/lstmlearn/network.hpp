@@ -118,6 +118,8 @@ class Network {
   double loss(int batch, bool gradient);
   void backward(const T* params, T* grads, int batch, int n_threads);
   const T* layer_output(int layer) const;  // merged output [B, T, W_i]
+  // `params`, or a copy at Eigen's alignment if it is not aligned.
+  const T* aligned_params(const T* params);
 
   NetworkSpec spec_;
   std::vector<TensorInfo> layout_;
@@ -142,6 +144,7 @@ class Network {
   AlignedVector<T> d_out_;          // [B, (T,) O]
   AlignedVector<T> d_features_;     // [B, (T,) W]
   AlignedVector<T> grads_;          // [P]
+  AlignedVector<T> params_copy_;    // [P] aligned copy of unaligned parameters
 };
 
 LSTMLEARN_END_ISA_NAMESPACE
