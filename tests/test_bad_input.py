@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import random_lstm
 
 from lstmlearn.nn import LSTM
+
+from conftest import random_lstm
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import rel_err
 
 import lstmlearn
 from lstmlearn import _loader
+
+from conftest import rel_err
 
 BASELINE = importlib.import_module("lstmlearn._core_baseline")
 BUILT = _loader.built_levels()

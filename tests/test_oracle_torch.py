@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import rel_err, require_torch
 
 from lstmlearn.nn import LSTM
+
+from conftest import rel_err, require_torch
 
 torch = require_torch()
 
@@ -106,5 +107,5 @@ def test_from_torch_without_bias_gives_zero_biases():
 def test_from_torch_refuses_projections_and_other_modules():
     with pytest.raises(ValueError, match="proj_size"):
         LSTM.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
-    with pytest.raises(TypeError, match="torch.nn.LSTM"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.LSTM"):
         LSTM.from_torch(torch.nn.GRU(3, 4))
