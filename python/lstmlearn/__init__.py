@@ -1,7 +1,22 @@
 """lstmlearn: fast LSTM networks on the CPU, in scikit-learn's idiom."""
 
-from . import nn
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, nn
 from ._config import config, show_config
 from .estimators import LSTMClassifier, LSTMRegressor
 
-__all__ = ["LSTMClassifier", "LSTMRegressor", "config", "nn", "show_config"]
+__all__ = [
+    "LSTMClassifier",
+    "LSTMRegressor",
+    "__version__",
+    "config",
+    "datasets",
+    "nn",
+    "show_config",
+]
+
+try:
+    __version__ = version("lstmlearn")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "unknown"
