@@ -184,6 +184,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   cache.cells.resize(L * D);
   cache.prev_hidden.resize(L * D);
   cache.bias_sum.resize(L * D);
+  cache.packed_w_hh.resize(L * D);
   for (int k = 0; k < L * D; ++k) {
     grow(cache.gates[k], BT * G);
     grow(cache.cells[k], BT * H);
@@ -202,6 +203,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
     for (int d = 0; d < D; ++d) {
       const Block<T> p = block(spec, params_mut, l, d);
       Vec<T>(cache.bias_sum[l * D + d].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+      // B = W_hh^T [H, G], packed once for all steps and batch chunks.
+      pack_matrix(static_cast<const T*>(p.w_hh), H, G, H, true, cache.packed_w_hh[l * D + d]);
     }
     parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
       const int d = static_cast<int>(task) / chunks;
@@ -236,14 +239,12 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
         store_prev(hprev + ((b0 + r) * static_cast<std::size_t>(steps) + first) * H,
                    h0 + (static_cast<std::size_t>(ld) * B + b0 + r) * H, b0 + r);
       }
-      const auto W_hh_t = mat(p.w_hh, G, H, H).transpose();
+      const PackedMatrix<T>& W_hh_t = cache.packed_w_hh[ld];
       for (int s = 0; s < steps; ++s) {
         const int t = first + dir * s;
         // a_t += h_{t-1} W_hh^T for the nb rows: [nb, H] x [H, G].
-        mat(gates + (row0 + t) * G, nb, G, static_cast<Eigen::Index>(steps) * G).noalias() +=
-            mat(static_cast<const T*>(hprev + (row0 + t) * H), nb, H,
-                static_cast<Eigen::Index>(steps) * H) *
-            W_hh_t;
+        gemm_packed(nb, hprev + (row0 + t) * H, static_cast<std::ptrdiff_t>(steps) * H, W_hh_t,
+                    gates + (row0 + t) * G, static_cast<std::ptrdiff_t>(steps) * G, true);
         for (int r = 0; r < nb; ++r) {
           const int b = b0 + r;
           const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
@@ -287,6 +288,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   T* params_mut = const_cast<T*>(params);
 
   cache.dgates.resize(D);
+  cache.packed_w_hh_t.resize(L * D);
   cache.dh.resize(D);
   cache.dh_next.resize(D);
   cache.dc.resize(D);
@@ -306,6 +308,12 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
     const int F = spec.layer_input_size(l);
     const T* in = l == 0 ? cache.x.data() : cache.outputs[l - 1].data();  // [B, T, F]
     T* din = l == 0 ? dx : ((L - 1 - l) % 2 == 0 ? cache.dinput_a : cache.dinput_b).data();
+
+    for (int d = 0; d < D; ++d) {
+      // B = W_hh [G, H] for dh_{t-1} = da_t W_hh, packed once for all steps.
+      const Block<T> p = block(spec, params_mut, l, d);
+      pack_matrix(static_cast<const T*>(p.w_hh), G, H, H, false, cache.packed_w_hh_t[l * D + d]);
+    }
 
     // Time loop, backwards: fills dgates and the state gradients.
     parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
@@ -334,7 +342,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
       const int first = d == 0 ? 0 : steps - 1;
       const int dir = d == 0 ? 1 : -1;
-      const auto W_hh = mat(static_cast<const T*>(p.w_hh), G, H, H);
+      const PackedMatrix<T>& W_hh = cache.packed_w_hh_t[ld];
       for (int s = steps - 1; s >= 0; --s) {
         const int t = first + dir * s;
         for (int r = 0; r < nb; ++r) {
@@ -352,9 +360,8 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
           }
         }
         // a_t = ... + W_hh h_{t-1}  =>  dh_{t-1} = da_t W_hh: [nb, G] x [G, H].
-        mat(dh_next, nb, H, H).noalias() = mat(static_cast<const T*>(da + (row0 + t) * G), nb, G,
-                                               static_cast<Eigen::Index>(steps) * G) *
-                                           W_hh;
+        gemm_packed(nb, static_cast<const T*>(da + (row0 + t) * G),
+                    static_cast<std::ptrdiff_t>(steps) * G, W_hh, dh_next, H, false);
         for (int r = 0; r < nb; ++r) {
           const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
           T* dst = dh_next + r * H;

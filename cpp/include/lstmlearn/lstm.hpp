@@ -23,13 +23,12 @@
 #include <string>
 #include <vector>
 
+#include "lstmlearn/aligned.hpp"
+#include "lstmlearn/gemm.hpp"
 #include "lstmlearn/isa.hpp"
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
-
-template <typename T>
-using AlignedVector = std::vector<T, Eigen::aligned_allocator<T>>;
 
 struct LstmSpec {
   int input_size = 1;
@@ -70,15 +69,17 @@ struct LstmCache {
   bool has_recurrent_mask = false;
   bool ready = false;  // a forward pass has filled the cache
 
-  AlignedVector<T> x;                         // [B, T, F] copy of the input
-  AlignedVector<T> h0, c0;                    // [L*D, B, H]
-  std::vector<std::uint8_t> mask;             // [B, T]
-  AlignedVector<T> recurrent_mask;            // [L*D, B, H] dropout on h_{t-1}
-  std::vector<AlignedVector<T>> outputs;      // per layer below the top: [B, T, D*H]
-  std::vector<AlignedVector<T>> gates;        // per (l, d): [B, T, G] activations i, f, g, o
-  std::vector<AlignedVector<T>> cells;        // per (l, d): [B, T, H] c_t
-  std::vector<AlignedVector<T>> prev_hidden;  // per (l, d): [B, T, H] h_{t-1}
-  std::vector<AlignedVector<T>> bias_sum;     // per (l, d): [G] b_ih + b_hh
+  AlignedVector<T> x;                          // [B, T, F] copy of the input
+  AlignedVector<T> h0, c0;                     // [L*D, B, H]
+  std::vector<std::uint8_t> mask;              // [B, T]
+  AlignedVector<T> recurrent_mask;             // [L*D, B, H] dropout on h_{t-1}
+  std::vector<AlignedVector<T>> outputs;       // per layer below the top: [B, T, D*H]
+  std::vector<AlignedVector<T>> gates;         // per (l, d): [B, T, G] activations i, f, g, o
+  std::vector<AlignedVector<T>> cells;         // per (l, d): [B, T, H] c_t
+  std::vector<AlignedVector<T>> prev_hidden;   // per (l, d): [B, T, H] h_{t-1}
+  std::vector<PackedMatrix<T>> packed_w_hh;    // per (l, d): W_hh^T [H, G], packed
+  std::vector<PackedMatrix<T>> packed_w_hh_t;  // per (l, d): W_hh [G, H], packed (backward)
+  std::vector<AlignedVector<T>> bias_sum;      // per (l, d): [G] b_ih + b_hh
 
   // Backward scratch.
   std::vector<AlignedVector<T>> dgates;           // per d: [B, T, G] gradient of a

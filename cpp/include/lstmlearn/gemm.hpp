@@ -1,0 +1,48 @@
+// A small GEMM for the recurrent step: C[M, N] (+)= A[M, K] B[K, N] with B
+// packed once per call and reused at every time step.
+//
+// Eigen's general product packs both operands on every call; in the time loop
+// that means re-packing W_hh (4H x H) at each step for a product whose other
+// operand is only a few rows. Packing B once into column panels and streaming
+// A's rows through a register-blocked kernel removes that cost.
+//
+// Size key: M = rows of A and C (batch rows), K = inner size, N = columns;
+// NR = columns per panel, MR = rows per register tile.
+#pragma once
+
+#include <cstddef>
+
+#include "lstmlearn/aligned.hpp"
+#include "lstmlearn/isa.hpp"
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+template <typename T>
+struct PackedMatrix {
+  int rows = 0;    // K
+  int cols = 0;    // N
+  int panels = 0;  // ceil(N / NR)
+  // [panels, K, NR], columns past N are zero.
+  AlignedVector<T> data;
+};
+
+// Columns per packed panel for T on this instruction-set level.
+template <typename T>
+int packed_panel_width();
+
+// Packs B[K, N] given as W[N, K] row-major, that is B = W^T (transposed = true),
+// or as B[K, N] row-major with row stride ldb (transposed = false).
+template <typename T>
+void pack_matrix(const T* W, int K, int N, std::ptrdiff_t ldw, bool transposed,
+                 PackedMatrix<T>& out);
+
+// C[M, N] = A[M, K] B (accumulate = false) or C += A B (accumulate = true).
+// Rows of A and C may be strided; the summation order over K is fixed, so
+// results do not depend on M, on the thread or on alignment.
+template <typename T>
+void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
+                 std::ptrdiff_t ldc, bool accumulate);
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn

@@ -1,0 +1,157 @@
+#include "lstmlearn/gemm.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+namespace {
+
+template <typename T>
+using Packet = typename Eigen::internal::packet_traits<T>::type;
+template <typename T>
+constexpr int kVector = Eigen::internal::unpacket_traits<Packet<T>>::size;
+
+// Register tile: MR rows x NV vectors. AVX-512 has 32 vector registers,
+// SSE and AVX2 have 16: MR * NV accumulators + NV loads + 1 broadcast fit.
+#if defined(__AVX512F__)
+constexpr int kRows = 8;
+constexpr int kVectors = 3;
+#else
+constexpr int kRows = 6;
+constexpr int kVectors = 2;
+#endif
+
+template <typename T>
+constexpr int kPanel = kVectors * kVector<T>;
+
+// One tile: C[ROWS, NR] (+)= A[ROWS, K] Bpanel[K, NR]. Every output element
+// is a sequential FMA chain over k = 0..K-1.
+template <typename T, int ROWS>
+void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrdiff_t ldc, int cols,
+          bool accumulate) {
+  using P = Packet<T>;
+  using namespace Eigen::internal;
+  constexpr int V = kVector<T>;
+  P acc[ROWS][kVectors];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int v = 0; v < kVectors; ++v) acc[r][v] = pset1<P>(T(0));
+  }
+  for (int k = 0; k < K; ++k) {
+    P b[kVectors];
+    for (int v = 0; v < kVectors; ++v) b[v] = pload<P>(panel + k * kPanel<T> + v * V);
+    for (int r = 0; r < ROWS; ++r) {
+      const P a = pset1<P>(A[r * lda + k]);
+      for (int v = 0; v < kVectors; ++v) acc[r][v] = pmadd(a, b[v], acc[r][v]);
+    }
+  }
+  if (cols == kPanel<T>) {
+    for (int r = 0; r < ROWS; ++r) {
+      for (int v = 0; v < kVectors; ++v) {
+        T* dst = C + r * ldc + v * V;
+        pstoreu(dst, accumulate ? padd(ploadu<P>(dst), acc[r][v]) : acc[r][v]);
+      }
+    }
+    return;
+  }
+  // The last, partial panel.
+  alignas(64) T buffer[kPanel<T>];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int v = 0; v < kVectors; ++v) pstore(buffer + v * V, acc[r][v]);
+    T* dst = C + r * ldc;
+    for (int c = 0; c < cols; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
+  }
+}
+
+template <typename T, int ROWS>
+void rows_of_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C,
+                   std::ptrdiff_t ldc, int cols, bool accumulate) {
+  int r = 0;
+  for (; r + ROWS <= M; r += ROWS) {
+    tile<T, ROWS>(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);
+  }
+  const int rest = M - r;
+  A += r * lda;
+  C += r * ldc;
+  switch (rest) {  // fewer than kRows rows remain
+#define LSTMLEARN_TILE_CASE(n)                                \
+  case n:                                                     \
+    if constexpr (n < ROWS) {                                 \
+      tile<T, n>(K, A, lda, panel, C, ldc, cols, accumulate); \
+    }                                                         \
+    break;
+    LSTMLEARN_TILE_CASE(1)
+    LSTMLEARN_TILE_CASE(2)
+    LSTMLEARN_TILE_CASE(3)
+    LSTMLEARN_TILE_CASE(4)
+    LSTMLEARN_TILE_CASE(5)
+    LSTMLEARN_TILE_CASE(6)
+    LSTMLEARN_TILE_CASE(7)
+#undef LSTMLEARN_TILE_CASE
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+int packed_panel_width() {
+  return kPanel<T>;
+}
+
+template <typename T>
+void pack_matrix(const T* W, int K, int N, std::ptrdiff_t ldw, bool transposed,
+                 PackedMatrix<T>& out) {
+  constexpr int NR = kPanel<T>;
+  out.rows = K;
+  out.cols = N;
+  out.panels = (N + NR - 1) / NR;
+  const std::size_t size = static_cast<std::size_t>(out.panels) * K * NR;
+  if (out.data.size() < size) out.data.resize(size);
+  for (int p = 0; p < out.panels; ++p) {
+    T* panel = out.data.data() + static_cast<std::size_t>(p) * K * NR;
+    const int c0 = p * NR, cols = std::min(NR, N - c0);
+    if (transposed) {  // read W's rows contiguously
+      for (int c = 0; c < cols; ++c) {
+        const T* row = W + static_cast<std::ptrdiff_t>(c0 + c) * ldw;
+        for (int k = 0; k < K; ++k) panel[static_cast<std::size_t>(k) * NR + c] = row[k];
+      }
+    } else {
+      for (int k = 0; k < K; ++k) {
+        std::memcpy(panel + static_cast<std::size_t>(k) * NR, W + k * ldw + c0, sizeof(T) * cols);
+      }
+    }
+    for (int k = 0; k < K; ++k) {
+      std::fill(panel + static_cast<std::size_t>(k) * NR + cols,
+                panel + static_cast<std::size_t>(k + 1) * NR, T(0));
+    }
+  }
+}
+
+template <typename T>
+void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
+                 std::ptrdiff_t ldc, bool accumulate) {
+  constexpr int NR = kPanel<T>;
+  const int K = B.rows;
+  // Panel-major: a panel (K x NR) stays in L1/L2 while all rows stream by.
+  for (int p = 0; p < B.panels; ++p) {
+    const T* panel = B.data.data() + static_cast<std::size_t>(p) * K * NR;
+    const int c0 = p * NR, cols = std::min(NR, B.cols - c0);
+    rows_of_panel<T, kRows>(M, K, A, lda, panel, C + c0, ldc, cols, accumulate);
+  }
+}
+
+#define LSTMLEARN_INSTANTIATE(T)                                                            \
+  template int packed_panel_width<T>();                                                     \
+  template void pack_matrix<T>(const T*, int, int, std::ptrdiff_t, bool, PackedMatrix<T>&); \
+  template void gemm_packed<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, T*,   \
+                               std::ptrdiff_t, bool);
+LSTMLEARN_INSTANTIATE(float)
+LSTMLEARN_INSTANTIATE(double)
+#undef LSTMLEARN_INSTANTIATE
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn
