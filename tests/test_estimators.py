@@ -188,23 +188,33 @@ def test_warm_start_continues_training():
     assert fresh.n_iter_ == 2
 
 
-def test_interrupt_keeps_last_completed_epoch():
-    X, y = sine_windows(4000, steps=30)
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.3])
+def test_interrupt_keeps_last_completed_epoch(delay):
+    # Ctrl-C arrives `delay` seconds after the first epoch ends: in Python
+    # between epochs, or inside the C++ epoch at a mini-batch boundary.
+    X, y = sine_windows(2000, steps=30)
     params = dict(hidden_layer_sizes=64, batch_size=16, random_state=0, n_jobs=1)
-    model = LSTMRegressor(max_iter=1000, **params)
-    timer = threading.Timer(1.0, _thread.interrupt_main)
-    timer.start()
+    timers = []
+
+    def interrupt_soon(estimator, logs):
+        if logs["epoch"] == 1:
+            timers.append(threading.Timer(delay, _thread.interrupt_main))
+            timers[-1].start()
+
+    model = LSTMRegressor(max_iter=1000, callbacks=interrupt_soon, **params)
     try:
         with pytest.raises(KeyboardInterrupt):
             model.fit(X, y)
     finally:
-        timer.cancel()
+        for timer in timers:
+            timer.cancel()
     n = model.n_iter_
-    assert 1 <= n < 1000 and len(model.loss_curve_) == n
+    assert 1 <= n < 1000
+    assert len(model.loss_curve_) == len(model.history_["loss"]) == n
     # Exactly the weights of a fit that ran those n epochs.
     reference = LSTMRegressor(max_iter=n, **params).fit(X, y)
     np.testing.assert_array_equal(model.predict(X[:50]), reference.predict(X[:50]))
-    model.set_params(max_iter=1).partial_fit(X[:100], y[:100])  # still usable
+    model.set_params(max_iter=1, callbacks=None).partial_fit(X[:100], y[:100])  # still usable
 
 
 def test_non_finite_loss_stops_with_advice_and_keeps_finite_weights():

@@ -407,35 +407,46 @@ class _BaseLSTM(BaseEstimator):
         best_params = None
         epochs = 1 if incremental else self.max_iter
         stopped_early = False
-        for _ in range(epochs):
-            logs = self._run_epoch(train, val)
-            if val is not None:
-                score = logs["val_score"]
-                if score > self.best_validation_score_:
-                    if self.restore_best_weights:
-                        best_params = self._params.copy()
-                    improved = score > self.best_validation_score_ + self.tol
-                    self.best_validation_score_ = score
+        # Whatever stops training (Ctrl-C, a non-finite loss), the model ends
+        # in the state of its last completed epoch.
+        checkpoint = self._checkpoint()
+        try:
+            for _ in range(epochs):
+                logs = self._run_epoch(train, val)
+                if val is not None:
+                    score = logs["val_score"]
+                    if score > self.best_validation_score_:
+                        if self.restore_best_weights:
+                            best_params = self._params.copy()
+                        improved = score > self.best_validation_score_ + self.tol
+                        self.best_validation_score_ = score
+                    else:
+                        improved = False
                 else:
-                    improved = False
-            else:
-                improved = logs["loss"] < self.best_loss_ - self.tol
-            self.best_loss_ = min(self.best_loss_, logs["loss"])
-            self._no_improvement = 0 if improved else self._no_improvement + 1
-            stop = any(bool(cb(self, logs)) for cb in self._callbacks())
-            if stop:
-                stopped_early = True
-                break
-            if not incremental and self._no_improvement > self.n_iter_no_change:
-                stopped_early = True
-                if self.verbose:
-                    what = "Validation score" if val is not None else "Training loss"
-                    print(
-                        f"{what} did not improve more than tol={self.tol} for "
-                        f"{self.n_iter_no_change} consecutive epochs. Stopping.",
-                        file=sys.stderr,
-                    )
-                break
+                    improved = logs["loss"] < self.best_loss_ - self.tol
+                self.best_loss_ = min(self.best_loss_, logs["loss"])
+                self._no_improvement = 0 if improved else self._no_improvement + 1
+                checkpoint = self._checkpoint()  # this epoch is complete
+                stop = any(bool(cb(self, logs)) for cb in self._callbacks())
+                if stop:
+                    stopped_early = True
+                    break
+                if not incremental and self._no_improvement > self.n_iter_no_change:
+                    stopped_early = True
+                    if self.verbose:
+                        what = "Validation score" if val is not None else "Training loss"
+                        print(
+                            f"{what} did not improve more than tol={self.tol} for "
+                            f"{self.n_iter_no_change} consecutive epochs. Stopping.",
+                            file=sys.stderr,
+                        )
+                    break
+        except (KeyboardInterrupt, FloatingPointError) as error:
+            self._rollback(checkpoint)
+            if self.verbose and isinstance(error, KeyboardInterrupt):
+                epoch = self.n_iter_
+                print(f"\nInterrupted: keeping the weights of epoch {epoch}.", file=sys.stderr)
+            raise
         if self.verbose == 1:
             print(file=sys.stderr)
         if best_params is not None:
@@ -461,43 +472,33 @@ class _BaseLSTM(BaseEstimator):
         seqs, y_enc, weights = train
         targets, labels = self._engine_targets(y_enc)
         net = self._network()
-        snapshot = (self._params.copy(), self._opt_m.copy(), self._opt_v.copy(), self._opt_step)
         start = time.perf_counter()
-        try:
-            status, loss, _batches, step = net.train_epoch(
-                self._params,
-                self._opt_m,
-                self._opt_v,
-                self._opt_step,
-                seqs.x,
-                self._train_mask(seqs),
-                targets,
-                labels,
-                weights,
-                self.batch_size,
-                self.shuffle,
-                float(self.alpha),
-                float(self.clipnorm or 0.0),
-                self.optimizer,
-                float(self.learning_rate),
-                float(self.beta_1),
-                float(self.beta_2),
-                float(self.epsilon),
-                float(self.momentum),
-                self.nesterov,
-                float(self.rho),
-                int(self._rng.randint(2**63 - 1, dtype=np.int64)),
-                _threads(self.n_jobs),
-            )
-        except KeyboardInterrupt:
-            self._restore(snapshot)
-            if self.verbose:
-                print(
-                    f"\nInterrupted: keeping the weights of epoch {self.n_iter_}.", file=sys.stderr
-                )
-            raise
+        status, loss, _batches, step = net.train_epoch(
+            self._params,
+            self._opt_m,
+            self._opt_v,
+            self._opt_step,
+            seqs.x,
+            self._train_mask(seqs),
+            targets,
+            labels,
+            weights,
+            self.batch_size,
+            self.shuffle,
+            float(self.alpha),
+            float(self.clipnorm or 0.0),
+            self.optimizer,
+            float(self.learning_rate),
+            float(self.beta_1),
+            float(self.beta_2),
+            float(self.epsilon),
+            float(self.momentum),
+            self.nesterov,
+            float(self.rho),
+            int(self._rng.randint(2**63 - 1, dtype=np.int64)),
+            _threads(self.n_jobs),
+        )
         if status != "ok":
-            self._restore(snapshot)
             raise FloatingPointError(
                 f"The training loss became NaN or infinite in epoch {self.n_iter_ + 1}; the "
                 f"model keeps the weights of epoch {self.n_iter_}. Try a lower learning_rate "
@@ -521,12 +522,32 @@ class _BaseLSTM(BaseEstimator):
         self._report(logs)
         return logs
 
-    def _restore(self, snapshot) -> None:
-        params, m, v, step = snapshot
-        self._params[...] = params
-        self._opt_m[...] = m
-        self._opt_v[...] = v
-        self._opt_step = step
+    def _checkpoint(self) -> dict:
+        """Everything an epoch changes, to roll back to."""
+        names = ("_opt_step", "n_iter_", "t_", "best_loss_", "best_validation_score_")
+        return {
+            "arrays": (self._params.copy(), self._opt_m.copy(), self._opt_v.copy()),
+            "scalars": {name: getattr(self, name) for name in (*names, "_no_improvement")},
+            "lengths": {key: len(values) for key, values in self._histories().items()},
+            "rng": self._rng.get_state(),
+        }
+
+    def _histories(self) -> dict[str, list]:
+        lists = {f"history:{key}": values for key, values in self.history_.items()}
+        lists["loss_curve_"] = self.loss_curve_
+        if self.validation_scores_ is not None:
+            lists["validation_scores_"] = self.validation_scores_
+        return lists
+
+    def _rollback(self, checkpoint: dict) -> None:
+        arrays = (self._params, self._opt_m, self._opt_v)
+        for target, saved in zip(arrays, checkpoint["arrays"], strict=True):
+            target[...] = saved
+        for name, value in checkpoint["scalars"].items():
+            setattr(self, name, value)
+        for key, values in self._histories().items():
+            del values[checkpoint["lengths"].get(key, 0) :]
+        self._rng.set_state(checkpoint["rng"])
 
     def _report(self, logs: dict[str, float]) -> None:
         if not self.verbose:
