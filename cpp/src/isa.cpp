@@ -90,19 +90,32 @@ void enable_flush_to_zero() {
   _mm_setcsr(_mm_getcsr() | 0x8040u);
 }
 
+FlushToZeroScope::FlushToZeroScope() : saved_(_mm_getcsr()) { enable_flush_to_zero(); }
+FlushToZeroScope::~FlushToZeroScope() { _mm_setcsr(static_cast<unsigned>(saved_)); }
+
 #else  // not x86
 
 bool cpu_has_avx2() { return false; }
 bool cpu_has_avx512() { return false; }
 
-void enable_flush_to_zero() {
 #if defined(__aarch64__) && !defined(_MSC_VER)
+namespace {
+unsigned long long read_fpcr() {
   unsigned long long fpcr;
   __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-  fpcr |= (1ull << 24);  // FZ
-  __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
-#endif
+  return fpcr;
 }
+void write_fpcr(unsigned long long fpcr) { __asm__ volatile("msr fpcr, %0" : : "r"(fpcr)); }
+}  // namespace
+
+void enable_flush_to_zero() { write_fpcr(read_fpcr() | (1ull << 24)); }  // FZ
+FlushToZeroScope::FlushToZeroScope() : saved_(read_fpcr()) { enable_flush_to_zero(); }
+FlushToZeroScope::~FlushToZeroScope() { write_fpcr(saved_); }
+#else
+void enable_flush_to_zero() {}
+FlushToZeroScope::FlushToZeroScope() {}
+FlushToZeroScope::~FlushToZeroScope() {}
+#endif
 
 #endif
 

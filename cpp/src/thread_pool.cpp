@@ -1,6 +1,7 @@
 #include "lstmlearn/thread_pool.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <thread>
@@ -23,14 +24,38 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#include <immintrin.h>
+#define LSTMLEARN_PAUSE() _mm_pause()
+#elif defined(__aarch64__) && !defined(_MSC_VER)
+#define LSTMLEARN_PAUSE() __asm__ __volatile__("yield")
+#else
+#define LSTMLEARN_PAUSE() std::this_thread::yield()
+#endif
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
 namespace {
-// Eigen places GEMM packing buffers of up to EIGEN_STACK_ALLOCATION_LIMIT
-// bytes on the stack; give compute threads room for several of them.
-constexpr std::size_t kWorkerStackBytes = std::size_t{32} << 20;
+// Eigen places buffers of up to EIGEN_STACK_ALLOCATION_LIMIT bytes on the
+// stack; compute threads get room to spare whatever the platform's default.
+constexpr std::size_t kWorkerStackBytes = std::size_t{8} << 20;
+
+// How long an idle thread polls before it sleeps on a condition variable.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// Polls `ready` for up to kSpin; true if it became true.
+template <typename Ready>
+bool spin_until(Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int k = 0; k < 64; ++k) {
+      if (ready()) return true;
+      LSTMLEARN_PAUSE();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return ready();
+  }
+}
 }  // namespace
 
 int available_cores() {
@@ -124,21 +149,17 @@ void ThreadPool::grow(int n_threads) {
   }
 }
 
-void ThreadPool::run_tasks() {
-  // Called with mutex_ held; takes tasks until none are left.
-  while (next_task_ < n_tasks_) {
-    const std::size_t task = next_task_++;
-    const auto* job = job_;
-    mutex_.unlock();
+void ThreadPool::run_tasks(const std::function<void(std::size_t)>& job) {
+  for (;;) {
+    const std::size_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
+    if (task >= n_tasks_) return;
     try {
-      (*job)(task);
+      job(task);
     } catch (...) {
-      mutex_.lock();
+      std::lock_guard<std::mutex> lock(mutex_);
       if (!error_) error_ = std::current_exception();
-      next_task_ = n_tasks_;  // skip what has not started
-      continue;
+      next_task_.store(n_tasks_, std::memory_order_relaxed);  // skip what has not started
     }
-    mutex_.lock();
   }
 }
 
@@ -146,38 +167,64 @@ void ThreadPool::worker_loop(int index, unsigned long seen) {
   // `seen` is the generation before the thread was created, so a job posted
   // while the thread was starting is not missed.
   enable_flush_to_zero();
-  std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return generation_ != seen; });
-    seen = generation_;
-    if (index >= active_threads_) continue;
-    run_tasks();
-    if (--running_ == 0) done_.notify_all();
+    auto moved = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(moved)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, moved);
+    }
+    const std::function<void(std::size_t)>* job = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      seen = generation_.load(std::memory_order_relaxed);
+      if (index < active_threads_) job = job_;
+    }
+    if (!job) continue;
+    run_tasks(*job);
+    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.notify_all();
+    }
   }
 }
 
 void ThreadPool::parallel_for(std::size_t n_tasks, int n_threads,
                               const std::function<void(std::size_t)>& fn) {
   if (n_tasks == 0) return;
+  FlushToZeroScope ftz;  // the caller computes too
+  const int want = static_cast<int>(
+      std::min<std::size_t>(n_tasks, static_cast<std::size_t>(resolve_threads(n_threads))));
+  if (want <= 1) {
+    for (std::size_t task = 0; task < n_tasks; ++task) fn(task);
+    return;
+  }
   std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
-  const int want = std::max(1, static_cast<int>(std::min<std::size_t>(
-                                   n_tasks, static_cast<std::size_t>(resolve_threads(n_threads)))));
-  grow(want);
-  std::unique_lock<std::mutex> lock(mutex_);
-  const int use = std::min(want, static_cast<int>(threads_.size()));
-  job_ = &fn;
-  n_tasks_ = n_tasks;
-  next_task_ = 0;
-  active_threads_ = use;
-  running_ = use;
-  error_ = nullptr;
-  ++generation_;
+  grow(want - 1);
+  int helpers = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    helpers = std::min(want - 1, static_cast<int>(threads_.size()));
+    job_ = &fn;
+    n_tasks_ = n_tasks;
+    next_task_.store(0, std::memory_order_relaxed);
+    active_threads_ = helpers;
+    running_.store(helpers, std::memory_order_relaxed);
+    error_ = nullptr;
+    generation_.fetch_add(1, std::memory_order_release);
+  }
   wake_.notify_all();
-  done_.wait(lock, [&] { return running_ == 0; });
-  job_ = nullptr;
-  std::exception_ptr error = error_;
-  error_ = nullptr;
-  lock.unlock();
+  run_tasks(fn);
+  auto finished = [&] { return running_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(finished)) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, finished);
+  }
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = nullptr;
+    std::swap(error, error_);
+  }
   if (error) std::rethrow_exception(error);
 }
 

@@ -29,6 +29,19 @@ bool cpu_has_avx512();
 // Sets flush-to-zero and denormals-are-zero on the calling thread.
 void enable_flush_to_zero();
 
+// Flush-to-zero for the lifetime of the object; the caller's previous
+// floating-point control state is restored afterwards.
+class FlushToZeroScope {
+ public:
+  FlushToZeroScope();
+  ~FlushToZeroScope();
+  FlushToZeroScope(const FlushToZeroScope&) = delete;
+  FlushToZeroScope& operator=(const FlushToZeroScope&) = delete;
+
+ private:
+  unsigned long long saved_ = 0;
+};
+
 // Description of the compiler that built this module.
 const char* compiler_description();
 

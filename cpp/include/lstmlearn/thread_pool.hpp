@@ -1,15 +1,17 @@
 // A persistent pool of compute threads.
 //
-// Every task of a parallel_for runs on a pool thread, never on the caller:
-// compute threads have large stacks (Eigen puts its GEMM packing buffers on
-// the stack, so the time loop does not allocate) and flush denormals to zero
-// without touching the floating-point environment of the calling Python thread.
+// The calling thread takes tasks too, under a flush-to-zero scope that it
+// restores afterwards, so a one-task job costs no thread wake-up at all. Pool
+// threads flush denormals to zero for their whole life. Between jobs they
+// spin for a few tens of microseconds before sleeping, because a training
+// loop posts its next job almost at once.
 //
 // Determinism: callers cut their work into tasks whose number and contents do
 // not depend on the thread count, and each task writes disjoint outputs, so a
 // result never depends on which thread ran which task.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -51,7 +53,7 @@ class ThreadPool {
   ThreadPool() = default;
   void grow(int n_threads);
   void worker_loop(int index, unsigned long seen);
-  void run_tasks();
+  void run_tasks(const std::function<void(std::size_t)>& job);
   friend struct PoolAccess;
 
   std::mutex dispatch_mutex_;  // one parallel_for at a time
@@ -65,14 +67,15 @@ class ThreadPool {
   long owner_pid_ = 0;  // a forked child must not use its parent's threads
 #endif
 
-  // State of the current job, guarded by mutex_.
+  // State of the current job: written under mutex_ before generation_ moves,
+  // read under mutex_ by a worker that saw it move.
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t n_tasks_ = 0;
-  std::size_t next_task_ = 0;
-  int active_threads_ = 0;  // threads allowed to take part in this job
-  int running_ = 0;         // threads still inside the job
-  unsigned long generation_ = 0;
-  std::exception_ptr error_;
+  int active_threads_ = 0;                 // pool threads taking part in this job
+  std::atomic<std::size_t> next_task_{0};  // next task to hand out
+  std::atomic<int> running_{0};            // pool threads still inside the job
+  std::atomic<unsigned long> generation_{0};
+  std::exception_ptr error_;  // first exception of the job, under mutex_
 };
 
 // Convenience wrapper over the shared pool.
