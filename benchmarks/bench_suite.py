@@ -1,0 +1,1136 @@
+"""Side-by-side benchmark suite: lstmlearn against PyTorch, Keras 3 and ONNX Runtime.
+
+Every library that is installed trains and runs the same model on the same data
+with the same thread count, for each workload of the design document:
+
+- **training throughput**: samples per second over whole Adam steps (forward,
+  loss, backward, optimizer update), through each library's ordinary training
+  API (lstmlearn: ``partial_fit`` of the estimator);
+- **inference throughput**: samples per second of one prediction call on a
+  batch of 256;
+- **latency**: milliseconds of one prediction call on one sample, the whole
+  call from Python (NumPy in, NumPy out);
+- **peak memory**: the peak resident set size of a short training run, in a
+  fresh process per library and workload (``--memory-child``).
+
+Each library runs in a worker process of its own, so that their thread pools,
+allocators and OpenMP runtimes never share a process; the parent interleaves
+the repeats of the libraries (in alternating order) so that a burst of load on
+a shared machine hits all of them rather than one. The table shows medians.
+
+Run ``python benchmarks/bench_suite.py --help`` for the options and
+``benchmarks/README.md`` for what exactly is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import importlib.util
+import io
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LIBRARIES = ("lstmlearn", "pytorch", "keras", "onnxruntime")
+FIGURES = ("train", "infer", "latency")
+INFER_BATCH = 256
+LEARNING_RATE = 1e-3
+ADAM_EPSILON = 1e-7  # Keras's and lstmlearn's default; PyTorch is given the same
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "suite.json"
+PAUSE_BETWEEN_LIBRARIES = 0.05  # seconds: lets the previous library's spinning threads go idle
+
+# The Python modules whose presence makes a library available.
+REQUIRED_MODULES = {
+    "lstmlearn": ("lstmlearn",),
+    "pytorch": ("torch",),
+    "keras": ("tensorflow", "keras"),
+    "onnxruntime": ("onnxruntime", "onnx", "torch"),
+}
+# What each library can do: ONNX Runtime here only runs inference.
+FIGURES_OF = {
+    "lstmlearn": FIGURES,
+    "pytorch": FIGURES,
+    "keras": FIGURES,
+    "onnxruntime": ("infer", "latency"),
+}
+
+Calls = dict[str, Callable[[], object]]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A model and batch shape of the design document.
+
+    Attributes
+    ----------
+    name : str
+        Workload name.
+    batch, steps, features, hidden, layers, outputs : int
+        B, T, F, H, the number of stacked LSTM layers and the dense outputs.
+    per_step : bool
+        Whether the dense layer is applied at every step (a per-step
+        classifier, softmax over ``outputs`` classes) or to the last step only
+        (a regressor).
+    steps_per_call : int
+        k: the optimizer steps (mini-batches) of one timed training call.
+    """
+
+    name: str
+    batch: int
+    steps: int
+    features: int
+    hidden: int
+    layers: int
+    outputs: int
+    per_step: bool
+    steps_per_call: int
+
+    def lstm_flops(self) -> int:
+        """GEMM FLOPs of one forward pass through the LSTM layers."""
+        total = 0
+        f_in = self.features
+        for _ in range(self.layers):
+            total += 2 * self.batch * self.steps * 4 * self.hidden * (f_in + self.hidden)
+            f_in = self.hidden
+        return total
+
+    def dense_flops(self) -> int:
+        """GEMM FLOPs of one forward pass through the dense output layer."""
+        rows = self.batch * (self.steps if self.per_step else 1)
+        return 2 * rows * self.hidden * self.outputs
+
+    def train_flops(self) -> int:
+        """GEMM FLOPs of one training step: 3 x forward (backward costs twice forward)."""
+        return 3 * (self.lstm_flops() + self.dense_flops())
+
+    def describe(self) -> dict[str, Any]:
+        """Return the shape as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload("tiny", 32, 24, 1, 32, 1, 1, per_step=False, steps_per_call=16),
+        Workload("stacked", 64, 50, 8, 64, 2, 1, per_step=False, steps_per_call=8),
+        Workload("medium", 64, 100, 32, 128, 1, 10, per_step=False, steps_per_call=4),
+        Workload("large", 128, 100, 64, 512, 1, 1, per_step=False, steps_per_call=1),
+        Workload("chargen", 64, 100, 64, 256, 1, 64, per_step=True, steps_per_call=2),
+    )
+}
+
+
+# -- data ---------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    """The arrays every library gets, float32 (labels int64).
+
+    Attributes
+    ----------
+    x_train : ndarray of shape (B * k, T, F)
+        Training inputs: k whole mini-batches.
+    y_train : ndarray
+        Regression targets ``(B * k, outputs)``, or per-step class labels
+        ``(B * k, T)`` for a per-step workload.
+    x_infer : ndarray of shape (256, T, F)
+        Inputs of the inference-throughput call.
+    x_one : ndarray of shape (1, T, F)
+        Input of the latency call.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_infer: np.ndarray
+    x_one: np.ndarray
+
+
+def make_data(workload: Workload, seed: int) -> Data:
+    """Build the same arrays in every process from `seed`.
+
+    Regression workloads get standard-normal inputs and targets. The per-step
+    workload (chargen) is next-character prediction: random characters, the
+    input at step t is the one-hot code of character t and the label is
+    character t + 1.
+
+    Parameters
+    ----------
+    workload : Workload
+        Shapes.
+    seed : int
+        Seed of the generator.
+
+    Returns
+    -------
+    Data
+    """
+    w = workload
+    rng = np.random.default_rng(seed)
+    n = w.batch * w.steps_per_call
+    if w.per_step:
+        eye = np.eye(w.features, dtype=np.float32)
+        chars = rng.integers(0, w.outputs, size=(n + INFER_BATCH, w.steps + 1))
+        x_all = eye[chars[:, :-1] % w.features]
+        y_train = chars[:n, 1:].astype(np.int64)
+    else:
+        x_all = rng.standard_normal((n + INFER_BATCH, w.steps, w.features), dtype=np.float32)
+        y_train = rng.standard_normal((n, w.outputs), dtype=np.float32)
+    x_train = np.ascontiguousarray(x_all[:n])
+    x_infer = np.ascontiguousarray(x_all[n:])
+    return Data(x_train, y_train, x_infer, np.ascontiguousarray(x_infer[:1]))
+
+
+def batches(workload: Workload) -> list[slice]:
+    """Return the k mini-batch slices of the training data, in order (no shuffling)."""
+    b = workload.batch
+    return [slice(i * b, (i + 1) * b) for i in range(workload.steps_per_call)]
+
+
+# -- the libraries ------------------------------------------------------------
+
+
+def build_lstmlearn(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
+    """Build the lstmlearn estimator and its timed calls.
+
+    A training call is one ``partial_fit`` epoch over ``B * k`` samples with
+    ``batch_size=B`` and ``shuffle=False``: k whole Adam steps. The regressor
+    trains with squared error; the per-step workload uses ``LSTMClassifier``
+    (softmax and cross-entropy over the classes at every step).
+    """
+    from lstmlearn import LSTMClassifier, LSTMRegressor
+
+    w = workload
+    common: dict[str, Any] = {
+        "hidden_layer_sizes": (w.hidden,) * w.layers,
+        "batch_size": w.batch,
+        "max_iter": 1,
+        "shuffle": False,
+        "optimizer": "adam",
+        "learning_rate": LEARNING_RATE,
+        "epsilon": ADAM_EPSILON,
+        "random_state": seed,
+        "n_jobs": threads,
+        "dtype": np.float32,
+    }
+    x, y = data.x_train, data.y_train
+    if w.per_step:
+        estimator: Any = LSTMClassifier(**common)
+        estimator.partial_fit(x, y, classes=np.arange(w.outputs))  # initialises: not timed
+    else:
+        y = y[:, 0] if w.outputs == 1 else y  # one output: a 1-D y, as a user would pass
+        estimator = LSTMRegressor(**common)
+        estimator.partial_fit(x, y)  # initialises: not timed
+
+    return {
+        "train": lambda: estimator.partial_fit(x, y),
+        "infer": lambda: estimator.predict(data.x_infer),
+        "latency": lambda: estimator.predict(data.x_one),
+    }
+
+
+def _torch_model(workload: Workload, seed: int) -> Any:
+    """Return PyTorch's LSTM + Linear model for `workload`, float32, seeded."""
+    import torch
+
+    w = workload
+
+    class SequenceModel(torch.nn.Module):
+        """Stacked ``nn.LSTM`` (batch first) and a dense head on the last step or every step."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(w.features, w.hidden, w.layers, batch_first=True)
+            self.dense = torch.nn.Linear(w.hidden, w.outputs)
+            self.probabilities = False  # softmax on the output (inference of chargen)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y, _ = self.lstm(x)
+            out = self.dense(y if w.per_step else y[:, -1])
+            return torch.softmax(out, dim=-1) if self.probabilities else out
+
+    torch.manual_seed(seed)
+    return SequenceModel().to(torch.float32)
+
+
+def build_pytorch(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
+    """Build PyTorch's model, Adam and loss, and its timed calls.
+
+    A training call runs the same k mini-batches as lstmlearn's ``partial_fit``:
+    ``zero_grad``, forward, loss (``MSELoss`` or ``CrossEntropyLoss``, means as
+    lstmlearn's), backward and ``Adam.step``. Inference runs under
+    ``torch.inference_mode`` from a NumPy array to a NumPy array; the per-step
+    model returns softmax probabilities, as lstmlearn's classifier computes.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    w = workload
+    model = _torch_model(w, seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, eps=ADAM_EPSILON)
+    loss_fn = torch.nn.CrossEntropyLoss() if w.per_step else torch.nn.MSELoss()
+    x = torch.from_numpy(data.x_train)
+    y = torch.from_numpy(data.y_train)
+    pairs = [(x[s], y[s]) for s in batches(w)]
+
+    def train() -> None:
+        model.probabilities = False
+        model.train()
+        for xb, yb in pairs:
+            optimizer.zero_grad(set_to_none=True)
+            out = model(xb)
+            if w.per_step:
+                loss = loss_fn(out.reshape(-1, w.outputs), yb.reshape(-1))
+            else:
+                loss = loss_fn(out, yb)
+            loss.backward()
+            optimizer.step()
+
+    def predict(x_np: np.ndarray) -> np.ndarray:
+        model.probabilities = w.per_step
+        model.eval()
+        with torch.inference_mode():
+            return model(torch.from_numpy(x_np)).numpy()
+
+    train()  # the first step allocates Adam's state: not timed
+    return {
+        "train": train,
+        "infer": lambda: predict(data.x_infer),
+        "latency": lambda: predict(data.x_one),
+    }
+
+
+def build_keras(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
+    """Build the Keras 3 (TensorFlow backend) model and its timed calls.
+
+    ``keras.layers.LSTM`` layers and a ``Dense`` head, compiled with Adam and
+    ``mse`` or ``SparseCategoricalCrossentropy(from_logits=True)``. A training
+    call is k ``train_on_batch`` calls on the same mini-batches; inference is
+    ``predict_on_batch`` (the per-step model ends in a softmax for it).
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    w = workload
+    inputs = keras.Input((w.steps, w.features), dtype="float32")
+    h = inputs
+    for i in range(w.layers):
+        h = keras.layers.LSTM(w.hidden, return_sequences=w.per_step or i < w.layers - 1)(h)
+    logits = keras.layers.Dense(w.outputs)(h)
+    model = keras.Model(inputs, logits)
+    loss: Any = (
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True) if w.per_step else "mse"
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON),
+        loss=loss,
+    )
+    predictor = keras.Model(inputs, keras.layers.Softmax()(logits)) if w.per_step else model
+    x, y = data.x_train, data.y_train
+
+    def train() -> None:
+        for s in batches(w):
+            model.train_on_batch(x[s], y[s])
+
+    train()  # the first call traces and compiles the training function: not timed
+    return {
+        "train": train,
+        "infer": lambda: predictor.predict_on_batch(data.x_infer),
+        "latency": lambda: predictor.predict_on_batch(data.x_one),
+    }
+
+
+def build_onnxruntime(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
+    """Export PyTorch's model to ONNX and build ONNX Runtime's inference calls.
+
+    The model is exported by ``torch.onnx.export`` (the classic TorchScript
+    exporter, ``dynamo=False``, opset 17, a dynamic batch axis) and run on the
+    CPU execution provider with ``intra_op_num_threads`` set. Before timing,
+    its output is checked against PyTorch's.
+    """
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(threads)
+    model = _torch_model(workload, seed)
+    model.probabilities = workload.per_step
+    model.eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The exporter warns that an LSTM without explicit initial states may not
+        # generalise over batch sizes; the outputs are checked below instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(data.x_one),),
+            buffer,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            opset_version=17,
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(data.x_infer)).numpy()
+    got = session.run(None, {"x": data.x_infer})[0]
+    diff = float(np.max(np.abs(got - expected)))
+    if diff > 1e-3:
+        raise RuntimeError(f"ONNX Runtime's output differs from PyTorch's by {diff:.2e}")
+    return {
+        "infer": lambda: session.run(None, {"x": data.x_infer})[0],
+        "latency": lambda: session.run(None, {"x": data.x_one})[0],
+    }
+
+
+BUILDERS: dict[str, Callable[[Workload, Data, int, int], Calls]] = {
+    "lstmlearn": build_lstmlearn,
+    "pytorch": build_pytorch,
+    "keras": build_keras,
+    "onnxruntime": build_onnxruntime,
+}
+
+
+def library_version(library: str) -> str | None:
+    """Return the version of `library`'s main package, or None if it is not importable."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = {
+        "lstmlearn": ("lstmlearn",),
+        "pytorch": ("torch",),
+        "keras": ("keras", "tensorflow-cpu", "tensorflow"),
+        "onnxruntime": ("onnxruntime", "onnx"),
+    }[library]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found) or None
+
+
+def available_libraries() -> list[str]:
+    """Return the libraries whose modules are all importable, in table order."""
+    return [
+        lib
+        for lib in LIBRARIES
+        if all(importlib.util.find_spec(module) is not None for module in REQUIRED_MODULES[lib])
+    ]
+
+
+def available_cpus() -> int:
+    """Return the CPUs this process may run on (affinity, not just the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity outside Linux
+        return os.cpu_count() or 1
+
+
+def limit_threads_environment(threads: int, omp_wait_policy: str) -> None:
+    """Set the environment variables that native runtimes read when they load.
+
+    Set in the parent before any worker starts, so that every worker inherits
+    them. Each library's compute threads are set through its own API in its
+    builder; here only NumPy's BLAS (not timed) and TensorFlow's start-up are
+    limited, and OpenMP's wait policy is chosen.
+
+    Parameters
+    ----------
+    threads : int
+        Thread count.
+    omp_wait_policy : {"passive", "active", "default"}
+        ``OMP_WAIT_POLICY`` of the workers (PyTorch's and ONNX's OpenMP). With
+        "active" (or libgomp's default, which spins too) the threads spin at
+        every barrier; on a machine with more runnable threads than cores, a
+        spinning barrier waits for a descheduled thread and PyTorch's small
+        per-step operations slow down by 10 to 1000 times. "default" leaves the
+        variable as it is.
+    """
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    if omp_wait_policy != "default":
+        os.environ["OMP_WAIT_POLICY"] = omp_wait_policy.upper()
+
+
+# -- timing -------------------------------------------------------------------
+
+
+def time_repeat(call: Callable[[], object], iterations: int) -> float:
+    """Return the wall-clock seconds of `iterations` back-to-back calls, collector off."""
+    gc.collect()
+    gc.disable()  # a collection inside a timed repeat is noise, not the library's cost
+    try:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            call()
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def calibrate(call: Callable[[], object], warmup: int, target_seconds: float) -> int:
+    """Warm `call` up and choose how many calls one repeat should time.
+
+    Parameters
+    ----------
+    call : callable
+        One timed unit: k training steps, or one prediction call.
+    warmup : int
+        Untimed calls first (compilation, thread pools, allocations, caches).
+    target_seconds : float
+        Wanted length of one repeat.
+
+    Returns
+    -------
+    int
+        Calls per repeat, at least 1.
+    """
+    for _ in range(warmup):
+        call()
+    iterations = 1
+    while True:
+        seconds = time_repeat(call, iterations)
+        if seconds >= target_seconds / 4 or iterations >= 10_000:
+            break
+        iterations *= 2
+    return max(1, min(10_000, round(target_seconds * iterations / seconds)))
+
+
+def worker_main(library: str, threads: int, seed: int, conn: Connection) -> None:
+    """Serve the parent's commands for one library, in a process of its own.
+
+    Commands are tuples: ``("setup", workload)``, ``("calibrate", figure,
+    warmup, target_seconds)``, ``("time", figure, iterations)`` and
+    ``("close",)``. Each is answered with ``("ok", value)`` or ``("error",
+    traceback)``.
+    """
+    calls: Calls = {}
+    while True:
+        command = conn.recv()
+        try:
+            if command[0] == "close":
+                conn.send(("ok", None))
+                return
+            if command[0] == "setup":
+                calls = {}
+                gc.collect()
+                workload: Workload = command[1]
+                calls = BUILDERS[library](workload, make_data(workload, seed), threads, seed)
+                conn.send(("ok", None))
+            elif command[0] == "calibrate":
+                _, figure, warmup, target = command
+                conn.send(("ok", calibrate(calls[figure], warmup, target)))
+            elif command[0] == "time":
+                _, figure, iterations = command
+                conn.send(("ok", time_repeat(calls[figure], iterations)))
+            else:
+                raise ValueError(f"unknown command {command[0]!r}")
+        except Exception:  # reported to the parent, which decides
+            conn.send(("error", traceback.format_exc()))
+
+
+class Worker:
+    """A library's worker process and the parent's end of its pipe.
+
+    Parameters
+    ----------
+    library : str
+        One of ``LIBRARIES``.
+    threads : int
+        Compute threads of the library.
+    seed : int
+        Seed of weights and data.
+    """
+
+    def __init__(self, library: str, threads: int, seed: int) -> None:
+        self.library = library
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked pools
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=worker_main, args=(library, threads, seed, child), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self._last = "start"
+
+    def send(self, *command: Any) -> None:
+        """Send `command` without waiting for the answer (see :meth:`answer`)."""
+        self._last = command[0]
+        try:
+            self.conn.send(command)
+        except OSError as error:  # the worker died (crash, out of memory, killed)
+            raise RuntimeError(f"{self.library} worker died on {command[0]}: {error!r}") from None
+
+    def answer(self) -> Any:
+        """Wait for the answer to the last command and return it; raise on its error."""
+        try:
+            status, value = self.conn.recv()
+        except (EOFError, OSError) as error:
+            raise RuntimeError(f"{self.library} worker died on {self._last}: {error!r}") from None
+        if status != "ok":
+            raise RuntimeError(f"{self.library} worker failed on {self._last}:\n{value}")
+        return value
+
+    def ask(self, *command: Any) -> Any:
+        """Send `command` and return the worker's answer; raise on its error."""
+        self.send(*command)
+        return self.answer()
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        try:
+            self.ask("close")
+        except (OSError, EOFError, RuntimeError):
+            pass
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+def time_workload(
+    workers: list[Worker],
+    workload: Workload,
+    figures: tuple[str, ...],
+    repeats: int,
+    warmup: int,
+    target_seconds: float,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Time every figure of every worker's library on `workload`, interleaving repeats.
+
+    A library whose setup fails is reported and left out of this workload.
+
+    Returns
+    -------
+    dict
+        ``result[library][figure]`` holds the calls per repeat and the raw
+        seconds of each repeat.
+    """
+    ready, sent = [], []
+    for worker in workers:  # set up all at once: imports and exports are not timed
+        try:
+            worker.send("setup", workload)
+            sent.append(worker)
+        except RuntimeError as error:
+            print(f"  {worker.library}: setup failed, left out\n{error}", file=sys.stderr)
+    for worker in sent:
+        try:
+            worker.answer()
+            ready.append(worker)
+        except RuntimeError as error:
+            print(f"  {worker.library}: setup failed, left out\n{error}", file=sys.stderr)
+    results: dict[str, dict[str, dict[str, Any]]] = {w.library: {} for w in ready}
+    for figure in figures:
+        active = [w for w in ready if figure in FIGURES_OF[w.library]]
+        if not active:
+            continue
+        iterations = {w.library: w.ask("calibrate", figure, warmup, target_seconds) for w in active}
+        seconds: dict[str, list[float]] = {w.library: [] for w in active}
+        for r in range(repeats):
+            order = active if r % 2 == 0 else active[::-1]
+            for worker in order:
+                time.sleep(PAUSE_BETWEEN_LIBRARIES)
+                seconds[worker.library].append(
+                    worker.ask("time", figure, iterations[worker.library])
+                )
+        for worker in active:
+            results[worker.library][figure] = {
+                "calls_per_repeat": iterations[worker.library],
+                "repeat_seconds": seconds[worker.library],
+            }
+    return results
+
+
+def summarize(workload: Workload, figure: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Add the medians and derived figures to the raw timings of one library and figure."""
+    per_call = statistics.median(raw["repeat_seconds"]) / raw["calls_per_repeat"]
+    out = dict(raw, median_seconds_per_call=per_call)
+    if figure == "train":
+        per_step = per_call / workload.steps_per_call
+        out["median_seconds_per_step"] = per_step
+        out["samples_per_second"] = workload.batch / per_step
+        out["gflops"] = workload.train_flops() / per_step / 1e9
+    elif figure == "infer":
+        out["samples_per_second"] = INFER_BATCH / per_call
+    else:
+        out["milliseconds"] = per_call * 1e3
+    return out
+
+
+# -- memory -------------------------------------------------------------------
+
+
+def memory_child(library: str, workload_name: str, threads: int, seed: int, calls: int) -> int:
+    """Run a short training run and print its peak RSS as one JSON line.
+
+    The process imports only `library`, builds its model (which already runs
+    one untimed training call: initialisation, compilation) and runs `calls`
+    more training calls of k steps each. Nothing is subtracted: the figure is
+    the whole process's peak resident set size, interpreter and imports
+    included.
+    """
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workload = WORKLOADS[workload_name]
+    run = BUILDERS[library](workload, make_data(workload, seed), threads, seed)["train"]
+    for _ in range(calls):
+        run()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": peak_kib * 1024 / 1e6,
+                "rss_before_import_mb": rss_start * 1024 / 1e6,
+                "training_calls": calls + 1,
+            }
+        )
+    )
+    return 0
+
+
+def measure_memory(
+    library: str, workload: Workload, threads: int, seed: int, calls: int
+) -> dict[str, Any] | None:
+    """Run `memory_child` in a fresh process and return its report (None if it failed)."""
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--memory-child",
+        library,
+        workload.name,
+        "--threads",
+        str(threads),
+        "--seed",
+        str(seed),
+        "--memory-calls",
+        str(calls),
+        "--omp-wait-policy",
+        "default",  # the parent already set the environment this process inherits
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"  {library}: memory run failed\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- the machine --------------------------------------------------------------
+
+
+def measure_sgemm(threads: int, repeats: int, size: int = 1024) -> dict[str, Any]:
+    """Measure NumPy's float32 matrix-product throughput with `threads` BLAS threads.
+
+    Parameters
+    ----------
+    threads : int
+        BLAS threads (set with threadpoolctl when it is installed).
+    repeats : int
+        Timed repeats; each times several products, the median is reported.
+    size : int, default=1024
+        Side of the square matrices.
+
+    Returns
+    -------
+    dict
+        GFLOP/s of the median repeat, the raw seconds per product and whether
+        the thread count could be set.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter: Any = threadpool_limits(limits=threads, user_api="blas")
+        limited = True
+    except ImportError:  # the OPENBLAS_NUM_THREADS set before NumPy loaded still applies
+        limiter, limited = None, False
+    try:
+        for _ in range(3):
+            np.matmul(a, b, out=out)
+        per_product = []
+        products = 5
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(products):
+                np.matmul(a, b, out=out)
+            per_product.append((time.perf_counter() - start) / products)
+    finally:
+        if limiter is not None:
+            limiter.unregister()
+    flops = 2 * size**3
+    return {
+        "size": size,
+        "threads": threads,
+        "threads_set_with_threadpoolctl": limited,
+        "seconds_per_product": per_product,
+        "gflops": flops / statistics.median(per_product) / 1e9,
+    }
+
+
+def machine_info(libraries: list[str]) -> dict[str, Any]:
+    """Return what the numbers depend on: library builds, CPU, load."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "available_cpus": available_cpus(),
+        "processor": platform.processor(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "versions": {lib: library_version(lib) for lib in libraries},
+    }
+    if "lstmlearn" in libraries:
+        import lstmlearn
+
+        info["lstmlearn"] = lstmlearn.config()
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["numpy_blas"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for p in threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
+    except ImportError:
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if models:
+            info["processor"] = models[0]
+    except OSError:  # not Linux
+        pass
+    return info
+
+
+def load_average() -> list[float] | None:
+    """Return the 1, 5 and 15 minute load averages, or None where there are none."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+# -- the table ----------------------------------------------------------------
+
+ROWS = (
+    ("train", "train samples/s", "samples_per_second", "higher"),
+    ("train", "train GFLOP/s (%sgemm)", "gflops", None),
+    ("infer", "infer samples/s B256", "samples_per_second", "higher"),
+    ("latency", "latency ms B1", "milliseconds", "lower"),
+    ("memory", "peak RSS MB train", "peak_rss_mb", "lower"),
+)
+
+
+def figure_value(entry: dict[str, Any], library: str, figure: str, key: str) -> float | None:
+    """Return one number of the results of a workload, or None if it was not measured."""
+    value = entry.get("libraries", {}).get(library, {}).get(figure)
+    return None if value is None else value.get(key)
+
+
+def format_cell(value: float | None, key: str, sgemm_gflops: float) -> str:
+    """Format a table cell; "-" when the library did not measure it."""
+    if value is None:
+        return "-"
+    if key == "gflops":
+        return f"{value:.1f} ({100 * value / sgemm_gflops:.0f}%)"
+    if key == "milliseconds":
+        return f"{value:.3g}" if value < 10 else f"{value:,.1f}"
+    if key == "peak_rss_mb":
+        return f"{value:,.0f}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def table_lines(results: list[dict[str, Any]], libraries: list[str], sgemm: float) -> list[str]:
+    """Return the printed table: every figure, the best peer and lstmlearn's ratio to it."""
+    width = 16
+    lines = [
+        "ratio = lstmlearn / best peer on the row. samples/s: higher is better, ratio > 1 means "
+        "lstmlearn is faster;",
+        "latency ms and peak RSS MB: lower is better, ratio < 1 means lstmlearn is faster or "
+        f"smaller. %sgemm: of NumPy's sgemm, {sgemm:.1f} GFLOP/s here.",
+        "",
+    ]
+    header = f"{'workload':<9} {'figure':<23}" + "".join(f" {lib:>{width}}" for lib in libraries)
+    header += f" {'best peer':>12} {'ratio':>6}"
+    lines += [header, "-" * len(header)]
+    peers = [lib for lib in libraries if lib != "lstmlearn"]
+    for entry in results:
+        for figure, label, key, better in ROWS:
+            values = {lib: figure_value(entry, lib, figure, key) for lib in libraries}
+            if all(v is None for v in values.values()):
+                continue
+            line = f"{entry['workload']:<9} {label:<23}"
+            line += "".join(
+                f" {format_cell(values[lib], key, sgemm):>{width}}" for lib in libraries
+            )
+            measured = {lib: values[lib] for lib in peers if values[lib] is not None}
+            ours = values.get("lstmlearn")
+            best, ratio = "-", "-"
+            if better is not None and measured:
+                pick = max if better == "higher" else min
+                best = pick(measured, key=lambda lib: measured[lib])
+                if ours is not None:
+                    ratio = f"{ours / measured[best]:.2f}"
+            lines.append(line + f" {best:>12} {ratio:>6}")
+        lines.append("")
+    return lines
+
+
+# -- command line -------------------------------------------------------------
+
+
+def split_names(text: str, known: tuple[str, ...] | list[str], what: str) -> list[str]:
+    """Split a comma-separated list and check every name is known."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description="Time lstmlearn against PyTorch, Keras 3 and ONNX Runtime on the design "
+        "workloads: training and inference throughput, latency and peak memory.",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=available_cpus(),
+        help="compute threads of every library (default: CPUs available, %(default)s here)",
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="comma-separated workloads (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help="comma-separated libraries, each run only if installed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="timed repeats per figure (default: 7, or 2 with --quick)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, help="untimed calls first (default: 2, or 1 with --quick)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few, short repeats: a smoke run of a minute or two, not a measurement",
+    )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("passive", "active", "default"),
+        default="passive",
+        help="OMP_WAIT_POLICY of the workers; passive keeps PyTorch's OpenMP threads from "
+        "spinning on a loaded machine (default: %(default)s; 'default' leaves it unset)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help="where to write the full results (default: benchmarks/results/suite.json)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and data")
+    parser.add_argument(
+        "--memory-child",
+        nargs=2,
+        metavar=("LIBRARY", "WORKLOAD"),
+        help=argparse.SUPPRESS,  # internal: one peak-memory run, in a fresh process
+    )
+    parser.add_argument(
+        "--memory-jobs",
+        type=int,
+        default=3,
+        help="peak-memory processes run at once, after the timings (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory-calls",
+        type=int,
+        default=None,
+        help="training calls of a peak-memory run after the first (default: 3, 0 with --quick)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.workloads = split_names(args.workloads, tuple(WORKLOADS), "workload")
+        args.libraries = split_names(args.libraries, LIBRARIES, "library")
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 7
+    if args.warmup is None:
+        args.warmup = 1 if args.quick else 2
+    if args.memory_calls is None:
+        args.memory_calls = 0 if args.quick else 3
+    if args.repeats < 1 or args.warmup < 0 or args.memory_calls < 0 or args.memory_jobs < 1:
+        parser.error(
+            "--repeats and --memory-jobs must be at least 1, --warmup and --memory-calls at least 0"
+        )
+    if args.memory_child is not None:
+        library, workload = args.memory_child
+        if library not in LIBRARIES or workload not in WORKLOADS:
+            parser.error(f"--memory-child: unknown library or workload {library} {workload}")
+    args.target_repeat_seconds = 0.05 if args.quick else 0.5
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite, print the table and write the JSON file.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    args = parse_args(argv)
+    limit_threads_environment(args.threads, args.omp_wait_policy)
+    if args.memory_child is not None:
+        library, workload = args.memory_child
+        return memory_child(library, workload, args.threads, args.seed, args.memory_calls)
+
+    installed = available_libraries()
+    libraries = [lib for lib in args.libraries if lib in installed]
+    missing = [lib for lib in args.libraries if lib not in installed]
+    if missing:
+        print(f"not installed, left out: {', '.join(missing)}")
+    if not libraries:
+        print("none of the chosen libraries is installed")
+        return 1
+    load_before = load_average()
+    machine = machine_info(libraries)
+    versions = ", ".join(f"{lib} ({machine['versions'][lib]})" for lib in libraries)
+    print(
+        f"libraries: {versions}\n"
+        f"{args.threads} thread(s), {args.repeats} repeat(s), warm-up {args.warmup}"
+        + (", quick" if args.quick else "")
+    )
+    if load_before is not None:
+        print(f"load average before starting: {load_before[0]:.2f} {load_before[1]:.2f}")
+    sgemm_runs = [measure_sgemm(args.threads, 5 if args.quick else 21)]
+    print(f"NumPy sgemm 1024: {sgemm_runs[0]['gflops']:.1f} GFLOP/s", flush=True)
+
+    workers = [Worker(lib, args.threads, args.seed) for lib in libraries]
+    results = []
+    started = time.perf_counter()
+    try:
+        for name in args.workloads:
+            workload = WORKLOADS[name]
+            if args.quick:  # one optimizer step per training call
+                workload = dataclasses.replace(workload, steps_per_call=1)
+            print(f"timing {name} ... ({time.perf_counter() - started:.0f} s)", flush=True)
+            raw = time_workload(
+                workers, workload, FIGURES, args.repeats, args.warmup, args.target_repeat_seconds
+            )
+            results.append(
+                {
+                    "workload": name,
+                    "shape": workload.describe(),
+                    "train_flops_per_step": workload.train_flops(),
+                    "libraries": {
+                        lib: {fig: summarize(workload, fig, t) for fig, t in figures.items()}
+                        for lib, figures in raw.items()
+                    },
+                }
+            )
+    finally:
+        for worker in workers:
+            worker.close()
+    # The machine's peak again, in the same conditions as the timings, before the
+    # memory runs (which need no quiet machine) load it.
+    sgemm_runs.append(measure_sgemm(args.threads, 5 if args.quick else 21))
+    sgemm = statistics.median([t for run in sgemm_runs for t in run["seconds_per_product"]])
+    sgemm_gflops = 2 * 1024**3 / sgemm / 1e9
+    load_after = load_average()
+
+    if not args.no_memory:
+        print(f"peak memory runs ... ({time.perf_counter() - started:.0f} s)", flush=True)
+        jobs = [
+            (entry, lib)
+            for entry in results
+            for lib in libraries
+            if "train" in FIGURES_OF[lib] and lib in entry["libraries"]
+        ]
+        # A peak RSS does not depend on the load, so the runs may overlap.
+        with ThreadPoolExecutor(max_workers=args.memory_jobs) as pool:
+            reports = pool.map(
+                lambda job: measure_memory(
+                    job[1],
+                    WORKLOADS[job[0]["workload"]],
+                    args.threads,
+                    args.seed,
+                    args.memory_calls,
+                ),
+                jobs,
+            )
+            for (entry, lib), report in zip(jobs, reports, strict=True):
+                entry["libraries"][lib]["memory"] = report
+    print(f"done ({time.perf_counter() - started:.0f} s)")
+
+    lines = table_lines(results, libraries, sgemm_gflops)
+    print()
+    print("\n".join(lines).rstrip())
+    if load_after is not None:
+        print(f"\nload average at the end: {load_after[0]:.2f} {load_after[1]:.2f}")
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "suite",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "sgemm": {"runs": sgemm_runs, "gflops_median_of_runs": sgemm_gflops},
+        "arguments": {
+            key: (str(value) if isinstance(value, Path) else value)
+            for key, value in vars(args).items()
+        },
+        "results": results,
+        "table": lines,
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
