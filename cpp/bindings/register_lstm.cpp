@@ -72,15 +72,7 @@ void bind_lstm(py::module_& m, const char* name) {
       .def_property_readonly(
           "gradients", [](py::object self) { return view_of(self.cast<Self&>().grads, self); })
       .def("layout",
-           [](const Self& self) {
-             py::list out;
-             for (const auto& info : lstm_parameter_layout(self.spec)) {
-               py::tuple shape(info.shape.size());
-               for (std::size_t k = 0; k < info.shape.size(); ++k) shape[k] = info.shape[k];
-               out.append(py::make_tuple(info.name, info.offset, shape));
-             }
-             return out;
-           })
+           [](const Self& self) { return layout_to_python(lstm_parameter_layout(self.spec)); })
       .def(
           "forward",
           [](Self& self, const CArray<T>& x, const CArray<T>& h0, const CArray<T>& c0,

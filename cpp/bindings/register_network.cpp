@@ -150,16 +150,7 @@ void bind_network(py::module_& m, const char* name) {
           py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"))
       .def_property_readonly("parameter_count",
                              [](const Self& self) { return self.net.parameter_count(); })
-      .def("layout",
-           [](const Self& self) {
-             py::list out;
-             for (const auto& info : self.net.layout()) {
-               py::tuple shape(info.shape.size());
-               for (std::size_t k = 0; k < info.shape.size(); ++k) shape[k] = info.shape[k];
-               out.append(py::make_tuple(info.name, info.offset, shape));
-             }
-             return out;
-           })
+      .def("layout", [](const Self& self) { return layout_to_python(self.net.layout()); })
       .def(
           "predict",
           [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
