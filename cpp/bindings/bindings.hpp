@@ -11,6 +11,7 @@ LSTMLEARN_BEGIN_ISA_NAMESPACE
 void register_config(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
 void register_network(pybind11::module_& m);
+void register_layers(pybind11::module_& m);
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
