@@ -90,9 +90,10 @@ void repeat_backward(T* dx, const T* dy, int B, int R, int D);
 // stride p, floor), flattened channels-last. Input is channels-last (Keras),
 // weights are in PyTorch's Conv1d / Conv2d layout. One im2col and one GEMM.
 //
+// Conv outputs past the last whole pooling window are never computed.
 // `argmax` (same size as y) records, for each output, the position of the
-// maximum in the full conv output grid (s for 1-D, y*(X-kw+1) + x for 2-D, as
-// PyTorch's max-pool indices), or -1 when the maximum was <= 0 so that ReLU
+// maximum in the full conv output grid (s for 1-D, oy*(X-kw+1) + ox for 2-D,
+// as PyTorch's max-pool indices), or -1 when the maximum was <= 0 so that ReLU
 // passed no gradient. Ties go to the first position in row-major window order.
 // Backward routes dy through it and checks every entry lies in its own window
 // (std::invalid_argument otherwise).
