@@ -14,6 +14,7 @@ LSTMLEARN_BEGIN_ISA_NAMESPACE
 void register_config(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
 void register_network(pybind11::module_& m);
+void register_layers(pybind11::module_& m);
 
 // [(name, offset, shape tuple), ...] of a flat parameter buffer.
 inline pybind11::list layout_to_python(const std::vector<TensorInfo>& layout) {
