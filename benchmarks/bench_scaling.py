@@ -238,6 +238,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="OMP_WAIT_POLICY of the workers, as in bench_suite.py (default: %(default)s)",
     )
     parser.add_argument(
+        "--peer-denormals",
+        choices=("flush", "keep"),
+        default="flush",
+        help="whether PyTorch flushes denormal floats to zero, as lstmlearn does, as in "
+        "bench_suite.py (default: %(default)s)",
+    )
+    parser.add_argument(
         "--out-dir",
         type=Path,
         default=DEFAULT_DIR,
@@ -276,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         Exit status.
     """
     args = parse_args(argv)
-    suite.limit_threads_environment(args.threads, args.omp_wait_policy)
+    suite.limit_threads_environment(args.threads, args.omp_wait_policy, args.peer_denormals)
     installed = suite.available_libraries()
     libraries = [lib for lib in args.libraries if lib in installed]
     if not libraries:

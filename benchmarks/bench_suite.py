@@ -56,6 +56,7 @@ INFER_BATCH = 256
 LEARNING_RATE = 1e-3
 ADAM_EPSILON = 1e-7  # Keras's and lstmlearn's default; PyTorch is given the same
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "suite.json"
+DENORMALS_VARIABLE = "BENCH_SUITE_PEER_DENORMALS"  # "flush" or "keep", set by the parent
 PAUSE_BETWEEN_LIBRARIES = 0.05  # seconds: lets the previous library's spinning threads go idle
 
 # The Python modules whose presence makes a library available.
@@ -284,6 +285,7 @@ def build_pytorch(workload: Workload, data: Data, threads: int, seed: int) -> Ca
     import torch
 
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush_peer_denormals())
     w = workload
     model = _torch_model(w, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, eps=ADAM_EPSILON)
@@ -397,6 +399,8 @@ def build_onnxruntime(workload: Workload, data: Data, threads: int, seed: int) -
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if flush_peer_denormals():
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
     session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         expected = model(torch.from_numpy(data.x_infer)).numpy()
@@ -454,7 +458,14 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def limit_threads_environment(threads: int, omp_wait_policy: str) -> None:
+def flush_peer_denormals() -> bool:
+    """Whether the peers should flush denormal floats to zero, as lstmlearn's engine does."""
+    return os.environ.get(DENORMALS_VARIABLE, "flush") == "flush"
+
+
+def limit_threads_environment(
+    threads: int, omp_wait_policy: str, peer_denormals: str = "flush"
+) -> None:
     """Set the environment variables that native runtimes read when they load.
 
     Set in the parent before any worker starts, so that every worker inherits
@@ -473,7 +484,14 @@ def limit_threads_environment(threads: int, omp_wait_policy: str) -> None:
         spinning barrier waits for a descheduled thread and PyTorch's small
         per-step operations slow down by 10 to 1000 times. "default" leaves the
         variable as it is.
+    peer_denormals : {"flush", "keep"}, default="flush"
+        Whether PyTorch (``torch.set_flush_denormal(True)``) and ONNX Runtime
+        (``session.set_denormal_as_zero``) flush denormal floats to zero, as
+        lstmlearn's engine and TensorFlow's thread pools always do. Gradients
+        that decay through long sequences become denormal, and arithmetic on
+        them is many times slower.
     """
+    os.environ[DENORMALS_VARIABLE] = peer_denormals
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
@@ -735,6 +753,8 @@ def measure_memory(
         str(calls),
         "--omp-wait-policy",
         "default",  # the parent already set the environment this process inherits
+        "--peer-denormals",
+        os.environ.get(DENORMALS_VARIABLE, "flush"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -957,6 +977,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="OMP_WAIT_POLICY of the workers; passive keeps PyTorch's OpenMP threads from "
         "spinning on a loaded machine (default: %(default)s; 'default' leaves it unset)",
     )
+    parser.add_argument(
+        "--peer-denormals",
+        choices=("flush", "keep"),
+        default="flush",
+        help="whether PyTorch and ONNX Runtime flush denormal floats to zero, as lstmlearn and "
+        "TensorFlow do (default: %(default)s; 'keep' measures them as shipped)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument(
         "--json",
@@ -1023,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
         Exit status.
     """
     args = parse_args(argv)
-    limit_threads_environment(args.threads, args.omp_wait_policy)
+    limit_threads_environment(args.threads, args.omp_wait_policy, args.peer_denormals)
     if args.memory_child is not None:
         library, workload = args.memory_child
         return memory_child(library, workload, args.threads, args.seed, args.memory_calls)
