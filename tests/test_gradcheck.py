@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import random_lstm
-
-EPS = 1e-6
+from conftest import numeric_grad, random_lstm
 
 CONFIGS = {
     "one_layer": dict(B=3, T=5, F=2, H=3, L=1, bidirectional=False, masked=False),
@@ -45,20 +43,6 @@ def make_problem(B, T, F, H, L, bidirectional, masked, recurrent_dropout=False):
         return float(np.sum(y * wy) + np.sum(h_n * wh) + np.sum(c_n * wc))
 
     return lstm, x, h0, c0, mask, (wy, wh, wc), loss
-
-
-def numeric_grad(f, array):
-    grad = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + EPS
-        up = f()
-        flat[k] = old - EPS
-        down = f()
-        flat[k] = old
-        gflat[k] = (up - down) / (2 * EPS)
-    return grad
 
 
 def assert_grad_close(analytic, numeric, what):

@@ -9,11 +9,10 @@ import pytest
 
 from lstmlearn import _engine
 
-from conftest import rel_err, require_torch
+from conftest import numeric_grad, rel_err, require_torch
 
 core = _engine.core
 
-EPS = 1e-6
 # Largest relative error allowed against PyTorch: (outputs, gradients).
 TOLERANCE = {np.float32: (1e-5, 1e-4), np.float64: (1e-10, 1e-10)}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -22,21 +21,6 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float3
 @pytest.fixture(scope="module")
 def torch():
     return require_torch()
-
-
-def numeric_grad(f, array):
-    """Central differences of the scalar f() with respect to every entry of array."""
-    grad = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + EPS
-        up = f()
-        flat[k] = old - EPS
-        down = f()
-        flat[k] = old
-        gflat[k] = (up - down) / (2 * EPS)
-    return grad
 
 
 def assert_gradients(loss, analytic, arrays):
