@@ -1,9 +1,9 @@
-"""scikit-learn's own estimator checks on both estimators."""
+"""scikit-learn's own estimator checks on the estimators."""
 
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from lstmlearn import LSTMClassifier, LSTMRegressor
+from lstmlearn import LSTMClassifier, LSTMGenerator, LSTMRegressor
 
 TWO_D_IS_TIMESTEPS = (
     "a 2-D X is read as [samples, timesteps] with one feature per step: n_features_in_ counts "
@@ -19,7 +19,15 @@ COMMON = {
     "check_estimators_partial_fit_n_features": TWO_D_IS_TIMESTEPS,
     "check_sample_weight_equivalence_on_dense_data": MINI_BATCHES,
 }
+ROWS_ARE_TOKEN_SEQUENCES = (
+    "LSTMGenerator reads a 2-D X as integer token sequences, one per row: n_features_in_ is the "
+    "vocabulary size (the width of the one-hot input), not the length of the rows"
+)
 EXPECTED_FAILED = {
+    LSTMGenerator: {
+        "check_n_features_in": ROWS_ARE_TOKEN_SEQUENCES,
+        "check_n_features_in_after_fitting": ROWS_ARE_TOKEN_SEQUENCES,
+    },
     LSTMRegressor: COMMON,
     LSTMClassifier: {**COMMON, "check_classifiers_train": TWO_D_IS_TIMESTEPS},
 }
@@ -33,6 +41,7 @@ def expected_failed_checks(estimator):
 ESTIMATORS = [
     LSTMRegressor(hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0),
     LSTMClassifier(hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0),
+    LSTMGenerator(hidden_layer_sizes=8, seq_length=5, max_iter=3, random_state=0),
 ]
 
 

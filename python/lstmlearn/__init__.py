@@ -5,9 +5,11 @@ from importlib.metadata import PackageNotFoundError, version
 from . import datasets, nn
 from ._config import config, show_config
 from .estimators import LSTMClassifier, LSTMRegressor
+from .generator import LSTMGenerator
 
 __all__ = [
     "LSTMClassifier",
+    "LSTMGenerator",
     "LSTMRegressor",
     "__version__",
     "config",
