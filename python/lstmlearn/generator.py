@@ -132,6 +132,11 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
     merge_mode = "concat"
     return_sequences = True
     loss = "log_loss"
+    conv_filters = None  # no convolutional front end
+    conv_kernel_size = 3
+    pool_size = 2
+    pooling = "last"  # a prediction at every step
+    attention_units = 16
 
     _parameter_constraints: ClassVar[dict] = {
         **{key: _BaseLSTM._parameter_constraints[key] for key in _SHARED},
