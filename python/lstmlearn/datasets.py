@@ -169,11 +169,13 @@ def make_filler_sequences(
     timesteps: int = 60,
     informative: int = 3,
     features: int = 4,
+    within: int | None = None,
     random_state: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Long sequences of neutral filler with a few informative steps.
 
-    Each sequence has ``informative`` steps, at random positions, flagged by
+    Each sequence has ``informative`` steps, at random positions (among the
+    first ``within`` steps), flagged by
     feature 0 = 1 and carrying a value in feature 1 of +1 or -1; every other
     step is filler (feature 0 = 0, small noise elsewhere). The label is 1 when
     the informative values sum to more than 0 (``informative`` is odd, so there
@@ -189,6 +191,9 @@ def make_filler_sequences(
         Informative steps per sequence (odd).
     features : int, default=4
         Features per step (at least 2).
+    within : int or None, default=None
+        Informative steps fall among the first ``within`` steps (None: anywhere),
+        so that a model reading to the end must carry them further.
     random_state : int or None, default=None
         Seed.
 
@@ -197,14 +202,18 @@ def make_filler_sequences(
     X : ndarray of shape (n_samples, timesteps, features)
     y : ndarray of shape (n_samples,) of int
     """
-    if informative % 2 == 0 or informative > timesteps or features < 2:
-        raise ValueError("informative must be odd and at most timesteps, and features >= 2")
+    within = timesteps if within is None else within
+    if informative % 2 == 0 or not informative <= within <= timesteps or features < 2:
+        raise ValueError(
+            "informative must be odd and at most within, within at most timesteps, and "
+            "features at least 2"
+        )
     rng = np.random.default_rng(random_state)
     X = 0.1 * rng.normal(size=(n_samples, timesteps, features))
     X[:, :, 0] = 0.0
     values = rng.choice([-1.0, 1.0], size=(n_samples, informative))
     for n in range(n_samples):
-        steps = rng.choice(timesteps, size=informative, replace=False)
+        steps = rng.choice(within, size=informative, replace=False)
         X[n, steps, 0] = 1.0
         X[n, steps, 1] = values[n]
     return X, (values.sum(axis=1) > 0).astype(int)
