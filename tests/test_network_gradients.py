@@ -13,18 +13,40 @@ from lstmlearn import _engine
 EPS = 1e-6
 
 
-def build(merge="concat", bidirectional=False, hidden=(3,), per_step=False, loss="squared_error"):
+# Conv front ends: frames of 7 steps x 2 features (conv1d) and 5 x 4 x 2
+# (conv2d), flattened per time step as the engine takes them.
+FRONT_ENDS = {
+    None: ({}, 2),
+    "conv1d": (dict(front_end="conv1d", frame=[7, 2], conv_filters=2, kernel=[3], pool_size=2), 14),
+    "conv2d": (
+        dict(front_end="conv2d", frame=[5, 4, 2], conv_filters=2, kernel=[2, 2], pool_size=2),
+        40,
+    ),
+}
+
+
+def build(
+    merge="concat",
+    bidirectional=False,
+    hidden=(3,),
+    per_step=False,
+    loss="squared_error",
+    front=None,
+    pooling="last",
+):
     outputs = 3 if loss == "log_loss" else 2
+    kwargs, features = FRONT_ENDS[front]
     net = _engine.core.NetworkF64(
-        2, list(hidden), bidirectional, merge, 0.0, 0.0, outputs, per_step, loss, 1.0
-    )
-    return net, outputs
+        features, list(hidden), bidirectional, merge, 0.0, 0.0, outputs, per_step, loss, 1.0,
+        pooling=pooling, attention_units=3, **kwargs,
+    )  # fmt: skip
+    return net, outputs, features
 
 
-def problem(net, outputs, per_step, loss, masked, seed=0):
+def problem(net, outputs, per_step, loss, masked, features=2, seed=0):
     rng = np.random.default_rng(seed)
     N, T = 4, 5
-    x = rng.normal(size=(N, T, 2))
+    x = rng.normal(size=(N, T, features))
     mask = None
     if masked:
         lengths = np.array([5, 3, 1, 4])
@@ -64,6 +86,15 @@ CASES = [
     dict(loss="log_loss", per_step=True, masked=True, bidirectional=True, merge="mul"),
     dict(loss="huber"),
     dict(loss="absolute_error", per_step=True),
+    dict(front="conv1d"),
+    dict(front="conv2d", loss="log_loss"),
+    dict(front="conv1d", hidden=(3, 2), masked=True, bidirectional=True, merge="sum"),
+    dict(pooling="mean", masked=True),
+    dict(pooling="mean", bidirectional=True, merge="concat", hidden=(2, 3)),
+    dict(pooling="attention", masked=True),
+    dict(pooling="attention", bidirectional=True, merge="ave", loss="log_loss", masked=True),
+    dict(front="conv2d", pooling="attention", bidirectional=True, masked=True),
+    dict(front="conv1d", pooling="mean", loss="huber"),
 ]
 
 
@@ -73,8 +104,10 @@ def test_network_gradient_matches_finite_differences(case):
     masked = case.pop("masked", False)
     per_step = case.get("per_step", False)
     loss = case.get("loss", "squared_error")
-    net, outputs = build(**case)
-    x, mask, targets, labels, weights, params = problem(net, outputs, per_step, loss, masked)
+    net, outputs, features = build(**case)
+    x, mask, targets, labels, weights, params = problem(
+        net, outputs, per_step, loss, masked, features
+    )
     analytic = sgd_gradient(net, params, x, mask, targets, labels, weights)
 
     def f(p):
@@ -90,3 +123,29 @@ def test_network_gradient_matches_finite_differences(case):
     atol = 1e-5 if loss == "absolute_error" else 1e-7
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=atol)
     assert np.abs(analytic).max() > 1e-3  # the check is not vacuous
+    for name, offset, shape in net.layout():
+        if name.startswith(("conv.", "pool.")):  # the new stages are reached by the gradient
+            assert np.abs(analytic[offset : offset + int(np.prod(shape))]).max() > 1e-5, name
+
+
+def test_pooling_layouts_and_attention_weights():
+    net, _, features = build(front="conv2d", pooling="attention", bidirectional=True)
+    names = [name for name, _, _ in net.layout()]
+    assert names[-5:] == ["conv.weight", "conv.bias", "pool.weight", "pool.bias", "pool.v"]
+    shapes = {name: tuple(shape) for name, _, shape in net.layout()}
+    assert shapes["conv.weight"] == (2, 2, 2, 2) and shapes["pool.weight"] == (3, 6)
+    x, mask, *_, params = problem(net, 2, False, "squared_error", True, features)
+    w = np.empty(x.shape[:2])
+    net.attention_weights(params, x, mask, w, 3, 1)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-12)
+    assert (w[mask == 0] == 0).all() and (w[mask == 1] > 0).all()
+    last, _, _ = build(pooling="mean")
+    with pytest.raises(ValueError, match="pooling"):
+        last.attention_weights(np.zeros(last.parameter_count), x[..., :2], None, w, 4, 1)
+    with pytest.raises(ValueError, match="per_step"):
+        build(pooling="mean", per_step=True)
+    with pytest.raises(ValueError, match="input_size"):
+        _engine.core.NetworkF64(
+            13, [3], False, "concat", 0.0, 0.0, 1, False, "squared_error", 1.0,
+            **FRONT_ENDS["conv1d"][0],
+        )  # fmt: skip

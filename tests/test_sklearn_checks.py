@@ -41,6 +41,13 @@ def expected_failed_checks(estimator):
 ESTIMATORS = [
     LSTMRegressor(hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0),
     LSTMClassifier(hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0),
+    # Pooling over time: the same checks with a mean and an attention head.
+    LSTMRegressor(
+        hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0, pooling="mean"
+    ),
+    LSTMClassifier(
+        hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0, pooling="attention"
+    ),
     LSTMGenerator(hidden_layer_sizes=8, seq_length=5, max_iter=3, random_state=0),
 ]
 

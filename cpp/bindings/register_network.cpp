@@ -38,6 +38,48 @@ Loss parse_loss(const std::string& name) {
   throw std::invalid_argument("unknown loss: " + name);
 }
 
+Pooling parse_pooling(const std::string& name) {
+  if (name == "last") return Pooling::Last;
+  if (name == "mean") return Pooling::Mean;
+  if (name == "attention") return Pooling::Attention;
+  throw std::invalid_argument("unknown pooling: " + name);
+}
+
+// front_end "conv1d": frame [S, C], kernel [k]; "conv2d": frame [Y, X, C],
+// kernel [kh, kw]; "none": both empty.
+void set_front_end(NetworkSpec& spec, const std::string& front_end, const std::vector<int>& frame,
+                   int filters, const std::vector<int>& kernel, int pool) {
+  if (front_end == "none") {
+    if (!frame.empty() || !kernel.empty()) {
+      throw std::invalid_argument("frame and kernel are only for a conv front end");
+    }
+    return;
+  }
+  if (front_end == "conv1d") {
+    if (frame.size() != 2 || kernel.size() != 1) {
+      throw std::invalid_argument("conv1d takes frame [S, C] and kernel [k]");
+    }
+    spec.front_end = FrontEnd::Conv1d;
+    spec.frame_height = frame[0];
+    spec.frame_channels = frame[1];
+    spec.kernel_h = kernel[0];
+  } else if (front_end == "conv2d") {
+    if (frame.size() != 3 || kernel.size() != 2) {
+      throw std::invalid_argument("conv2d takes frame [Y, X, C] and kernel [kh, kw]");
+    }
+    spec.front_end = FrontEnd::Conv2d;
+    spec.frame_height = frame[0];
+    spec.frame_width = frame[1];
+    spec.frame_channels = frame[2];
+    spec.kernel_h = kernel[0];
+    spec.kernel_w = kernel[1];
+  } else {
+    throw std::invalid_argument("unknown front end: " + front_end);
+  }
+  spec.conv_filters = filters;
+  spec.conv_pool = pool;
+}
+
 OptimizerKind parse_optimizer(const std::string& name) {
   if (name == "adam") return OptimizerKind::Adam;
   if (name == "sgd") return OptimizerKind::Sgd;
@@ -128,26 +170,34 @@ template <typename T>
 void bind_network(py::module_& m, const char* name) {
   using Self = BoundNetwork<T>;
   py::class_<Self>(m, name, py::module_local())
-      .def(
-          py::init([](int input_size, std::vector<int> hidden, bool bidirectional,
-                      const std::string& merge, double dropout, double recurrent_dropout,
-                      int output_size, bool per_step, const std::string& loss, double huber_delta) {
-            NetworkSpec spec;
-            spec.input_size = input_size;
-            spec.hidden = std::move(hidden);
-            spec.bidirectional = bidirectional;
-            spec.merge = parse_merge(merge);
-            spec.dropout = dropout;
-            spec.recurrent_dropout = recurrent_dropout;
-            spec.output_size = output_size;
-            spec.per_step = per_step;
-            spec.loss = parse_loss(loss);
-            spec.huber_delta = huber_delta;
-            return new Self(spec);
-          }),
-          py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
-          py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
-          py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"))
+      .def(py::init([](int input_size, std::vector<int> hidden, bool bidirectional,
+                       const std::string& merge, double dropout, double recurrent_dropout,
+                       int output_size, bool per_step, const std::string& loss, double huber_delta,
+                       const std::string& front_end, const std::vector<int>& frame,
+                       int conv_filters, const std::vector<int>& kernel, int pool_size,
+                       const std::string& pooling, int attention_units) {
+             NetworkSpec spec;
+             spec.input_size = input_size;
+             spec.hidden = std::move(hidden);
+             spec.bidirectional = bidirectional;
+             spec.merge = parse_merge(merge);
+             spec.dropout = dropout;
+             spec.recurrent_dropout = recurrent_dropout;
+             spec.output_size = output_size;
+             spec.per_step = per_step;
+             spec.loss = parse_loss(loss);
+             spec.huber_delta = huber_delta;
+             set_front_end(spec, front_end, frame, conv_filters, kernel, pool_size);
+             spec.pooling = parse_pooling(pooling);
+             spec.attention_units = attention_units;
+             return new Self(spec);
+           }),
+           py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
+           py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
+           py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"),
+           py::arg("front_end") = "none", py::arg("frame") = std::vector<int>{},
+           py::arg("conv_filters") = 1, py::arg("kernel") = std::vector<int>{},
+           py::arg("pool_size") = 1, py::arg("pooling") = "last", py::arg("attention_units") = 16)
       .def_property_readonly("parameter_count",
                              [](const Self& self) { return self.net.parameter_count(); })
       .def("layout", [](const Self& self) { return layout_to_python(self.net.layout()); })
@@ -165,6 +215,22 @@ void bind_network(py::module_& m, const char* name) {
             py::gil_scoped_release release;  // arrays are held by this call's arguments
             std::lock_guard<std::mutex> lock(self.busy);
             self.net.predict(p, data.view, batch_size, o, n_threads);
+          },
+          py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
+          py::arg("n_threads"))
+      .def(
+          "attention_weights",
+          [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
+             CArray<T>& out, int batch_size, int n_threads) {
+            BoundData<T> data(self.net.spec(), x, mask, py::none(), py::none(), py::none());
+            expect_size(out.size(), static_cast<std::size_t>(data.view.samples) * data.view.steps,
+                        "out");
+            if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+            const T* p = const_params_of(self, params);
+            T* o = out.mutable_data();
+            py::gil_scoped_release release;  // as in predict
+            std::lock_guard<std::mutex> lock(self.busy);
+            self.net.attention_weights(p, data.view, batch_size, o, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
           py::arg("n_threads"))

@@ -137,6 +137,46 @@ void NetworkSpec::validate() const {
       !(recurrent_dropout >= 0.0 && recurrent_dropout < 1.0)) {
     throw std::invalid_argument("dropout rates must be in [0, 1)");
   }
+  if (front_end != FrontEnd::None) {
+    if (front_end == FrontEnd::Conv1d && frame_width != 1) {
+      throw std::invalid_argument("a conv1d front end takes frames of width 1");
+    }
+    if (static_cast<long long>(frame_height) * frame_width * frame_channels != input_size) {
+      throw std::invalid_argument("input_size must be the frame's height * width * channels");
+    }
+    if (front_end == FrontEnd::Conv1d) {
+      conv1d_shape(1).validate();
+    } else {
+      conv2d_shape(1).validate();
+    }
+  }
+  if (pooling != Pooling::Last && per_step) {
+    throw std::invalid_argument("pooling over time needs a last-step head, not per_step");
+  }
+  if (pooling == Pooling::Attention && attention_units < 1) {
+    throw std::invalid_argument("attention_units must be positive");
+  }
+}
+
+int NetworkSpec::lstm_input_size() const {
+  switch (front_end) {
+    case FrontEnd::Conv1d:
+      return conv1d_shape(1).output_width();
+    case FrontEnd::Conv2d:
+      return conv2d_shape(1).output_width();
+    case FrontEnd::None:
+      break;
+  }
+  return input_size;
+}
+
+Conv1dShape NetworkSpec::conv1d_shape(int rows) const {
+  return Conv1dShape{rows, frame_height, frame_channels, conv_filters, kernel_h, conv_pool};
+}
+
+Conv2dShape NetworkSpec::conv2d_shape(int rows) const {
+  return Conv2dShape{rows,         frame_height, frame_width, frame_channels,
+                     conv_filters, kernel_h,     kernel_w,    conv_pool};
 }
 
 int NetworkSpec::merged_width(int layer) const {
@@ -145,7 +185,7 @@ int NetworkSpec::merged_width(int layer) const {
 }
 
 LstmSpec NetworkSpec::layer_spec(int layer) const {
-  return LstmSpec{layer == 0 ? input_size : merged_width(layer - 1), hidden[layer], 1,
+  return LstmSpec{layer == 0 ? lstm_input_size() : merged_width(layer - 1), hidden[layer], 1,
                   bidirectional};
 }
 
@@ -170,6 +210,26 @@ Network<T>::Network(const NetworkSpec& spec) : spec_(spec) {
   layout_.push_back({"dense.weight", count_, {O, W}});
   layout_.push_back({"dense.bias", count_ + O * W, {O}});
   count_ += O * W + O;
+  if (spec_.front_end != FrontEnd::None) {
+    const std::size_t K = spec_.conv_filters, C = spec_.frame_channels;
+    const std::size_t kh = spec_.kernel_h, kw = spec_.kernel_w;
+    conv_offset_ = count_;
+    if (spec_.front_end == FrontEnd::Conv1d) {
+      layout_.push_back({"conv.weight", count_, {K, C, kh}});
+    } else {
+      layout_.push_back({"conv.weight", count_, {K, C, kh, kw}});
+    }
+    layout_.push_back({"conv.bias", count_ + K * C * kh * kw, {K}});
+    count_ += K * C * kh * kw + K;
+  }
+  if (spec_.pooling == Pooling::Attention) {
+    const std::size_t A = spec_.attention_units;
+    pool_offset_ = count_;
+    layout_.push_back({"pool.weight", count_, {A, W}});
+    layout_.push_back({"pool.bias", count_ + A * W, {A}});
+    layout_.push_back({"pool.v", count_ + A * W + A, {A}});
+    count_ += A * W + 2 * A;
+  }
 }
 
 template <typename T>
@@ -220,6 +280,23 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   std::fill(zeros_.begin(), zeros_.end(), T(0));
 
   const T* in = x_.data();
+  if (spec_.front_end != FrontEnd::None) {
+    // Time-distributed conv block: every (sample, step) frame is one row.
+    const std::size_t F0 = spec_.lstm_input_size();
+    grow(conv_y_, BT * F0);
+    if (conv_argmax_.size() < BT * F0) conv_argmax_.resize(BT * F0);
+    const T* weight = params + conv_offset_;
+    const T* bias = weight + static_cast<std::size_t>(spec_.conv_filters) * spec_.frame_channels *
+                                 spec_.kernel_h * spec_.kernel_w;
+    if (spec_.front_end == FrontEnd::Conv1d) {
+      conv1d_forward<T>(conv_y_.data(), conv_argmax_.data(), x_.data(), weight, bias,
+                        spec_.conv1d_shape(static_cast<int>(BT)), conv_workspace_);
+    } else {
+      conv2d_forward<T>(conv_y_.data(), conv_argmax_.data(), x_.data(), weight, bias,
+                        spec_.conv2d_shape(static_cast<int>(BT)), conv_workspace_);
+    }
+    in = conv_y_.data();
+  }
   for (int i = 0; i < L; ++i) {
     Layer& layer = layers_[i];
     const int F = layer.spec.input_size, H = layer.spec.hidden_size;
@@ -262,7 +339,22 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   const int H = top.spec.hidden_size, W = spec_.merged_width(L - 1), O = spec_.output_size;
   const std::size_t rows = spec_.per_step ? BT : static_cast<std::size_t>(B);
   const T* features = in;
-  if (!spec_.per_step) {
+  const std::uint8_t* mask = has_mask_ ? mask_.data() : nullptr;
+  if (!spec_.per_step && spec_.pooling == Pooling::Mean) {
+    grow(features_, static_cast<std::size_t>(B) * W);
+    mean_pool_forward<T>(features_.data(), in, mask, B, steps_, W);
+    features = features_.data();
+  } else if (!spec_.per_step && spec_.pooling == Pooling::Attention) {
+    const int A = spec_.attention_units;
+    const T* pool = params + pool_offset_;
+    grow(features_, static_cast<std::size_t>(B) * W);
+    grow(pool_weights_, BT);
+    attention_pool_forward<T>(features_.data(), pool_weights_.data(), in, mask, pool,
+                              pool + static_cast<std::size_t>(A) * W,
+                              pool + static_cast<std::size_t>(A) * W + A, B, steps_, W, A,
+                              pool_workspace_);
+    features = features_.data();
+  } else if (!spec_.per_step) {
     // The last step of each direction is its final state h_n.
     grow(features_, static_cast<std::size_t>(B) * W);
     if (D == 2) {
@@ -378,7 +470,25 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
     grow(layer.dy, BT * D * H);
     grow(layer.dx, BT * F);
     const T* dh_n = nullptr;
-    if (i == L - 1 && !spec_.per_step) {
+    const bool head_layer = i == L - 1 && !spec_.per_step;
+    if (head_layer && spec_.pooling != Pooling::Last) {
+      // pooled = pool(top output): route d_pooled back to every step.
+      const std::uint8_t* mask = has_mask_ ? mask_.data() : nullptr;
+      grow(d_sequence_, BT * W);
+      if (spec_.pooling == Pooling::Mean) {
+        mean_pool_backward<T>(d_sequence_.data(), d_merged, mask, B, steps_, W);
+      } else {
+        const int A = spec_.attention_units;
+        const T* pool = params + pool_offset_;
+        T* d_pool = grads + pool_offset_;
+        const std::size_t AW = static_cast<std::size_t>(A) * W;
+        attention_pool_backward<T>(d_sequence_.data(), d_pool, d_pool + AW, d_pool + AW + A,
+                                   d_merged, pool_weights_.data(), layer_output(L - 1), pool,
+                                   pool + AW, pool + AW + A, B, steps_, W, A, pool_workspace_);
+      }
+      d_merged = d_sequence_.data();
+    }
+    if (head_layer && spec_.pooling == Pooling::Last) {
       // Only the final states feed the output.
       std::fill(layer.dy.begin(), layer.dy.begin() + BT * D * H, T(0));
       grow(layer.dh_n, static_cast<std::size_t>(D) * B * H);
@@ -409,6 +519,21 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
     }
     d_merged = layer.dx.data();
   }
+
+  if (spec_.front_end != FrontEnd::None) {
+    // conv_y = conv block(x): weights only, the input needs no gradient.
+    T* d_weight = grads + conv_offset_;
+    T* d_bias = d_weight + static_cast<std::size_t>(spec_.conv_filters) * spec_.frame_channels *
+                               spec_.kernel_h * spec_.kernel_w;
+    const T* weight = params + conv_offset_;
+    if (spec_.front_end == FrontEnd::Conv1d) {
+      conv1d_backward<T>(nullptr, d_weight, d_bias, d_merged, conv_argmax_.data(), x_.data(),
+                         weight, spec_.conv1d_shape(static_cast<int>(BT)), conv_workspace_);
+    } else {
+      conv2d_backward<T>(nullptr, d_weight, d_bias, d_merged, conv_argmax_.data(), x_.data(),
+                         weight, spec_.conv2d_shape(static_cast<int>(BT)), conv_workspace_);
+    }
+  }
 }
 
 template <typename T>
@@ -434,6 +559,27 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
     }
     std::memcpy(out + static_cast<std::size_t>(start) * per_row * O, out_.data(),
                 sizeof(T) * n * O);
+  }
+}
+
+template <typename T>
+void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data, int batch_size,
+                                   T* out, int n_threads) {
+  if (spec_.pooling != Pooling::Attention || spec_.per_step) {
+    throw std::invalid_argument("attention weights need pooling == Attention");
+  }
+  const T* params = aligned_params(user_params);
+  const int N = data.samples;
+  const std::size_t T_ = data.steps;
+  std::vector<std::uint32_t> rows(N);
+  std::iota(rows.begin(), rows.end(), 0u);
+  DataSet<T> inputs{data.x, data.samples, data.steps, data.mask, nullptr, nullptr, nullptr};
+  std::uint64_t unused = 0;
+  for (int start = 0; start < N; start += batch_size) {
+    const int count = std::min(batch_size, N - start);
+    gather(inputs, rows.data() + start, count);
+    forward(params, count, false, unused, n_threads);
+    std::memcpy(out + start * T_, pool_weights_.data(), sizeof(T) * count * T_);
   }
 }
 

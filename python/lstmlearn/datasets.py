@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["make_first_value_sequences", "make_noisy_sine"]
+__all__ = [
+    "make_cumsum_threshold",
+    "make_filler_sequences",
+    "make_first_value_sequences",
+    "make_moving_square",
+    "make_noisy_sine",
+]
 
 
 def make_noisy_sine(
@@ -70,3 +76,144 @@ def make_first_value_sequences(
     X = rng.normal(scale=noise, size=(n_samples, timesteps, 1))
     X[:, 0, 0] = sign
     return X, np.where(sign > 0, "up", "down")
+
+
+def make_moving_square(
+    n_samples: int = 1000,
+    frames: int = 8,
+    size: int = 8,
+    square: int = 2,
+    noise: float = 0.1,
+    random_state: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Videos of a square moving one pixel per frame; the label is its direction.
+
+    The square starts where it can move ``frames - 1`` pixels in its direction
+    without leaving the frame; its position across the motion is random.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of videos.
+    frames : int, default=8
+        Frames per video; at most ``size - square + 1``.
+    size : int, default=8
+        Height and width of a frame.
+    square : int, default=2
+        Side of the square.
+    noise : float, default=0.1
+        Standard deviation of Gaussian noise on every pixel.
+    random_state : int or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, frames, size, size)
+    y : ndarray of shape (n_samples,) of str
+        "left", "right", "up" or "down".
+    """
+    travel = size - square
+    if frames - 1 > travel:
+        raise ValueError(f"frames must be at most size - square + 1 = {travel + 1}; got {frames}")
+    rng = np.random.default_rng(random_state)
+    names = np.array(["left", "right", "up", "down"])
+    direction = rng.integers(0, 4, size=n_samples)
+    X = noise * rng.normal(size=(n_samples, frames, size, size))
+    slack = travel - (frames - 1)  # free start positions along the motion
+    for n in range(n_samples):
+        d = direction[n]
+        start = rng.integers(0, slack + 1)
+        across = rng.integers(0, travel + 1)
+        for f in range(frames):
+            along = start + f if d in (1, 3) else travel - start - f
+            row, col = (across, along) if d < 2 else (along, across)
+            X[n, f, row : row + square, col : col + square] += 1.0
+    return X, names[direction]
+
+
+def make_cumsum_threshold(
+    n_samples: int = 1000,
+    timesteps: int = 10,
+    random_state: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step labels that depend on the whole sequence (bidirectional task).
+
+    Values are uniform in [0, 1]. The label of step t is 1 when the running
+    sum up to t exceeds half the sequence's total sum, so it depends on values
+    that come after t: a forward-only model must guess the rest of the
+    sequence, a bidirectional one sees it.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of sequences.
+    timesteps : int, default=10
+        Length of each sequence.
+    random_state : int or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, timesteps, 1)
+    y : ndarray of shape (n_samples, timesteps) of int
+    """
+    rng = np.random.default_rng(random_state)
+    X = rng.uniform(size=(n_samples, timesteps))
+    running = np.cumsum(X, axis=1)
+    y = (running > 0.5 * running[:, -1:]).astype(int)
+    return X[:, :, None], y
+
+
+def make_filler_sequences(
+    n_samples: int = 1000,
+    timesteps: int = 60,
+    informative: int = 3,
+    features: int = 4,
+    within: int | None = None,
+    random_state: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Long sequences of neutral filler with a few informative steps.
+
+    Each sequence has ``informative`` steps, at random positions (among the
+    first ``within`` steps), flagged by
+    feature 0 = 1 and carrying a value in feature 1 of +1 or -1; every other
+    step is filler (feature 0 = 0, small noise elsewhere). The label is 1 when
+    the informative values sum to more than 0 (``informative`` is odd, so there
+    are no ties).
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of sequences.
+    timesteps : int, default=60
+        Length of each sequence.
+    informative : int, default=3
+        Informative steps per sequence (odd).
+    features : int, default=4
+        Features per step (at least 2).
+    within : int or None, default=None
+        Informative steps fall among the first ``within`` steps (None: anywhere),
+        so that a model reading to the end must carry them further.
+    random_state : int or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, timesteps, features)
+    y : ndarray of shape (n_samples,) of int
+    """
+    within = timesteps if within is None else within
+    if informative % 2 == 0 or not informative <= within <= timesteps or features < 2:
+        raise ValueError(
+            "informative must be odd and at most within, within at most timesteps, and "
+            "features at least 2"
+        )
+    rng = np.random.default_rng(random_state)
+    X = 0.1 * rng.normal(size=(n_samples, timesteps, features))
+    X[:, :, 0] = 0.0
+    values = rng.choice([-1.0, 1.0], size=(n_samples, informative))
+    for n in range(n_samples):
+        steps = rng.choice(within, size=informative, replace=False)
+        X[n, steps, 0] = 1.0
+        X[n, steps, 1] = values[n]
+    return X, (values.sum(axis=1) > 0).astype(int)

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _engine
 from ._data import Sequences, as_sequences, per_step_target, unpad
+from ._frames import FrontEnd, flatten_frames
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
@@ -98,6 +99,11 @@ class _BaseLSTM(BaseEstimator):
         "warm_start": ["boolean"],
         "callbacks": [list, tuple, callable, None],
         "dtype": [type, str, np.dtype],
+        "conv_filters": [Interval(Integral, 1, None, closed="left"), None],
+        "conv_kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "pooling": [StrOptions({"last", "mean", "attention"})],
+        "attention_units": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -134,6 +140,11 @@ class _BaseLSTM(BaseEstimator):
         warm_start: bool = False,
         callbacks: Callable | Sequence[Callable] | None = None,
         dtype: type | str = np.float32,
+        conv_filters: int | None = None,
+        conv_kernel_size: int | tuple[int, int] = 3,
+        pool_size: int = 2,
+        pooling: str = "last",
+        attention_units: int = 16,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
@@ -166,6 +177,11 @@ class _BaseLSTM(BaseEstimator):
         self.warm_start = warm_start
         self.callbacks = callbacks
         self.dtype = dtype
+        self.conv_filters = conv_filters
+        self.conv_kernel_size = conv_kernel_size
+        self.pool_size = pool_size
+        self.pooling = pooling
+        self.attention_units = attention_units
 
     # -- subclass hooks -----------------------------------------------------
 
@@ -208,9 +224,43 @@ class _BaseLSTM(BaseEstimator):
                 self._per_step,
                 self._loss_name(),
                 1.0,
+                **self._engine_architecture(),
             )
             self.__dict__["_net"] = net
         return net
+
+    def _architecture(self) -> tuple:
+        """What fixes the parameter layout beyond the LSTM layers."""
+        front = FrontEnd.from_params(self.conv_filters, self.conv_kernel_size, self.pool_size)
+        units = int(self.attention_units) if self.pooling == "attention" else None
+        return front, self.pooling, units
+
+    def _engine_architecture(self) -> dict:
+        front, pooling, units = self._arch
+        kwargs: dict[str, Any] = {"pooling": pooling, "attention_units": units or 1}
+        if front is not None:
+            kwargs.update(
+                front_end=front.kind,
+                frame=list(self.frame_shape_),
+                conv_filters=front.filters,
+                kernel=list(front.kernel),
+                pool_size=front.pool,
+            )
+        return kwargs
+
+    @property
+    def _arch(self) -> tuple:
+        # Models pickled before the conv front end and pooling have neither.
+        return self.__dict__.get("_fitted_arch", (None, "last", None))
+
+    def _as_sequences(self, X, dtype: np.dtype, fitted: bool) -> tuple[Sequences, tuple | None]:
+        """as_sequences after flattening the frames of a conv front end; and the frame."""
+        front = self._arch[0] if fitted else self._architecture()[0]
+        n_features = self.n_features_in_ if fitted else None
+        if front is None:
+            return as_sequences(X, dtype, n_features), None
+        flat, frame = flatten_frames(X, front, self.frame_shape_ if fitted else None)
+        return as_sequences(flat, dtype, n_features), frame
 
     def _loss_name(self) -> str:
         return self.loss
@@ -229,6 +279,10 @@ class _BaseLSTM(BaseEstimator):
             view = params[offset : offset + size].reshape(shape)
             if "weight_ih" in name or name == "dense.weight":
                 view[...] = _glorot(rng, shape)
+            elif name == "conv.weight":
+                view[...] = _glorot(rng, (shape[0], int(np.prod(shape[1:])))).reshape(shape)
+            elif name in ("pool.weight", "pool.v"):
+                view[...] = _glorot(rng, shape if len(shape) == 2 else (1, shape[0])).reshape(shape)
             elif "weight_hh" in name:
                 view[...] = _orthogonal(rng, shape)
             elif "bias_ih" in name:
@@ -355,8 +409,20 @@ class _BaseLSTM(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
-        seqs = as_sequences(X, dtype, self.n_features_in_ if reuse else None)
+        arch = self._architecture()
+        if reuse and arch != self._arch:
+            raise ValueError(
+                "conv_filters, conv_kernel_size, pool_size, pooling and attention_units cannot "
+                "change between fits when warm_start=True or in partial_fit; fit a fresh "
+                "estimator instead"
+            )
+        seqs, frame = self._as_sequences(X, dtype, fitted=reuse)
         y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
+        if per_step and self.pooling != "last":
+            raise ValueError(
+                f"pooling={self.pooling!r} pools the sequence into one output; it cannot be used "
+                "with per-step targets (return_sequences). Use pooling='last'."
+            )
         if reuse and (n_outputs != self._n_outputs or per_step != self._per_step):
             raise ValueError(
                 f"y has {n_outputs} output(s){' per step' if per_step else ''}; the fitted model "
@@ -370,6 +436,8 @@ class _BaseLSTM(BaseEstimator):
             self.n_features_in_ = seqs.x.shape[2]
             self._n_outputs = n_outputs
             self._per_step = per_step
+            self._fitted_arch = arch
+            self.frame_shape_ = frame
             self._rng = np.random.RandomState(
                 self.random_state
                 if not isinstance(self.random_state, np.random.RandomState)
@@ -581,7 +649,34 @@ class _BaseLSTM(BaseEstimator):
 
     def _check_predict_input(self, X) -> Sequences:
         check_is_fitted(self, "_params")
-        return as_sequences(X, self._dtype, self.n_features_in_)
+        return self._as_sequences(X, self._dtype, fitted=True)[0]
+
+    def attention_weights(self, X) -> np.ndarray:
+        """Attention-pooling weights of each time step.
+
+        Parameters
+        ----------
+        X : sequences, as in :meth:`predict`
+
+        Returns
+        -------
+        weights : ndarray of shape (n, T)
+            Each row sums to 1 over the sequence's real steps; padding steps
+            get 0.
+        """
+        check_is_fitted(self, "_params")
+        if self._arch[1] != "attention":
+            raise ValueError(
+                f"attention_weights needs a model fitted with pooling='attention'; this one was "
+                f"fitted with pooling={self._arch[1]!r}"
+            )
+        seqs = self._check_predict_input(X)
+        n, steps = seqs.x.shape[:2]
+        out = np.empty((n, steps), dtype=self._dtype)
+        self._network().attention_weights(
+            self._params, seqs.x, seqs.mask, out, min(_PREDICT_BATCH, n), _threads(self.n_jobs)
+        )
+        return out.astype(np.float64)
 
 
 class LSTMRegressor(RegressorMixin, _BaseLSTM):
@@ -660,11 +755,34 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         and val_score. A callback returning True stops training.
     dtype : {np.float32, np.float64}, default=np.float32
         Precision of training and prediction.
+    conv_filters : int or None, default=None
+        Filters of a time-distributed convolution front end (CNN-LSTM); None
+        for none. Each time step's input goes through convolution (valid
+        padding), ReLU and max pooling, flattened, before the first LSTM layer;
+        the block is trained with the rest of the network.
+    conv_kernel_size : int or (int, int), default=3
+        With an int, a 1-D convolution over sub-sequences: X is
+        ``[samples, timesteps, steps, features]``. With a pair ``(kh, kw)``, a
+        2-D convolution over frames: X is ``[samples, timesteps, height,
+        width]`` or ``[samples, timesteps, height, width, channels]``.
+    pool_size : int, default=2
+        Max-pooling window and stride of the front end (``p x p`` in 2-D).
+    pooling : {'last', 'mean', 'attention'}, default='last'
+        How a one-output-per-sequence head sees the sequence: the last step,
+        the mean over the real steps, or attention pooling (a learned score
+        ``v . tanh(W h_t + b)`` per step, softmax over the real steps; see
+        :meth:`attention_weights`). Not for per-step targets.
+    attention_units : int, default=16
+        Units of the attention score with ``pooling='attention'``.
 
     Attributes
     ----------
     n_features_in_ : int
-        Features per step seen in fit.
+        Features per step seen in fit (with a conv front end, the size of one
+        flattened frame).
+    frame_shape_ : tuple of int or None
+        With a conv front end, the frame seen in fit: ``(steps, features)``
+        or ``(height, width, channels)``.
     loss_curve_ : list of float
         Training loss of each epoch (with the L2 penalty).
     validation_scores_ : list of float or None
@@ -833,7 +951,8 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     beta_1, beta_2, epsilon, rho, clipnorm, batch_size, max_iter, shuffle, tol,
     n_iter_no_change, early_stopping, validation_fraction,
     restore_best_weights, random_state, n_jobs, verbose, warm_start,
-    callbacks, dtype
+    callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
+    attention_units
         As in :class:`LSTMRegressor`; the validation score is accuracy.
     loss : {'log_loss'}, default='log_loss'
         Training loss.
@@ -844,7 +963,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    n_features_in_, loss_curve_, validation_scores_, best_loss_,
+    n_features_in_, frame_shape_, loss_curve_, validation_scores_, best_loss_,
     best_validation_score_, n_iter_, history_
         As in :class:`LSTMRegressor`.
 
@@ -900,6 +1019,11 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
         warm_start: bool = False,
         callbacks: Callable | Sequence[Callable] | None = None,
         dtype: type | str = np.float32,
+        conv_filters: int | None = None,
+        conv_kernel_size: int | tuple[int, int] = 3,
+        pool_size: int = 2,
+        pooling: str = "last",
+        attention_units: int = 16,
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -933,6 +1057,11 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
             warm_start=warm_start,
             callbacks=callbacks,
             dtype=dtype,
+            conv_filters=conv_filters,
+            conv_kernel_size=conv_kernel_size,
+            pool_size=pool_size,
+            pooling=pooling,
+            attention_units=attention_units,
         )
         self.class_weight = class_weight
 

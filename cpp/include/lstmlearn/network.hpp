@@ -3,9 +3,16 @@
 // epoch (shuffle, mini-batches, forward, loss, backward, L2, clipping,
 // optimizer step) in one call.
 //
-// Size key: N = samples, B = mini-batch, T = time steps, F = input features,
-// H_i = hidden units of layer i, D = directions, W_i = merged width of layer
-// i (D*H_i for concat, H_i otherwise), O = outputs (classes for a classifier).
+// Optional stages: a time-distributed convolution block (conv1d over
+// sub-sequences or conv2d over frames, see layers.hpp) before the first LSTM
+// layer, and a pooling over time (mean or attention) for last-step heads.
+//
+// Size key: N = samples, B = mini-batch, T = time steps, F = input features
+// (with a conv front end: the flattened frame, S*C or Y*X*C), F_0 = features
+// into the first LSTM layer (the conv output width, else F), H_i = hidden
+// units of layer i, D = directions, W_i = merged width of layer i (D*H_i for
+// concat, H_i otherwise), O = outputs (classes for a classifier), A =
+// attention units of the pooling.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "lstmlearn/layers.hpp"
 #include "lstmlearn/lstm.hpp"
 #include "lstmlearn/optimizer.hpp"
 
@@ -21,6 +29,8 @@ LSTMLEARN_BEGIN_ISA_NAMESPACE
 
 enum class Merge { Concat, Sum, Mul, Ave };
 enum class Loss { Squared, Absolute, Huber, CrossEntropy };
+enum class FrontEnd { None, Conv1d, Conv2d };
+enum class Pooling { Last, Mean, Attention };
 
 struct NetworkSpec {
   int input_size = 1;
@@ -34,7 +44,27 @@ struct NetworkSpec {
   Loss loss = Loss::Squared;
   double huber_delta = 1.0;
 
+  // Conv front end. Each time step of x holds one frame: conv1d reads it as
+  // [S, C] = [frame_height, frame_channels] (frame_width 1), conv2d as
+  // [Y, X, C]; input_size must be their product.
+  FrontEnd front_end = FrontEnd::None;
+  int frame_height = 1;
+  int frame_width = 1;
+  int frame_channels = 1;
+  int conv_filters = 1;  // K
+  int kernel_h = 1;      // k (conv1d) or kh
+  int kernel_w = 1;      // kw (conv2d)
+  int conv_pool = 1;     // p
+
+  // How a last-step head sees the top layer: its final states (Last), the
+  // mean over valid steps, or attention pooling with A units.
+  Pooling pooling = Pooling::Last;
+  int attention_units = 16;
+
   void validate() const;
+  int lstm_input_size() const;  // F_0
+  Conv1dShape conv1d_shape(int rows) const;
+  Conv2dShape conv2d_shape(int rows) const;
   int merged_width(int layer) const;
   LstmSpec layer_spec(int layer) const;
 };
@@ -77,12 +107,20 @@ class Network {
 
   const NetworkSpec& spec() const { return spec_; }
   std::size_t parameter_count() const { return count_; }
-  // Names: layer{i}.weight_ih_l0[_reverse], ..., dense.weight [O, W], dense.bias [O].
+  // Names: layer{i}.weight_ih_l0[_reverse], ..., dense.weight [O, W], dense.bias [O],
+  // then with a conv front end conv.weight [K, C, k] or [K, C, kh, kw] and
+  // conv.bias [K], then with attention pooling pool.weight [A, W],
+  // pool.bias [A] and pool.v [A].
   const std::vector<TensorInfo>& layout() const { return layout_; }
 
   // Outputs for `data` in mini-batches of `batch_size`: [N, O] or [N, T, O];
   // probabilities (softmax) for cross-entropy, linear values otherwise.
   void predict(const T* params, const DataSet<T>& data, int batch_size, T* out, int n_threads);
+
+  // Attention-pooling weights [N, T] for `data` (masked steps get 0).
+  // Requires pooling == Attention and a last-step head.
+  void attention_weights(const T* params, const DataSet<T>& data, int batch_size, T* out,
+                         int n_threads);
 
   // Mean loss over `data` (weighted, no regularisation), without training.
   double evaluate(const T* params, const DataSet<T>& data, int batch_size, int n_threads);
@@ -125,6 +163,8 @@ class Network {
   std::vector<TensorInfo> layout_;
   std::size_t count_ = 0;
   std::size_t dense_offset_ = 0;
+  std::size_t conv_offset_ = 0;  // conv.weight, then conv.bias
+  std::size_t pool_offset_ = 0;  // pool.weight, pool.bias, pool.v
   std::vector<Layer> layers_;
 
   // Current mini-batch.
@@ -137,14 +177,20 @@ class Network {
   std::vector<std::int32_t> labels_;  // [B, (T)]
   AlignedVector<T> weights_;          // [B, (T)]
   bool has_weights_ = false;
-  AlignedVector<T> zeros_;          // [D, B, H] initial states
-  AlignedVector<T> state_scratch_;  // [D, B, H] dh0 / dc0 we do not need
-  AlignedVector<T> features_;       // [B, W] last-step features (per_step: unused)
-  AlignedVector<T> out_;            // [B, (T,) O]
-  AlignedVector<T> d_out_;          // [B, (T,) O]
-  AlignedVector<T> d_features_;     // [B, (T,) W]
-  AlignedVector<T> grads_;          // [P]
-  AlignedVector<T> params_copy_;    // [P] aligned copy of unaligned parameters
+  AlignedVector<T> zeros_;                 // [D, B, H] initial states
+  AlignedVector<T> state_scratch_;         // [D, B, H] dh0 / dc0 we do not need
+  AlignedVector<T> conv_y_;                // [B*T, F_0] conv block output
+  std::vector<std::int32_t> conv_argmax_;  // [B*T, F_0]
+  AlignedVector<T> conv_workspace_;
+  AlignedVector<T> pool_weights_;    // [B, T] attention pooling weights
+  AlignedVector<T> pool_workspace_;  //
+  AlignedVector<T> d_sequence_;      // [B, T, W] gradient of the pooled top layer
+  AlignedVector<T> features_;        // [B, W] last-step features (per_step: unused)
+  AlignedVector<T> out_;             // [B, (T,) O]
+  AlignedVector<T> d_out_;           // [B, (T,) O]
+  AlignedVector<T> d_features_;      // [B, (T,) W]
+  AlignedVector<T> grads_;           // [P]
+  AlignedVector<T> params_copy_;     // [P] aligned copy of unaligned parameters
 };
 
 LSTMLEARN_END_ISA_NAMESPACE
