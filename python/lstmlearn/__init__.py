@@ -5,10 +5,12 @@ from importlib.metadata import PackageNotFoundError, version
 from . import datasets, nn
 from ._config import config, show_config
 from .estimators import LSTMClassifier, LSTMRegressor
+from .seq2seq import LSTMSeq2Seq
 
 __all__ = [
     "LSTMClassifier",
     "LSTMRegressor",
+    "LSTMSeq2Seq",
     "__version__",
     "config",
     "datasets",
