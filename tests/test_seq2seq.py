@@ -5,7 +5,9 @@ epoch of plain SGD with learning rate 1 over a single mini-batch moves the
 parameters by exactly minus the gradient (see test_network_gradients.py).
 """
 
+import _thread
 import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -239,21 +241,42 @@ def test_partial_fit_pickle_and_warm_start():
     assert clone.n_iter_ == 3
 
 
-def test_interrupt_keeps_the_last_completed_epoch():
-    X, y = make_echo_sequences(40, random_state=0)
+@pytest.mark.parametrize("delay", [0.0, 0.05])
+def test_interrupt_keeps_the_last_completed_epoch(delay):
+    # Ctrl-C arrives `delay` seconds after the first epoch ends: in Python
+    # between epochs, or inside the C++ epoch at a mini-batch boundary.
+    X, y = make_echo_sequences(1000, random_state=0)
+    params = dict(hidden_layer_sizes=32, batch_size=8, attention="dot", random_state=0, n_jobs=1)
+    timers = []
 
-    def stop(model, logs):
-        if logs["epoch"] == 2:
-            stop.saved = model._params.copy()
-        if logs["epoch"] == 3:
-            raise KeyboardInterrupt
+    def interrupt_soon(estimator, logs):
+        if logs["epoch"] == 1:
+            timers.append(threading.Timer(delay, _thread.interrupt_main))
+            timers[-1].start()
 
-    model = small_model(max_iter=5, callbacks=stop)
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(X, y)
-    # The callback runs after epoch 3's checkpoint, so epoch 3 is kept.
-    assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
-    assert not np.array_equal(model._params, stop.saved)
+    model = LSTMSeq2Seq(max_iter=1000, callbacks=interrupt_soon, **params)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    n = model.n_iter_
+    assert 1 <= n < 1000 and len(model.loss_curve_) == n
+    # Exactly the weights of a fit that ran those n epochs.
+    reference = fit_quietly(LSTMSeq2Seq(max_iter=n, **params), X, y)
+    np.testing.assert_array_equal(model._params, reference._params)
+
+
+def test_non_finite_loss_stops_with_advice_and_keeps_finite_weights():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4, 1)), rng.normal(size=(40, 3, 1))
+    model = fit_quietly(small_model(), X, y)
+    before = model._params.copy()
+    with pytest.raises(FloatingPointError, match=r"learning_rate.*clipnorm"):
+        model.partial_fit(X, y * 1e30)
+    np.testing.assert_array_equal(model._params, before)
+    assert model.n_iter_ == 3
 
 
 # -- bad input ------------------------------------------------------------------------
@@ -355,20 +378,22 @@ def test_sklearn_checks(estimator, check):
 
 
 def test_echo_experiment_exact_match_above_95_percent():
-    X, y = make_echo_sequences(2300, min_length=5, max_length=8, vocab_size=10, random_state=1)
+    # The configuration of examples/seq2seq_echo.py.
+    X, y = make_echo_sequences(2500, min_length=5, max_length=8, vocab_size=10, random_state=0)
     model = LSTMSeq2Seq(
-        32, attention="additive", embedding_dim=16, learning_rate=0.02, max_iter=40,
-        random_state=1, n_jobs=2,
+        32, attention="additive", embedding_dim=16, learning_rate=0.02, max_iter=40, tol=1e-3,
+        n_iter_no_change=2, random_state=0, n_jobs=2,
     )  # fmt: skip
     fit_quietly(model, X[:2000], y[:2000])
     assert model.score(X[2000:], y[2000:]) > 0.95
 
 
 def test_addition_experiment_exact_match_above_90_percent():
-    X, y = make_addition_strings(6000, random_state=0)
+    # The configuration of examples/seq2seq_addition.py; held-out pairs are unseen.
+    X, y = make_addition_strings(6000, max_value=99, random_state=0)
     model = LSTMSeq2Seq(
-        64, attention="additive", embedding_dim=16, learning_rate=0.01, max_iter=40,
-        random_state=0, n_jobs=2,
+        64, attention="additive", embedding_dim=16, learning_rate=0.005, max_iter=60,
+        n_iter_no_change=5, random_state=0, n_jobs=2,
     )  # fmt: skip
     fit_quietly(model, X[:5000], y[:5000])
     assert model.score(X[5000:], y[5000:]) > 0.90
