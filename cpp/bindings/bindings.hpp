@@ -15,6 +15,7 @@ void register_config(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
 void register_network(pybind11::module_& m);
 void register_layers(pybind11::module_& m);
+void register_seq2seq(pybind11::module_& m);
 
 // [(name, offset, shape tuple), ...] of a flat parameter buffer.
 inline pybind11::list layout_to_python(const std::vector<TensorInfo>& layout) {

@@ -8,4 +8,5 @@ PYBIND11_MODULE(LSTMLEARN_MODULE_NAME, m) {
   lstmlearn::register_lstm(m);
   lstmlearn::register_network(m);
   lstmlearn::register_layers(m);
+  lstmlearn::register_seq2seq(m);
 }

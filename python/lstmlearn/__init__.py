@@ -6,11 +6,13 @@ from . import datasets, nn
 from ._config import config, show_config
 from .estimators import LSTMClassifier, LSTMRegressor
 from .generator import LSTMGenerator
+from .seq2seq import LSTMSeq2Seq
 
 __all__ = [
     "LSTMClassifier",
     "LSTMGenerator",
     "LSTMRegressor",
+    "LSTMSeq2Seq",
     "__version__",
     "config",
     "datasets",

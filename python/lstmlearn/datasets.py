@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "ADDITION_ALPHABET",
+    "make_addition_strings",
     "make_cumsum_threshold",
+    "make_echo_sequences",
     "make_filler_sequences",
     "make_first_value_sequences",
     "make_moving_square",
@@ -217,3 +220,82 @@ def make_filler_sequences(
         X[n, steps, 0] = 1.0
         X[n, steps, 1] = values[n]
     return X, (values.sum(axis=1) > 0).astype(int)
+
+
+#: Characters of the addition task; a character's token is its index here.
+ADDITION_ALPHABET = "0123456789+"
+
+
+def make_echo_sequences(
+    n_samples: int = 1000,
+    min_length: int = 5,
+    max_length: int = 8,
+    vocab_size: int = 10,
+    random_state: int | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Random integer sequences to be echoed: the target is the input itself.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of sequences.
+    min_length, max_length : int, default=5, 8
+        Lengths are drawn uniformly from [min_length, max_length].
+    vocab_size : int, default=10
+        Tokens are drawn uniformly from [0, vocab_size).
+    random_state : int or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : list of ndarray of int
+        The sequences.
+    y : list of ndarray of int
+        Copies of the sequences.
+    """
+    rng = np.random.default_rng(random_state)
+    lengths = rng.integers(min_length, max_length + 1, size=n_samples)
+    X = [rng.integers(0, vocab_size, size=n) for n in lengths]
+    return X, [x.copy() for x in X]
+
+
+def make_addition_strings(
+    n_samples: int = 1000,
+    max_value: int = 99,
+    random_state: int | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Sums written as characters: "17+25" -> "42", as token sequences.
+
+    Each pair (a, b) with 0 <= a, b <= max_value appears at most once, so any
+    split of the result holds out unseen pairs. Characters are tokens by their
+    index in :data:`ADDITION_ALPHABET` ('0'-'9' are 0-9, '+' is 10).
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of distinct pairs; at most (max_value + 1) ** 2.
+    max_value : int, default=99
+        Largest operand.
+    random_state : int or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : list of ndarray of int
+        The questions, such as the tokens of "17+25".
+    y : list of ndarray of int
+        The answers, such as the tokens of "42".
+    """
+    n_pairs = (max_value + 1) ** 2
+    if n_samples > n_pairs:
+        raise ValueError(f"n_samples={n_samples} exceeds the {n_pairs} distinct pairs")
+    rng = np.random.default_rng(random_state)
+    pairs = rng.choice(n_pairs, size=n_samples, replace=False)
+    a, b = np.divmod(pairs, max_value + 1)
+
+    def tokens(text: str) -> np.ndarray:
+        return np.array([ADDITION_ALPHABET.index(c) for c in text])
+
+    X = [tokens(f"{i}+{j}") for i, j in zip(a, b, strict=True)]
+    y = [tokens(str(i + j)) for i, j in zip(a, b, strict=True)]
+    return X, y

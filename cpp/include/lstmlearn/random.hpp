@@ -1,0 +1,38 @@
+// Seeded random numbers whose stream is the same on every platform (the
+// std:: distributions are not), so seeded fits are reproducible.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "lstmlearn/isa.hpp"
+
+namespace lstmlearn {
+LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+// splitmix64: one 64-bit draw, advancing `state`.
+inline std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Unbiased integer in [0, n) by rejection.
+inline std::uint64_t random_below(std::uint64_t& state, std::uint64_t n) {
+  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  std::uint64_t r;
+  do {
+    r = splitmix64(state);
+  } while (r >= limit);
+  return r % n;
+}
+
+// Fisher-Yates shuffle of items [n].
+template <typename Item>
+void shuffle_items(Item* items, int n, std::uint64_t& state) {
+  for (int k = n - 1; k > 0; --k) std::swap(items[k], items[random_below(state, k + 1)]);
+}
+
+LSTMLEARN_END_ISA_NAMESPACE
+}  // namespace lstmlearn
