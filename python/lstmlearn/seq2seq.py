@@ -317,7 +317,7 @@ class LSTMSeq2Seq(_BaseLSTM):
 
     # -- the engine -----------------------------------------------------------
 
-    def _architecture(self) -> tuple:
+    def _s2s_architecture(self) -> tuple:
         return (
             self._hidden,
             self.mode,
@@ -331,7 +331,7 @@ class LSTMSeq2Seq(_BaseLSTM):
         """The engine object; rebuilt after unpickling (it is not picklable)."""
         net = self.__dict__.get("_net")
         if net is None:
-            hidden, mode, attention, units, embedding, dtype = self._arch
+            hidden, mode, attention, units, embedding, dtype = self._s2s_arch
             net = getattr(_engine.core, _MODELS[dtype])(
                 self.input_vocab_size_ or 0,
                 self.n_features_in_,
@@ -443,7 +443,7 @@ class LSTMSeq2Seq(_BaseLSTM):
         fitted = hasattr(self, "_params")
         reuse = fitted and (incremental or self.warm_start)
         arch = (hidden, self.mode, self.attention, self.attention_units, self.embedding_dim, dtype)
-        if reuse and arch != self._arch:
+        if reuse and arch != self._s2s_arch:
             raise ValueError(
                 "hidden_layer_sizes, mode, attention, attention_units, embedding_dim and dtype "
                 "cannot change between fits when warm_start=True or in partial_fit; fit a fresh "
@@ -456,7 +456,7 @@ class LSTMSeq2Seq(_BaseLSTM):
             self.__dict__.pop("_net", None)
             self._dtype = dtype
             self._hidden = hidden
-            self._arch = arch
+            self._s2s_arch = arch
             self.n_features_in_ = 1 if xs.tokens else xs.data.shape[2]
             self.input_vocab_size_ = (
                 (self.input_vocab_size or int(xs.data.max()) + 1) if xs.tokens else None
