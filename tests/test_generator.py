@@ -63,6 +63,21 @@ def test_periodic_tokens_greedy_continuation():
     assert model.perplexity(seq) < 1.2
 
 
+def test_predict_is_the_greedy_next_token():
+    seq = np.tile(np.arange(5), 20)
+    model = LSTMGenerator(16, seq_length=8, max_iter=40, learning_rate=0.02, random_state=0)
+    model.fit(seq)
+    np.testing.assert_array_equal(model.predict([[0, 1, 2], [4], [2, 3, 4, 0]]), [3, 0, 1])
+    proba = model.predict_proba(np.array([[1, 2, 3]]))
+    assert proba.shape == (1, 5) and np.isclose(proba.sum(), 1.0) and proba.argmax() == 4
+    text_model = LSTMGenerator(16, seq_length=8, max_iter=40, learning_rate=0.02, random_state=0)
+    text_model.fit("abcde" * 20)
+    assert text_model.predict("abc") == "d"
+    assert text_model.predict(["ab", "e"]).tolist() == ["c", "a"]
+    first = text_model.generate("abc", length=1, temperature=0)
+    assert first == text_model.predict("abc")
+
+
 def test_score_matches_step_by_step_prediction():
     """score() reads all steps of a window at once; the same must come from prefixes."""
     text = "abcabcaabbcc" * 3
@@ -171,3 +186,5 @@ def test_generate_and_score_before_fit():
         LSTMGenerator().generate("a")
     with pytest.raises(NotFittedError):
         LSTMGenerator().score("abc")
+    with pytest.raises(NotFittedError):
+        LSTMGenerator().predict("abc")

@@ -27,6 +27,9 @@ EXPECTED_FAILED = {
     LSTMGenerator: {
         "check_n_features_in": ROWS_ARE_TOKEN_SEQUENCES,
         "check_n_features_in_after_fitting": ROWS_ARE_TOKEN_SEQUENCES,
+        "check_fit2d_predict1d": (
+            "a 1-D array is one token sequence, valid input to fit and predict (the next token)"
+        ),
     },
     LSTMRegressor: COMMON,
     LSTMClassifier: {**COMMON, "check_classifiers_train": TWO_D_IS_TIMESTEPS},

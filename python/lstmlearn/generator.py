@@ -405,6 +405,49 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         out = self._raw_predict(self._one_hot([context]))
         return out[0, -1].astype(np.float64)
 
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities of the next token after each text or token sequence.
+
+        Parameters
+        ----------
+        X : as in :meth:`fit`
+            Each text or sequence is a context; its last ``seq_length`` tokens
+            are read.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_sequences, n_tokens_)
+            Columns follow the token ids (for text, ``vocabulary_``).
+        """
+        check_is_fitted(self, "_params")
+        docs = self._documents(X, False)
+        for k, d in enumerate(docs):
+            if d.size == 0:
+                raise ValueError(f"Sequence {k} of X is empty; a context needs at least one token")
+        contexts = [d[-self.seq_length :] for d in docs]
+        out = self._raw_predict(self._one_hot(contexts))
+        last = np.array([len(c) - 1 for c in contexts])
+        return out[np.arange(len(contexts)), last].astype(np.float64)
+
+    def predict(self, X) -> str | np.ndarray:
+        """The most probable next token after each text or token sequence.
+
+        Parameters
+        ----------
+        X : as in :meth:`fit`
+
+        Returns
+        -------
+        next : str or ndarray
+            For one text, the next character (a str); for several texts, an
+            array of characters; for token sequences, an int64 array of ids.
+        """
+        ids = self.predict_proba(X).argmax(axis=1)
+        if self.vocabulary_ is None:
+            return ids.astype(np.int64)
+        chars = np.array([self.vocabulary_[t] for t in ids])
+        return str(chars[0]) if isinstance(X, str) else chars
+
     def generate(
         self,
         seed: str | Sequence[int] | np.ndarray | None = None,
