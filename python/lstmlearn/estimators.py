@@ -536,6 +536,39 @@ class _BaseLSTM(BaseEstimator):
             float(self.recurrent_dropout),
         )
 
+    def _optimizer_args(self) -> tuple:
+        """The engine's trailing train_epoch arguments: optimizer, seed, threads."""
+        return (
+            self.optimizer,
+            float(self.learning_rate),
+            float(self.beta_1),
+            float(self.beta_2),
+            float(self.epsilon),
+            float(self.momentum),
+            self.nesterov,
+            float(self.rho),
+            int(self._rng.randint(2**63 - 1, dtype=np.int64)),
+            _threads(self.n_jobs),
+        )
+
+    def _epoch_done(self, status: str, loss: float, step: int, samples: int, start: float) -> dict:
+        """Record a finished engine epoch; a non-finite loss raises FloatingPointError."""
+        if status != "ok":
+            raise FloatingPointError(
+                f"The training loss became NaN or infinite in epoch {self.n_iter_ + 1}; the "
+                f"model keeps the weights of epoch {self.n_iter_}. Try a lower learning_rate "
+                f"(now {self.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y "
+                "(for example with StandardScaler), or a float64 dtype."
+            )
+        self._opt_step = step
+        self.n_iter_ += 1
+        self.t_ += samples
+        seconds = time.perf_counter() - start
+        self.loss_curve_.append(float(loss))
+        self.history_["loss"].append(float(loss))
+        self.history_["seconds"].append(seconds)
+        return {"epoch": self.n_iter_, "loss": float(loss), "seconds": seconds}
+
     def _run_epoch(self, train, val) -> dict[str, float]:
         seqs, y_enc, weights = train
         targets, labels = self._engine_targets(y_enc)
@@ -555,32 +588,9 @@ class _BaseLSTM(BaseEstimator):
             self.shuffle,
             float(self.alpha),
             float(self.clipnorm or 0.0),
-            self.optimizer,
-            float(self.learning_rate),
-            float(self.beta_1),
-            float(self.beta_2),
-            float(self.epsilon),
-            float(self.momentum),
-            self.nesterov,
-            float(self.rho),
-            int(self._rng.randint(2**63 - 1, dtype=np.int64)),
-            _threads(self.n_jobs),
+            *self._optimizer_args(),
         )
-        if status != "ok":
-            raise FloatingPointError(
-                f"The training loss became NaN or infinite in epoch {self.n_iter_ + 1}; the "
-                f"model keeps the weights of epoch {self.n_iter_}. Try a lower learning_rate "
-                f"(now {self.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y "
-                "(for example with StandardScaler), or a float64 dtype."
-            )
-        self._opt_step = step
-        self.n_iter_ += 1
-        self.t_ += seqs.x.shape[0]
-        seconds = time.perf_counter() - start
-        self.loss_curve_.append(float(loss))
-        self.history_["loss"].append(float(loss))
-        self.history_["seconds"].append(seconds)
-        logs = {"epoch": self.n_iter_, "loss": float(loss), "seconds": seconds}
+        logs = self._epoch_done(status, loss, step, seqs.x.shape[0], start)
         if val is not None:
             val_loss, val_score = self._validation_metrics(val)
             self.validation_scores_.append(val_score)

@@ -546,32 +546,9 @@ class LSTMSeq2Seq(_BaseLSTM):
             self.batch_size,
             self.shuffle,
             float(self.clipnorm or 0.0),
-            self.optimizer,
-            float(self.learning_rate),
-            float(self.beta_1),
-            float(self.beta_2),
-            float(self.epsilon),
-            float(self.momentum),
-            self.nesterov,
-            float(self.rho),
-            int(self._rng.randint(2**63 - 1, dtype=np.int64)),
-            _threads(self.n_jobs),
+            *self._optimizer_args(),
         )
-        if status != "ok":
-            raise FloatingPointError(
-                f"The training loss became NaN or infinite in epoch {self.n_iter_ + 1}; the "
-                f"model keeps the weights of epoch {self.n_iter_}. Try a lower learning_rate "
-                f"(now {self.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y, "
-                "or a float64 dtype."
-            )
-        self._opt_step = step
-        self.n_iter_ += 1
-        self.t_ += xs.data.shape[0]
-        seconds = time.perf_counter() - start
-        self.loss_curve_.append(float(loss))
-        self.history_["loss"].append(float(loss))
-        self.history_["seconds"].append(seconds)
-        logs = {"epoch": self.n_iter_, "loss": float(loss), "seconds": seconds}
+        logs = self._epoch_done(status, loss, step, xs.data.shape[0], start)
         self._report(logs)
         return logs
 
