@@ -246,9 +246,15 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     grow(layer.y, BT * D * H);
     grow(layer.h_n, static_cast<std::size_t>(D) * B * H);
     grow(layer.c_n, static_cast<std::size_t>(D) * B * H);
-    lstm_forward<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(), zeros_.data(),
-                    has_mask_ ? mask_.data() : nullptr, rmask, layer.y.data(), layer.h_n.data(),
-                    layer.c_n.data(), layer.cache, n_threads);
+    if (training) {
+      lstm_forward<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(),
+                      zeros_.data(), has_mask_ ? mask_.data() : nullptr, rmask, layer.y.data(),
+                      layer.h_n.data(), layer.c_n.data(), layer.cache, n_threads);
+    } else {  // no backward follows: keep nothing
+      lstm_inference<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(),
+                        zeros_.data(), has_mask_ ? mask_.data() : nullptr, layer.y.data(),
+                        layer.h_n.data(), layer.c_n.data(), layer.inference, n_threads);
+    }
     if (spec_.bidirectional && spec_.merge != Merge::Concat) {
       grow(layer.merged, BT * H);
       merge_rows<T>(spec_.merge, layer.y.data(), layer.y.data() + H, 2 * H, layer.merged.data(), H,
@@ -275,9 +281,13 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   }
   grow(out_, rows * O);
   const T* dense = params + dense_offset_;
-  MatMap<T> out(out_.data(), rows, O);
-  out.noalias() = ConstMatMap<T>(features, rows, W) * ConstMatMap<T>(dense, O, W).transpose();
-  out.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(dense + O * W, O);
+  // The packed product computes every row alike, so an output does not
+  // depend on how many rows are predicted together (Eigen would take another
+  // summation order for one row).
+  pack_matrix(dense, W, O, W, true, dense_packed_);
+  gemm_packed(static_cast<int>(rows), features, W, dense_packed_, out_.data(), O, false);
+  const ConstVec<T> bias(dense + static_cast<std::size_t>(O) * W, O);
+  for (std::size_t r = 0; r < rows; ++r) Vec<T>(out_.data() + r * O, O) += bias;
 }
 
 template <typename T>
