@@ -278,6 +278,8 @@ namespace {
 
 constexpr int kCellBlock = 16;  // hidden units per call of cell_block
 constexpr int kRowBlock = 32;   // batch rows per pass over a thread's weights
+// Multiply-adds of one step below which threads do not split hidden units.
+constexpr double kUnitSplitWork = 150000;
 
 template <typename T>
 using CellArray = Eigen::Array<T, kCellBlock, 1>;
@@ -332,6 +334,23 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   const int panels = (H + NR - 1) / NR;    // per gate
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
+  // Split the batch in chunks when there are enough, else the hidden units
+  // (whole panels of every gate); the split only decides who computes what.
+  const int threads = resolve_threads(n_threads);
+  const int chunks = chunk_count(B);
+  // Splitting units costs a barrier per step: only worth it when a step has
+  // enough work (large H), else the few rows run on fewer threads.
+  const double step_work = 4.0 * H * (spec.layer_input_size(0) + H) * B;
+  const bool split_units = chunks < threads && panels > 1 && step_work >= kUnitSplitWork;
+  const int team_max = split_units ? panels : chunks;
+  // Split by units, each gate's weights are packed apart, so that a member's
+  // panels hold all four gates of its units; else all G columns are packed
+  // together (less padding when H is not a multiple of the panel width).
+  // Either way every element is the same FMA chain, so the same bits.
+  const int mats = split_units ? 4 : 1;
+  const int mat_cols = split_units ? H : G;
+  const int mat_panels = (mat_cols + NR - 1) / NR;
+
   ws.w_ih.resize(static_cast<std::size_t>(L) * D * 4);
   ws.w_hh.resize(static_cast<std::size_t>(L) * D * 4);
   ws.bias_sum.resize(static_cast<std::size_t>(L) * D);
@@ -345,39 +364,34 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
       const Block<T> p = block(spec, params_mut, l, d);
       grow(ws.bias_sum[ld], static_cast<std::size_t>(G));
       Vec<T>(ws.bias_sum[ld].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
-      for (int q = 0; q < 4; ++q) {
-        pack_matrix_resize(spec.layer_input_size(l), H, ws.w_ih[ld * 4 + q]);
-        pack_matrix_resize(H, H, ws.w_hh[ld * 4 + q]);
+      for (int q = 0; q < mats; ++q) {
+        pack_matrix_resize(spec.layer_input_size(l), mat_cols, ws.w_ih[ld * 4 + q]);
+        pack_matrix_resize(H, mat_cols, ws.w_hh[ld * 4 + q]);
       }
     }
   }
 
-  // Split the batch in chunks when there are enough, else the hidden units
-  // (whole panels of every gate); the split only decides who computes what.
-  const int threads = resolve_threads(n_threads);
-  const int chunks = chunk_count(B);
-  const bool split_units = chunks < threads && panels > 1;
-  const int team_max = split_units ? panels : chunks;
   T* gates = ws.gates.data();  // [B, G]
   T* cells = ws.cells.data();  // [B, H]
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
         const int part_lo = split_units ? panels * rank / size : 0;
-        const int part_hi = split_units ? panels * (rank + 1) / size : panels;
+        const int part_hi = split_units ? panels * (rank + 1) / size : mat_panels;
         const int b_lo = split_units ? 0 : std::min(B, chunks * rank / size * kBatchChunk);
         const int b_hi = split_units ? B : std::min(B, chunks * (rank + 1) / size * kBatchChunk);
-        const int u_lo = part_lo * NR, u_hi = std::min(H, part_hi * NR);
+        const int u_lo = split_units ? part_lo * NR : 0;
+        const int u_hi = split_units ? std::min(H, part_hi * NR) : H;
         const int u_n = u_hi - u_lo;
         // Packing: every member packs its share of the panels of all weights.
         {
-          const int pk_lo = panels * rank / size, pk_hi = panels * (rank + 1) / size;
+          const int pk_lo = mat_panels * rank / size, pk_hi = mat_panels * (rank + 1) / size;
           for (int l = 0; l < L; ++l) {
             const int F = spec.layer_input_size(l);
             for (int d = 0; d < D; ++d) {
               const Block<T> p = block(spec, params_mut, l, d);
               const int ld = l * D + d;
-              for (int q = 0; q < 4; ++q) {
+              for (int q = 0; q < mats; ++q) {
                 pack_matrix_panels(
                     static_cast<const T*>(p.w_ih) + static_cast<std::size_t>(q) * H * F, F, true,
                     pk_lo, pk_hi, ws.w_ih[ld * 4 + q]);
@@ -422,8 +436,8 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                 }
                 const T* x_t = in + (static_cast<std::size_t>(r0) * steps + t) * F;
                 T* a = gates + static_cast<std::size_t>(r0) * G;
-                // a = x_t W_ih^T, then a += h_{t-1} W_hh^T, gate by gate: [nb, G].
-                for (int q = 0; q < 4; ++q) {
+                // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G].
+                for (int q = 0; q < mats; ++q) {
                   gemm_packed_panels(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F,
                                      ws.w_ih[ld * 4 + q], part_lo, part_hi, a + q * H, G, false);
                   gemm_packed_panels(nb, h_prev, ld_h, ws.w_hh[ld * 4 + q], part_lo, part_hi,

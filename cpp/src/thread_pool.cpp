@@ -261,21 +261,28 @@ void ThreadPool::run_job(std::size_t n_tasks, int helpers,
 }
 
 void SpinBarrier::wait() {
-  const unsigned phase = phase_.load(std::memory_order_relaxed);
+  const unsigned phase = phase_.load(std::memory_order_acquire);
   if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == count_) {
     arrived_.store(0, std::memory_order_relaxed);
-    phase_.store(phase + 1, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      phase_.store(phase + 1, std::memory_order_seq_cst);
+    }
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_.notify_all();
     return;
   }
-  // A step of the recurrence takes microseconds, so spin; yield after a while
-  // in case the machine has fewer free cores than the team has members.
-  for (int k = 0; phase_.load(std::memory_order_acquire) == phase; ++k) {
-    if (k < 4096) {
-      LSTMLEARN_PAUSE();
-    } else {
-      std::this_thread::yield();
-    }
+  // A step of the recurrence takes microseconds, so spin first; then sleep,
+  // in case a member lost its core to another process (a busy machine).
+  for (int k = 0; k < 4096; ++k) {
+    if (phase_.load(std::memory_order_acquire) != phase) return;
+    LSTMLEARN_PAUSE();
   }
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [&] { return phase_.load(std::memory_order_acquire) != phase; });
+  }
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 LSTMLEARN_END_ISA_NAMESPACE

@@ -35,7 +35,7 @@ int available_cores();
 // (-1 is the joblib convention); otherwise n itself.
 int resolve_threads(int n_threads);
 
-// A reusable barrier for the members of a team; waiters spin, then yield.
+// A reusable barrier for the members of a team; waiters spin, then sleep.
 class SpinBarrier {
  public:
   explicit SpinBarrier(int count) : count_(count) {}
@@ -45,6 +45,9 @@ class SpinBarrier {
   const int count_;
   std::atomic<int> arrived_{0};
   std::atomic<unsigned> phase_{0};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
 };
 
 class ThreadPool {
