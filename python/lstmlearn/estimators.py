@@ -580,7 +580,8 @@ class _BaseLSTM(BaseEstimator):
         return {"X_types": ["2darray", "3darray"]}
 
     def _check_predict_input(self, X) -> Sequences:
-        check_is_fitted(self, "_params")
+        if "_params" not in self.__dict__:  # scikit-learn's check is slow for one-sample calls
+            check_is_fitted(self, "_params")
         return as_sequences(X, self._dtype, self.n_features_in_)
 
 
