@@ -371,8 +371,10 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
     }
   }
 
-  T* gates = ws.gates.data();  // [B, G]
-  T* cells = ws.cells.data();  // [B, H]
+  if (split_units) grow(ws.xproj, BT * G);
+  T* xproj = split_units ? ws.xproj.data() : nullptr;  // [B, T, G] input projections
+  T* gates = ws.gates.data();                          // [B, G]
+  T* cells = ws.cells.data();                          // [B, H]
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
@@ -421,6 +423,18 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
             }
             const int first = d == 0 ? 0 : steps - 1;
             const int dir = d == 0 ? 1 : -1;
+            if (split_units) {
+              // Few rows: project all steps of our units up front, reading
+              // W_ih once rather than once a step: xproj[b] = x[b] W_ih^T.
+              for (int b = b_lo; b < b_hi; ++b) {
+                for (int q = 0; q < mats; ++q) {
+                  gemm_packed_panels(steps, in + static_cast<std::size_t>(b) * steps * F, F,
+                                     ws.w_ih[ld * 4 + q], part_lo, part_hi,
+                                     xproj + static_cast<std::size_t>(b) * steps * G + q * H, G,
+                                     false);
+                }
+              }
+            }
             for (int s = 0; s < steps; ++s) {
               const int t = first + dir * s;
               for (int r0 = b_lo; r0 < b_hi; r0 += kRowBlock) {
@@ -435,13 +449,20 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                   ld_h = static_cast<std::ptrdiff_t>(steps) * out_row;
                 }
                 const T* x_t = in + (static_cast<std::size_t>(r0) * steps + t) * F;
-                T* a = gates + static_cast<std::size_t>(r0) * G;
+                // a [nb, G] with row stride lda_a: this step's rows of xproj or gates.
+                T* a = split_units ? xproj + (static_cast<std::size_t>(r0) * steps + t) * G
+                                   : gates + static_cast<std::size_t>(r0) * G;
+                const std::ptrdiff_t lda_a =
+                    split_units ? static_cast<std::ptrdiff_t>(steps) * G : G;
                 // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G].
                 for (int q = 0; q < mats; ++q) {
-                  gemm_packed_panels(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F,
-                                     ws.w_ih[ld * 4 + q], part_lo, part_hi, a + q * H, G, false);
+                  if (!split_units) {
+                    gemm_packed_panels(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F,
+                                       ws.w_ih[ld * 4 + q], part_lo, part_hi, a + q * H, lda_a,
+                                       false);
+                  }
                   gemm_packed_panels(nb, h_prev, ld_h, ws.w_hh[ld * 4 + q], part_lo, part_hi,
-                                     a + q * H, G, true);
+                                     a + q * H, lda_a, true);
                 }
                 for (int r = 0; r < nb; ++r) {
                   const int b = r0 + r;
@@ -453,7 +474,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                     std::copy(hp + u_lo, hp + u_hi, h + u_lo);
                     continue;
                   }
-                  const T* a_row = a + static_cast<std::size_t>(r) * G;
+                  const T* a_row = a + r * lda_a;
                   for (int u = u_lo; u < u_hi; u += kCellBlock) {
                     cell_block(a_row + u, bias + u, H, c + u, c + u, h + u,
                                std::min(kCellBlock, u_hi - u));

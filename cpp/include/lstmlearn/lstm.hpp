@@ -95,6 +95,7 @@ struct LstmInference {
   std::vector<AlignedVector<T>> bias_sum;  // per (l, d): [G] b_ih + b_hh
   std::vector<AlignedVector<T>> outputs;   // per layer below the top: [B, T, D*H]
   AlignedVector<T> gates;                  // [B, G] pre-activations of the current step
+  AlignedVector<T> xproj;                  // [B, T, G] input projections (small batches)
   AlignedVector<T> cells;                  // [B, H] c_t of the current direction
 };
 
