@@ -277,7 +277,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
 namespace {
 
 constexpr int kCellBlock = 16;  // hidden units per call of cell_block
-constexpr int kRowBlock = 32;   // batch rows per pass over a thread's weights
+constexpr int kRowBlock = 64;   // batch rows per pass over a thread's weights
 // Multiply-adds of one step below which threads do not split hidden units.
 constexpr double kUnitSplitWork = 150000;
 
