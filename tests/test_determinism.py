@@ -33,3 +33,33 @@ def test_module_thread_setting_is_used_and_results_agree():
     one = random_lstm(3, 9, n_threads=1, seed=2)
     many = random_lstm(3, 9, n_threads=-1, seed=2)
     assert one.forward(x)[0].tobytes() == many.forward(x)[0].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectional):
+    # H = 200 spans several packed panels at every SIMD level: a batch of one or
+    # two splits each step's hidden units across threads, a batch of 40 splits
+    # the rows. Variable lengths make masked steps. Every split must give the
+    # same bits as one thread on the whole batch.
+    from lstmlearn import LSTMRegressor
+
+    rng = np.random.default_rng(4)
+    X = [rng.normal(size=(int(n), 3)).astype(dtype) for n in rng.integers(3, 10, size=40)]
+    y = rng.normal(size=40)
+    model = LSTMRegressor(
+        hidden_layer_sizes=(200, 20),
+        bidirectional=bidirectional,
+        max_iter=1,
+        random_state=0,
+        dtype=dtype,
+        n_jobs=1,
+    ).fit(X, y)
+    reference = model.predict(X)
+    for n_jobs in (1, 2, 3, 8):
+        model.set_params(n_jobs=n_jobs)
+        assert model.predict(X).tobytes() == reference.tobytes(), f"n_jobs={n_jobs}"
+        one = np.concatenate([model.predict(X[k : k + 1]) for k in range(5)])
+        assert one.tobytes() == reference[:5].tobytes(), f"n_jobs={n_jobs}, one by one"
+        two = model.predict(X[5:7])
+        assert two.tobytes() == reference[5:7].tobytes(), f"n_jobs={n_jobs}, two rows"

@@ -65,6 +65,37 @@ void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrd
   }
 }
 
+// One row against PANELS consecutive full panels at once: C[1, PANELS*NR]
+// (+)= A[1, K] [panel p | ... | panel p+PANELS-1]. With one row, a single
+// panel's kVectors FMA chains cannot cover the FMA latency; more panels give
+// more independent chains. Each element is still one sequential FMA chain
+// over k, as in tile(), so the result is the same bits.
+template <typename T, int PANELS>
+void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C, bool accumulate) {
+  using P = Packet<T>;
+  using namespace Eigen::internal;
+  constexpr int V = kVector<T>;
+  constexpr int N = PANELS * kVectors;
+  P acc[N];
+  for (int v = 0; v < N; ++v) acc[v] = pset1<P>(T(0));
+  for (int k = 0; k < K; ++k) {
+    const P a = pset1<P>(A[k]);
+    for (int q = 0; q < PANELS; ++q) {
+      const T* b = panels + q * panel_stride + static_cast<std::size_t>(k) * kPanel<T>;
+      for (int v = 0; v < kVectors; ++v) {
+        acc[q * kVectors + v] = pmadd(a, pload<P>(b + v * V), acc[q * kVectors + v]);
+      }
+    }
+  }
+  for (int q = 0; q < PANELS; ++q) {
+    for (int v = 0; v < kVectors; ++v) {
+      T* dst = C + q * kPanel<T> + v * V;
+      const P x = acc[q * kVectors + v];
+      pstoreu(dst, accumulate ? padd(ploadu<P>(dst), x) : x);
+    }
+  }
+}
+
 template <typename T, int ROWS>
 void rows_of_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C,
                    std::ptrdiff_t ldc, int cols, bool accumulate) {
@@ -105,13 +136,26 @@ int packed_panel_width() {
 template <typename T>
 void pack_matrix(const T* W, int K, int N, std::ptrdiff_t ldw, bool transposed,
                  PackedMatrix<T>& out) {
+  pack_matrix_resize(K, N, out);
+  pack_matrix_panels(W, ldw, transposed, 0, out.panels, out);
+}
+
+template <typename T>
+void pack_matrix_resize(int K, int N, PackedMatrix<T>& out) {
   constexpr int NR = kPanel<T>;
   out.rows = K;
   out.cols = N;
   out.panels = (N + NR - 1) / NR;
   const std::size_t size = static_cast<std::size_t>(out.panels) * K * NR;
   if (out.data.size() < size) out.data.resize(size);
-  for (int p = 0; p < out.panels; ++p) {
+}
+
+template <typename T>
+void pack_matrix_panels(const T* W, std::ptrdiff_t ldw, bool transposed, int p0, int p1,
+                        PackedMatrix<T>& out) {
+  constexpr int NR = kPanel<T>;
+  const int K = out.rows, N = out.cols;
+  for (int p = p0; p < p1; ++p) {
     T* panel = out.data.data() + static_cast<std::size_t>(p) * K * NR;
     const int c0 = p * NR, cols = std::min(NR, N - c0);
     if (transposed) {  // read W's rows contiguously
@@ -134,21 +178,60 @@ void pack_matrix(const T* W, int K, int N, std::ptrdiff_t ldw, bool transposed,
 template <typename T>
 void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
                  std::ptrdiff_t ldc, bool accumulate) {
+  gemm_packed_panels(M, A, lda, B, 0, B.panels, C, ldc, accumulate);
+}
+
+template <typename T>
+void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
+                        int p1, T* C, std::ptrdiff_t ldc, bool accumulate) {
   constexpr int NR = kPanel<T>;
+  constexpr int kWide = 4;  // panels per wide_row
   const int K = B.rows;
+  const std::size_t stride = static_cast<std::size_t>(K) * NR;
+  if (M <= 2) {
+    // Few rows: run full panels up to kWide at a time, row by row.
+    const int full = std::min(p1, B.cols / NR);  // panels without padding columns
+    while (p0 < full) {
+      const int n = std::min(kWide, full - p0);
+      for (int r = 0; r < M; ++r) {
+        const T* a = A + r * lda;
+        const T* panels = B.data.data() + p0 * stride;
+        T* c = C + r * ldc + p0 * NR;
+        switch (n) {
+          case 1:
+            wide_row<T, 1>(K, a, panels, stride, c, accumulate);
+            break;
+          case 2:
+            wide_row<T, 2>(K, a, panels, stride, c, accumulate);
+            break;
+          case 3:
+            wide_row<T, 3>(K, a, panels, stride, c, accumulate);
+            break;
+          default:
+            wide_row<T, kWide>(K, a, panels, stride, c, accumulate);
+            break;
+        }
+      }
+      p0 += n;
+    }
+  }
   // Panel-major: a panel (K x NR) stays in L1/L2 while all rows stream by.
-  for (int p = 0; p < B.panels; ++p) {
+  for (int p = p0; p < p1; ++p) {
     const T* panel = B.data.data() + static_cast<std::size_t>(p) * K * NR;
     const int c0 = p * NR, cols = std::min(NR, B.cols - c0);
     rows_of_panel<T, kRows>(M, K, A, lda, panel, C + c0, ldc, cols, accumulate);
   }
 }
 
-#define LSTMLEARN_INSTANTIATE(T)                                                            \
-  template int packed_panel_width<T>();                                                     \
-  template void pack_matrix<T>(const T*, int, int, std::ptrdiff_t, bool, PackedMatrix<T>&); \
-  template void gemm_packed<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, T*,   \
-                               std::ptrdiff_t, bool);
+#define LSTMLEARN_INSTANTIATE(T)                                                                   \
+  template int packed_panel_width<T>();                                                            \
+  template void pack_matrix<T>(const T*, int, int, std::ptrdiff_t, bool, PackedMatrix<T>&);        \
+  template void pack_matrix_resize<T>(int, int, PackedMatrix<T>&);                                 \
+  template void pack_matrix_panels<T>(const T*, std::ptrdiff_t, bool, int, int, PackedMatrix<T>&); \
+  template void gemm_packed<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, T*,          \
+                               std::ptrdiff_t, bool);                                              \
+  template void gemm_packed_panels<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, int,  \
+                                      int, T*, std::ptrdiff_t, bool);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

@@ -274,6 +274,230 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   cache.ready = true;
 }
 
+namespace {
+
+constexpr int kCellBlock = 16;  // hidden units per call of cell_block
+constexpr int kRowBlock = 64;   // batch rows per pass over a thread's weights
+// Multiply-adds of one step below which threads do not split hidden units.
+constexpr double kUnitSplitWork = 150000;
+
+template <typename T>
+using CellArray = Eigen::Array<T, kCellBlock, 1>;
+template <typename T>
+using CellMap = Eigen::Map<const CellArray<T>, Eigen::Unaligned>;
+
+// Gate activations and cell update of n <= kCellBlock units of one row, for
+// inference. `a` and `bias` point at gate i of the first unit; gate q is q*H
+// further on. Every unit of every split goes through this one function on
+// whole fixed-size blocks into aligned locals (no alignment peeling, no
+// scalar tail), so its result does not depend on where the block starts.
+template <typename T>
+EIGEN_DONT_INLINE void cell_block(const T* a, const T* bias, int H, const T* c_prev, T* c, T* h,
+                                  int n) {
+  alignas(64) T pad_a[4 * kCellBlock], pad_b[4 * kCellBlock], pad_c[kCellBlock];
+  std::ptrdiff_t stride = H;
+  if (n < kCellBlock) {  // the last block of a row: pad it
+    std::fill(pad_a, pad_a + 4 * kCellBlock, T(0));
+    std::fill(pad_b, pad_b + 4 * kCellBlock, T(0));
+    std::fill(pad_c, pad_c + kCellBlock, T(0));
+    for (int q = 0; q < 4; ++q) {
+      std::copy(a + q * stride, a + q * stride + n, pad_a + q * kCellBlock);
+      std::copy(bias + q * stride, bias + q * stride + n, pad_b + q * kCellBlock);
+    }
+    std::copy(c_prev, c_prev + n, pad_c);
+    a = pad_a;
+    bias = pad_b;
+    c_prev = pad_c;
+    stride = kCellBlock;
+  }
+  const CellArray<T> i = (CellMap<T>(a) + CellMap<T>(bias)).logistic();
+  const CellArray<T> f = (CellMap<T>(a + stride) + CellMap<T>(bias + stride)).logistic();
+  const CellArray<T> g = (CellMap<T>(a + 2 * stride) + CellMap<T>(bias + 2 * stride)).tanh();
+  const CellArray<T> o = (CellMap<T>(a + 3 * stride) + CellMap<T>(bias + 3 * stride)).logistic();
+  const CellArray<T> cv = f * CellMap<T>(c_prev) + i * g;
+  const CellArray<T> hv = o * cv.tanh();
+  std::copy(cv.data(), cv.data() + n, c);
+  std::copy(hv.data(), hv.data() + n, h);
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, const T* x,
+                    const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
+                    LstmInference<T>& ws, int n_threads) {
+  spec.validate();
+  if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
+  const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
+  const std::size_t BT = static_cast<std::size_t>(B) * steps;
+  const int NR = packed_panel_width<T>();
+  const int panels = (H + NR - 1) / NR;    // per gate
+  T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
+
+  // Split the batch in chunks when there are enough, else the hidden units
+  // (whole panels of every gate); the split only decides who computes what.
+  const int threads = resolve_threads(n_threads);
+  const int chunks = chunk_count(B);
+  // Splitting units costs a barrier per step: only worth it when a step has
+  // enough work (large H), else the few rows run on fewer threads.
+  const double step_work = 4.0 * H * (spec.layer_input_size(0) + H) * B;
+  const bool split_units = chunks < threads && panels > 1 && step_work >= kUnitSplitWork;
+  const int team_max = split_units ? panels : chunks;
+  // Split by units, each gate's weights are packed apart, so that a member's
+  // panels hold all four gates of its units; else all G columns are packed
+  // together (less padding when H is not a multiple of the panel width).
+  // Either way every element is the same FMA chain, so the same bits.
+  const int mats = split_units ? 4 : 1;
+  const int mat_cols = split_units ? H : G;
+  const int mat_panels = (mat_cols + NR - 1) / NR;
+
+  ws.w_ih.resize(static_cast<std::size_t>(L) * D * 4);
+  ws.w_hh.resize(static_cast<std::size_t>(L) * D * 4);
+  ws.bias_sum.resize(static_cast<std::size_t>(L) * D);
+  ws.outputs.resize(L > 1 ? L - 1 : 0);
+  for (auto& o : ws.outputs) grow(o, BT * D * H);
+  grow(ws.gates, static_cast<std::size_t>(B) * G);
+  grow(ws.cells, static_cast<std::size_t>(B) * H);
+  for (int l = 0; l < L; ++l) {
+    for (int d = 0; d < D; ++d) {
+      const int ld = l * D + d;
+      const Block<T> p = block(spec, params_mut, l, d);
+      grow(ws.bias_sum[ld], static_cast<std::size_t>(G));
+      Vec<T>(ws.bias_sum[ld].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+      for (int q = 0; q < mats; ++q) {
+        pack_matrix_resize(spec.layer_input_size(l), mat_cols, ws.w_ih[ld * 4 + q]);
+        pack_matrix_resize(H, mat_cols, ws.w_hh[ld * 4 + q]);
+      }
+    }
+  }
+
+  if (split_units) grow(ws.xproj, BT * G);
+  T* xproj = split_units ? ws.xproj.data() : nullptr;  // [B, T, G] input projections
+  T* gates = ws.gates.data();                          // [B, G]
+  T* cells = ws.cells.data();                          // [B, H]
+
+  ThreadPool::instance().run_team(
+      team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
+        const int part_lo = split_units ? panels * rank / size : 0;
+        const int part_hi = split_units ? panels * (rank + 1) / size : mat_panels;
+        const int b_lo = split_units ? 0 : std::min(B, chunks * rank / size * kBatchChunk);
+        const int b_hi = split_units ? B : std::min(B, chunks * (rank + 1) / size * kBatchChunk);
+        const int u_lo = split_units ? part_lo * NR : 0;
+        const int u_hi = split_units ? std::min(H, part_hi * NR) : H;
+        const int u_n = u_hi - u_lo;
+        // Packing: every member packs its share of the panels of all weights.
+        {
+          const int pk_lo = mat_panels * rank / size, pk_hi = mat_panels * (rank + 1) / size;
+          for (int l = 0; l < L; ++l) {
+            const int F = spec.layer_input_size(l);
+            for (int d = 0; d < D; ++d) {
+              const Block<T> p = block(spec, params_mut, l, d);
+              const int ld = l * D + d;
+              for (int q = 0; q < mats; ++q) {
+                pack_matrix_panels(
+                    static_cast<const T*>(p.w_ih) + static_cast<std::size_t>(q) * H * F, F, true,
+                    pk_lo, pk_hi, ws.w_ih[ld * 4 + q]);
+                pack_matrix_panels(
+                    static_cast<const T*>(p.w_hh) + static_cast<std::size_t>(q) * H * H, H, true,
+                    pk_lo, pk_hi, ws.w_hh[ld * 4 + q]);
+              }
+            }
+          }
+        }
+        if (size > 1) barrier.wait();
+        if (u_n <= 0 || b_lo >= b_hi) return;  // nothing of ours (never with a barrier below)
+
+        for (int l = 0; l < L; ++l) {
+          const int F = spec.layer_input_size(l);
+          const T* in = l == 0 ? x : ws.outputs[l - 1].data();  // [B, T, F]
+          T* out = l == L - 1 ? y : ws.outputs[l].data();       // [B, T, D*H]
+          const std::size_t out_row = static_cast<std::size_t>(D) * H;
+          for (int d = 0; d < D; ++d) {
+            const int ld = l * D + d;
+            const T* bias = ws.bias_sum[ld].data();
+            const std::size_t state = static_cast<std::size_t>(ld) * B * H;
+            for (int b = b_lo; b < b_hi; ++b) {
+              std::copy(c0 + state + static_cast<std::size_t>(b) * H + u_lo,
+                        c0 + state + static_cast<std::size_t>(b) * H + u_hi,
+                        cells + static_cast<std::size_t>(b) * H + u_lo);
+            }
+            const int first = d == 0 ? 0 : steps - 1;
+            const int dir = d == 0 ? 1 : -1;
+            if (split_units) {
+              // Few rows: project all steps of our units up front, reading
+              // W_ih once rather than once a step: xproj[b] = x[b] W_ih^T.
+              for (int b = b_lo; b < b_hi; ++b) {
+                for (int q = 0; q < mats; ++q) {
+                  gemm_packed_panels(steps, in + static_cast<std::size_t>(b) * steps * F, F,
+                                     ws.w_ih[ld * 4 + q], part_lo, part_hi,
+                                     xproj + static_cast<std::size_t>(b) * steps * G + q * H, G,
+                                     false);
+                }
+              }
+            }
+            for (int s = 0; s < steps; ++s) {
+              const int t = first + dir * s;
+              for (int r0 = b_lo; r0 < b_hi; r0 += kRowBlock) {
+                const int nb = std::min(kRowBlock, b_hi - r0);
+                const T* h_prev;
+                std::ptrdiff_t ld_h;
+                if (s == 0) {
+                  h_prev = h0 + state + static_cast<std::size_t>(r0) * H;
+                  ld_h = H;
+                } else {
+                  h_prev = out + (static_cast<std::size_t>(r0) * steps + t - dir) * out_row + d * H;
+                  ld_h = static_cast<std::ptrdiff_t>(steps) * out_row;
+                }
+                const T* x_t = in + (static_cast<std::size_t>(r0) * steps + t) * F;
+                // a [nb, G] with row stride lda_a: this step's rows of xproj or gates.
+                T* a = split_units ? xproj + (static_cast<std::size_t>(r0) * steps + t) * G
+                                   : gates + static_cast<std::size_t>(r0) * G;
+                const std::ptrdiff_t lda_a =
+                    split_units ? static_cast<std::ptrdiff_t>(steps) * G : G;
+                // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G].
+                for (int q = 0; q < mats; ++q) {
+                  if (!split_units) {
+                    gemm_packed_panels(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F,
+                                       ws.w_ih[ld * 4 + q], part_lo, part_hi, a + q * H, lda_a,
+                                       false);
+                  }
+                  gemm_packed_panels(nb, h_prev, ld_h, ws.w_hh[ld * 4 + q], part_lo, part_hi,
+                                     a + q * H, lda_a, true);
+                }
+                for (int r = 0; r < nb; ++r) {
+                  const int b = r0 + r;
+                  const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
+                  T* h = out + bt * out_row + d * H;
+                  T* c = cells + static_cast<std::size_t>(b) * H;
+                  if (mask && !mask[bt]) {  // carry the state: c unchanged, h repeated
+                    const T* hp = h_prev + r * ld_h;
+                    std::copy(hp + u_lo, hp + u_hi, h + u_lo);
+                    continue;
+                  }
+                  const T* a_row = a + r * lda_a;
+                  for (int u = u_lo; u < u_hi; u += kCellBlock) {
+                    cell_block(a_row + u, bias + u, H, c + u, c + u, h + u,
+                               std::min(kCellBlock, u_hi - u));
+                  }
+                }
+              }
+              // Next step reads all units of h_t.
+              if (split_units && size > 1) barrier.wait();
+            }
+            const int last = first + dir * (steps - 1);
+            for (int b = b_lo; b < b_hi; ++b) {
+              const std::size_t bt = static_cast<std::size_t>(b) * steps + last;
+              const std::size_t at = state + static_cast<std::size_t>(b) * H;
+              std::copy(out + bt * out_row + d * H + u_lo, out + bt * out_row + d * H + u_hi,
+                        h_n + at + u_lo);
+              std::copy(cells + static_cast<std::size_t>(b) * H + u_lo,
+                        cells + static_cast<std::size_t>(b) * H + u_hi, c_n + at + u_lo);
+            }
+          }
+        }
+      });
+}
+
 template <typename T>
 void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, const T* dy,
                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams, int n_threads) {
@@ -425,7 +649,10 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*, const T*, \
                                 const std::uint8_t*, const T*, T*, T*, T*, LstmCache<T>&, int);    \
   template void lstm_backward<T>(const LstmSpec&, const T*, LstmCache<T>&, const T*, const T*,     \
-                                 const T*, T*, T*, T*, T*, int);
+                                 const T*, T*, T*, T*, T*, int);                                   \
+  template void lstm_inference<T>(const LstmSpec&, const T*, int, int, const T*, const T*,         \
+                                  const T*, const std::uint8_t*, T*, T*, T*, LstmInference<T>&,    \
+                                  int);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

@@ -8,6 +8,8 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "lstmlearn/thread_pool.hpp"
+
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
@@ -23,6 +25,8 @@ template <typename T>
 using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+constexpr std::size_t kHeadRows = 256;  // rows of the dense head and softmax per task
 
 template <typename T>
 void grow(AlignedVector<T>& v, std::size_t n) {
@@ -323,9 +327,15 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     grow(layer.y, BT * D * H);
     grow(layer.h_n, static_cast<std::size_t>(D) * B * H);
     grow(layer.c_n, static_cast<std::size_t>(D) * B * H);
-    lstm_forward<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(), zeros_.data(),
-                    has_mask_ ? mask_.data() : nullptr, rmask, layer.y.data(), layer.h_n.data(),
-                    layer.c_n.data(), layer.cache, n_threads);
+    if (training) {
+      lstm_forward<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(),
+                      zeros_.data(), has_mask_ ? mask_.data() : nullptr, rmask, layer.y.data(),
+                      layer.h_n.data(), layer.c_n.data(), layer.cache, n_threads);
+    } else {  // no backward follows: keep nothing
+      lstm_inference<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(),
+                        zeros_.data(), has_mask_ ? mask_.data() : nullptr, layer.y.data(),
+                        layer.h_n.data(), layer.c_n.data(), layer.inference, n_threads);
+    }
     if (spec_.bidirectional && spec_.merge != Merge::Concat) {
       grow(layer.merged, BT * H);
       merge_rows<T>(spec_.merge, layer.y.data(), layer.y.data() + H, 2 * H, layer.merged.data(), H,
@@ -367,9 +377,18 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   }
   grow(out_, rows * O);
   const T* dense = params + dense_offset_;
-  MatMap<T> out(out_.data(), rows, O);
-  out.noalias() = ConstMatMap<T>(features, rows, W) * ConstMatMap<T>(dense, O, W).transpose();
-  out.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(dense + O * W, O);
+  // The packed product computes every row alike, so an output does not
+  // depend on how many rows are predicted together (Eigen would take another
+  // summation order for one row).
+  // Blocks of rows are tasks (a per-step head has B*T rows).
+  pack_matrix(dense, W, O, W, true, dense_packed_);
+  const ConstVec<T> bias(dense + static_cast<std::size_t>(O) * W, O);
+  parallel_for((rows + kHeadRows - 1) / kHeadRows, n_threads, [&](std::size_t task) {
+    const std::size_t r0 = task * kHeadRows, n = std::min(kHeadRows, rows - r0);
+    gemm_packed(static_cast<int>(n), features + r0 * W, W, dense_packed_, out_.data() + r0 * O, O,
+                false);
+    for (std::size_t r = r0; r < r0 + n; ++r) Vec<T>(out_.data() + r * O, O) += bias;
+  });
 }
 
 template <typename T>
@@ -553,9 +572,13 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
     forward(params, count, false, unused, n_threads);
     const std::size_t n = count * per_row;
     if (spec_.loss == Loss::CrossEntropy) {
-      MatMap<T> p(out_.data(), n, O);  // softmax in our aligned buffer, see is_aligned
-      p = (p.colwise() - p.rowwise().maxCoeff()).array().exp().matrix();
-      p.array().colwise() /= p.rowwise().sum().array();
+      // Softmax in our aligned buffer (see is_aligned), by fixed blocks of rows.
+      parallel_for((n + kHeadRows - 1) / kHeadRows, n_threads, [&](std::size_t task) {
+        const std::size_t r0 = task * kHeadRows, nr = std::min(kHeadRows, n - r0);
+        MatMap<T> p(out_.data() + r0 * O, nr, O);
+        p = (p.colwise() - p.rowwise().maxCoeff()).array().exp().matrix();
+        p.array().colwise() /= p.rowwise().sum().array();
+      });
     }
     std::memcpy(out + static_cast<std::size_t>(start) * per_row * O, out_.data(),
                 sizeof(T) * n * O);

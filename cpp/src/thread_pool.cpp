@@ -200,10 +200,42 @@ void ThreadPool::parallel_for(std::size_t n_tasks, int n_threads,
   }
   std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
   grow(want - 1);
-  int helpers = 0;
+  run_job(n_tasks, std::min(want - 1, size_locked()), fn);
+}
+
+void ThreadPool::run_team(int max_size, int n_threads,
+                          const std::function<void(int, int, SpinBarrier&)>& fn) {
+  FlushToZeroScope ftz;
+  const int want = std::min(std::max(max_size, 1), resolve_threads(n_threads));
+  if (want <= 1) {
+    SpinBarrier alone(1);
+    fn(0, 1, alone);
+    return;
+  }
+  std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
+  grow(want - 1);
+  // Every member must run at once (members wait for each other), so the team
+  // has one member per thread that exists: the caller and `helpers` threads.
+  // Each takes one task and cannot take a second before all are taken.
+  const int helpers = std::min(want - 1, size_locked());
+  const int team = helpers + 1;
+  SpinBarrier barrier(team);
+  const std::function<void(std::size_t)> task = [&](std::size_t rank) {
+    fn(static_cast<int>(rank), team, barrier);
+  };
+  run_job(static_cast<std::size_t>(team), helpers, task);
+}
+
+int ThreadPool::size_locked() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(threads_.size());
+}
+
+void ThreadPool::run_job(std::size_t n_tasks, int helpers,
+                         const std::function<void(std::size_t)>& fn) {
+  // Called with dispatch_mutex_ held.
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    helpers = std::min(want - 1, static_cast<int>(threads_.size()));
     job_ = &fn;
     n_tasks_ = n_tasks;
     next_task_.store(0, std::memory_order_relaxed);
@@ -226,6 +258,31 @@ void ThreadPool::parallel_for(std::size_t n_tasks, int n_threads,
     std::swap(error, error_);
   }
   if (error) std::rethrow_exception(error);
+}
+
+void SpinBarrier::wait() {
+  const unsigned phase = phase_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == count_) {
+    arrived_.store(0, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      phase_.store(phase + 1, std::memory_order_seq_cst);
+    }
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_.notify_all();
+    return;
+  }
+  // A step of the recurrence takes microseconds, so spin first; then sleep,
+  // in case a member lost its core to another process (a busy machine).
+  for (int k = 0; k < 4096; ++k) {
+    if (phase_.load(std::memory_order_acquire) != phase) return;
+    LSTMLEARN_PAUSE();
+  }
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [&] { return phase_.load(std::memory_order_acquire) != phase; });
+  }
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 LSTMLEARN_END_ISA_NAMESPACE

@@ -658,7 +658,8 @@ class _BaseLSTM(BaseEstimator):
         return {"X_types": ["2darray", "3darray"]}
 
     def _check_predict_input(self, X) -> Sequences:
-        check_is_fitted(self, "_params")
+        if "_params" not in self.__dict__:  # scikit-learn's check is slow for one-sample calls
+            check_is_fitted(self, "_params")
         return self._as_sequences(X, self._dtype, fitted=True)[0]
 
     def attention_weights(self, X) -> np.ndarray:

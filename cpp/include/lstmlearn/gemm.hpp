@@ -37,12 +37,27 @@ template <typename T>
 void pack_matrix(const T* W, int K, int N, std::ptrdiff_t ldw, bool transposed,
                  PackedMatrix<T>& out);
 
+// pack_matrix in two parts, so that threads can pack disjoint panels: size
+// `out` for B[K, N], then fill the panels [p0, p1).
+template <typename T>
+void pack_matrix_resize(int K, int N, PackedMatrix<T>& out);
+template <typename T>
+void pack_matrix_panels(const T* W, std::ptrdiff_t ldw, bool transposed, int p0, int p1,
+                        PackedMatrix<T>& out);
+
 // C[M, N] = A[M, K] B (accumulate = false) or C += A B (accumulate = true).
 // Rows of A and C may be strided; the summation order over K is fixed, so
 // results do not depend on M, on the thread or on alignment.
 template <typename T>
 void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
                  std::ptrdiff_t ldc, bool accumulate);
+
+// The same for the panels [p0, p1) only: columns [p0 * NR, min(p1 * NR, N))
+// of C (C points at column 0). Each element is computed exactly as by
+// gemm_packed, so a product split by panels across threads is bitwise equal.
+template <typename T>
+void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
+                        int p1, T* C, std::ptrdiff_t ldc, bool accumulate);
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

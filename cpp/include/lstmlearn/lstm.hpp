@@ -87,6 +87,31 @@ struct LstmCache {
   std::vector<AlignedVector<T>> dh, dh_next, dc;  // per d: [B, H]
 };
 
+// Packed weights and scratch of the inference pass. Buffers only grow.
+template <typename T>
+struct LstmInference {
+  std::vector<PackedMatrix<T>> w_ih;       // per (l, d, gate q): W_ih[q]^T [F, H], packed
+  std::vector<PackedMatrix<T>> w_hh;       // per (l, d, gate q): W_hh[q]^T [H, H], packed
+  std::vector<AlignedVector<T>> bias_sum;  // per (l, d): [G] b_ih + b_hh
+  std::vector<AlignedVector<T>> outputs;   // per layer below the top: [B, T, D*H]
+  AlignedVector<T> gates;                  // [B, G] pre-activations of the current step
+  AlignedVector<T> xproj;                  // [B, T, G] input projections (small batches)
+  AlignedVector<T> cells;                  // [B, H] c_t of the current direction
+};
+
+// Forward pass for inference: keeps nothing for backward. Same arguments as
+// lstm_forward without the recurrent mask. Each step's input projection,
+// recurrent product, activations and cell update run together on a block of
+// rows while it is in cache. Threads split the batch, or, when there are too
+// few rows, each step's hidden units (a barrier per step). Every element is
+// computed by the same instructions whatever the split, so results are
+// bitwise identical for any n_threads and batch size (though not to
+// lstm_forward's, whose projection and activations run through other code).
+template <typename T>
+void lstm_inference(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
+                    const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
+                    LstmInference<T>& ws, int n_threads);
+
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
 // valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent
 // GEMM reads h_{t-1} * recurrent_mask (Keras's recurrent dropout: the mask,

@@ -137,7 +137,8 @@ class Network {
   struct Layer {
     LstmSpec spec;
     std::size_t offset = 0;
-    LstmCache<T> cache;
+    LstmCache<T> cache;           // training forward, for backward
+    LstmInference<T> inference;   // predict and evaluate
     AlignedVector<T> input;       // [B, T, F_i] dropped-out input (when dropout)
     AlignedVector<T> input_mask;  // [B, F_i] scaled keep mask
     AlignedVector<T> rec_mask;    // [D, B, H_i] scaled keep mask
@@ -187,6 +188,7 @@ class Network {
   AlignedVector<T> d_sequence_;      // [B, T, W] gradient of the pooled top layer
   AlignedVector<T> features_;        // [B, W] last-step features (per_step: unused)
   AlignedVector<T> out_;             // [B, (T,) O]
+  PackedMatrix<T> dense_packed_;     // dense.weight^T [W, O], packed
   AlignedVector<T> d_out_;           // [B, (T,) O]
   AlignedVector<T> d_features_;      // [B, (T,) W]
   AlignedVector<T> grads_;           // [P]

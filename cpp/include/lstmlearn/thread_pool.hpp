@@ -35,6 +35,21 @@ int available_cores();
 // (-1 is the joblib convention); otherwise n itself.
 int resolve_threads(int n_threads);
 
+// A reusable barrier for the members of a team; waiters spin, then sleep.
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int count) : count_(count) {}
+  void wait();
+
+ private:
+  const int count_;
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> phase_{0};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
 class ThreadPool {
  public:
   static ThreadPool& instance();
@@ -43,6 +58,12 @@ class ThreadPool {
   // returns when all are done. The first exception a task throws is rethrown
   // here after every started task has finished.
   void parallel_for(std::size_t n_tasks, int n_threads, const std::function<void(std::size_t)>& fn);
+
+  // Runs fn(rank, size, barrier) once on each member of a team of
+  // size <= min(max_size, n_threads), all members running at the same time,
+  // so they may wait for each other on `barrier` (sized for the team). A
+  // member must not throw.
+  void run_team(int max_size, int n_threads, const std::function<void(int, int, SpinBarrier&)>& fn);
 
   int size() const;
 
@@ -54,6 +75,8 @@ class ThreadPool {
   void grow(int n_threads);
   void worker_loop(int index, unsigned long seen);
   void run_tasks(const std::function<void(std::size_t)>& job);
+  void run_job(std::size_t n_tasks, int helpers, const std::function<void(std::size_t)>& fn);
+  int size_locked() const;
   friend struct PoolAccess;
 
   std::mutex dispatch_mutex_;  // one parallel_for at a time
