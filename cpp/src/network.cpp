@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "lstmlearn/random.hpp"
 #include "lstmlearn/thread_pool.hpp"
 
 namespace lstmlearn {
@@ -33,34 +34,11 @@ void grow(AlignedVector<T>& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// splitmix64: a small, fast generator whose stream is the same on every
-// platform (std:: distributions are not), so seeded fits are reproducible.
-std::uint64_t next_random(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-double uniform(std::uint64_t& state) {
-  return static_cast<double>(next_random(state) >> 11) * 0x1.0p-53;
-}
-
-// Unbiased integer in [0, n) by rejection.
-std::uint64_t below(std::uint64_t& state, std::uint64_t n) {
-  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  std::uint64_t r;
-  do {
-    r = next_random(state);
-  } while (r >= limit);
-  return r % n;
-}
-
 // Keep mask scaled by 1/(1-p): what inverted dropout multiplies by.
 template <typename T>
 void dropout_mask(T* mask, std::size_t n, double p, std::uint64_t& state) {
   const T scale = static_cast<T>(1.0 / (1.0 - p));
-  for (std::size_t k = 0; k < n; ++k) mask[k] = uniform(state) >= p ? scale : T(0);
+  for (std::size_t k = 0; k < n; ++k) mask[k] = random_uniform(state) >= p ? scale : T(0);
 }
 
 // Merges the two directions: out [rows, W] from a, b [rows, H] with row strides.
@@ -637,7 +615,7 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
   std::iota(order.begin(), order.end(), 0u);
   std::uint64_t rng = seed;
   if (options.shuffle) {
-    for (int k = N - 1; k > 0; --k) std::swap(order[k], order[below(rng, k + 1)]);
+    shuffle_items(order.data(), N, rng);
   }
   grow(grads_, count_);
   T* params = user_params;

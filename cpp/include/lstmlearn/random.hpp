@@ -18,6 +18,11 @@ inline std::uint64_t splitmix64(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// Uniform double in [0, 1) from the top 53 bits of one draw.
+inline double random_uniform(std::uint64_t& state) {
+  return static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
+}
+
 // Unbiased integer in [0, n) by rejection.
 inline std::uint64_t random_below(std::uint64_t& state, std::uint64_t n) {
   const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
