@@ -7,21 +7,13 @@ a model that only knows how often each character occurs would be) and the share
 of generated words that are real words of the text.
 """
 
-import codecs
-import contextlib
-import io
 import time
 from collections import Counter
 
 import numpy as np
 
 from lstmlearn import LSTMGenerator
-
-
-def zen_of_python() -> str:
-    with contextlib.redirect_stdout(io.StringIO()):  # importing `this` prints it
-        import this
-    return codecs.decode(this.s, "rot13")
+from lstmlearn.datasets import zen_of_python
 
 
 def unigram_perplexity(text: str) -> float:

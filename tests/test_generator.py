@@ -1,8 +1,5 @@
 """LSTMGenerator: the Zen of Python experiment, token sequences, sampling and bad input."""
 
-import codecs
-import contextlib
-import io
 import pickle
 from collections import Counter
 
@@ -11,14 +8,9 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from lstmlearn import LSTMGenerator
+from lstmlearn.datasets import zen_of_python as zen
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-def zen() -> str:
-    with contextlib.redirect_stdout(io.StringIO()):
-        import this
-    return codecs.decode(this.s, "rot13")
 
 
 def words(text):
@@ -179,6 +171,11 @@ def test_bad_use_of_a_fitted_model_leaves_it_intact():
     with pytest.raises(ValueError, match=r"tokens must be in \[0, 3\)"):
         tokens.generate([5])
     assert tokens.n_tokens_ == 3
+
+
+def test_zen_of_python_text():
+    text = zen()
+    assert len(text) == 856 and text.startswith("The Zen of Python, by Tim Peters")
 
 
 def test_generate_and_score_before_fit():

@@ -13,6 +13,7 @@ __all__ = [
     "make_first_value_sequences",
     "make_moving_square",
     "make_noisy_sine",
+    "zen_of_python",
 ]
 
 
@@ -299,3 +300,20 @@ def make_addition_strings(
     X = [tokens(f"{i}+{j}") for i, j in zip(a, b, strict=True)]
     y = [tokens(str(i + j)) for i, j in zip(a, b, strict=True)]
     return X, y
+
+
+def zen_of_python() -> str:
+    """The Zen of Python, the text of the standard library's ``this`` module.
+
+    Returns
+    -------
+    text : str
+        856 characters, 19 aphorisms after a title line.
+    """
+    import codecs
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # importing `this` prints the text
+        import this
+    return codecs.decode(this.s, "rot13")
