@@ -545,7 +545,6 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       const int b0 = (static_cast<int>(task) % chunks) * kBatchChunk;
       const int nb = std::min(kBatchChunk, B - b0);
       const int ld = l * D + d;
-      const Block<T> p = block(spec, params_mut, l, d);
       const T* act = cache.gates[ld].data();                          // [B, T, G]
       const T* cells = cache.cells[ld].data();                        // [B, T, H]
       T* da = cache.dgates[d].data();                                 // [B, T, G]
