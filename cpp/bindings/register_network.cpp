@@ -80,13 +80,6 @@ void set_front_end(NetworkSpec& spec, const std::string& front_end, const std::v
   spec.conv_pool = pool;
 }
 
-OptimizerKind parse_optimizer(const std::string& name) {
-  if (name == "adam") return OptimizerKind::Adam;
-  if (name == "sgd") return OptimizerKind::Sgd;
-  if (name == "rmsprop") return OptimizerKind::RmsProp;
-  throw std::invalid_argument("unknown optimizer: " + name);
-}
-
 void expect_size(py::ssize_t got, std::size_t want, const char* what) {
   if (static_cast<std::size_t>(got) != want) {
     throw std::invalid_argument(std::string(what) + " has " + std::to_string(got) +
@@ -262,30 +255,19 @@ void bind_network(py::module_& m, const char* name) {
             options.shuffle = shuffle;
             options.alpha = alpha;
             options.clipnorm = clipnorm;
-            options.optimizer.kind = parse_optimizer(optimizer);
-            options.optimizer.learning_rate = learning_rate;
-            options.optimizer.beta_1 = beta_1;
-            options.optimizer.beta_2 = beta_2;
-            options.optimizer.epsilon = epsilon;
-            options.optimizer.momentum = momentum;
-            options.optimizer.nesterov = nesterov;
-            options.optimizer.rho = rho;
+            options.optimizer = optimizer_spec(optimizer, learning_rate, beta_1, beta_2, epsilon,
+                                               momentum, nesterov, rho);
             T* p = params_of(self, params);
             expect_size(m.size(), self.net.parameter_count(), "m");
             expect_size(v.size(), self.net.parameter_count(), "v");
             T* mp = m.mutable_data();
             T* vp = v.mutable_data();
-            // Polled between mini-batches: Ctrl-C stops at a batch boundary.
-            auto interrupted = [] {
-              py::gil_scoped_acquire acquire;
-              return PyErr_CheckSignals() != 0;
-            };
             EpochResult result;
             {
               py::gil_scoped_release release;  // arrays are held by this call's arguments
               std::lock_guard<std::mutex> lock(self.busy);
-              result = self.net.train_epoch(p, mp, vp, step, data.view, options, seed, interrupted,
-                                            n_threads);
+              result = self.net.train_epoch(p, mp, vp, step, data.view, options, seed,
+                                            python_interrupted, n_threads);
             }
             if (result.status == EpochStatus::Interrupted) throw py::error_already_set();
             const char* status = result.status == EpochStatus::NonFinite ? "non_finite" : "ok";

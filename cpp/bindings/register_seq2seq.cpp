@@ -26,13 +26,6 @@ using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 using TokenArray = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
 using MaskArray = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 
-OptimizerKind optimizer_kind(const std::string& name) {
-  if (name == "adam") return OptimizerKind::Adam;
-  if (name == "sgd") return OptimizerKind::Sgd;
-  if (name == "rmsprop") return OptimizerKind::RmsProp;
-  throw std::invalid_argument("unknown optimizer: " + name);
-}
-
 void check_shape(const py::array& a, std::vector<py::ssize_t> want, const char* what) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(want.size());
   for (std::size_t k = 0; ok && k < want.size(); ++k) ok = a.shape(k) == want[k];
@@ -247,28 +240,17 @@ void bind_seq2seq(py::module_& m, const char* name) {
             options.batch_size = batch_size;
             options.shuffle = shuffle;
             options.clipnorm = clipnorm;
-            options.optimizer.kind = optimizer_kind(optimizer);
-            options.optimizer.learning_rate = learning_rate;
-            options.optimizer.beta_1 = beta_1;
-            options.optimizer.beta_2 = beta_2;
-            options.optimizer.epsilon = epsilon;
-            options.optimizer.momentum = momentum;
-            options.optimizer.nesterov = nesterov;
-            options.optimizer.rho = rho;
+            options.optimizer = optimizer_spec(optimizer, learning_rate, beta_1, beta_2, epsilon,
+                                               momentum, nesterov, rho);
             T* p = params.mutable_data();
             T* mp = m.mutable_data();
             T* vp = v.mutable_data();
-            // Polled between mini-batches: Ctrl-C stops at a batch boundary.
-            auto interrupted = [] {
-              py::gil_scoped_acquire acquire;
-              return PyErr_CheckSignals() != 0;
-            };
             Seq2SeqEpochResult result;
             {
               py::gil_scoped_release release;  // every array is held by this frame
               std::lock_guard<std::mutex> lock(self.busy);
               result = self.model.train_epoch(p, mp, vp, step, data.view, options, seed,
-                                              interrupted, n_threads);
+                                              python_interrupted, n_threads);
             }
             if (result.interrupted) throw py::error_already_set();
             return py::make_tuple(result.finite ? "ok" : "non_finite", result.loss, result.batches,

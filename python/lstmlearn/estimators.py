@@ -690,6 +690,37 @@ class _BaseLSTM(BaseEstimator):
         return out.astype(np.float64)
 
 
+# Parameters every model shares: network size, optimizer and training loop.
+_COMMON_PARAMS = (
+    "hidden_layer_sizes",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "nesterov",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "rho",
+    "clipnorm",
+    "batch_size",
+    "max_iter",
+    "shuffle",
+    "tol",
+    "n_iter_no_change",
+    "random_state",
+    "n_jobs",
+    "verbose",
+    "warm_start",
+    "callbacks",
+    "dtype",
+)
+
+
+def _constraints(*names: str) -> dict:
+    """The estimators' parameter constraints for `names`."""
+    return {name: _BaseLSTM._parameter_constraints[name] for name in names}
+
+
 class LSTMRegressor(RegressorMixin, _BaseLSTM):
     """LSTM regression for sequences, trained by the C++ engine.
 

@@ -13,39 +13,9 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._data import Sequences
-from .estimators import _BaseLSTM
+from .estimators import _COMMON_PARAMS, _BaseLSTM, _constraints
 
 __all__ = ["LSTMGenerator"]
-
-_SHARED = (
-    "hidden_layer_sizes",
-    "dropout",
-    "recurrent_dropout",
-    "alpha",
-    "optimizer",
-    "learning_rate",
-    "momentum",
-    "nesterov",
-    "beta_1",
-    "beta_2",
-    "epsilon",
-    "rho",
-    "clipnorm",
-    "batch_size",
-    "max_iter",
-    "shuffle",
-    "tol",
-    "n_iter_no_change",
-    "early_stopping",
-    "validation_fraction",
-    "restore_best_weights",
-    "random_state",
-    "n_jobs",
-    "verbose",
-    "warm_start",
-    "callbacks",
-    "dtype",
-)
 
 
 def _tokens(seq: object, k: int) -> np.ndarray:
@@ -139,7 +109,15 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
     attention_units = 16
 
     _parameter_constraints: ClassVar[dict] = {
-        **{key: _BaseLSTM._parameter_constraints[key] for key in _SHARED},
+        **_constraints(
+            *_COMMON_PARAMS,
+            "dropout",
+            "recurrent_dropout",
+            "alpha",
+            "early_stopping",
+            "validation_fraction",
+            "restore_best_weights",
+        ),
         "seq_length": [Interval(Integral, 1, None, closed="left")],
         "step": [Interval(Integral, 1, None, closed="left")],
         "n_tokens": [Interval(Integral, 2, None, closed="left"), None],

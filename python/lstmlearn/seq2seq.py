@@ -19,7 +19,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine
-from .estimators import _aligned_copy, _BaseLSTM, _glorot, _orthogonal, _threads
+from .estimators import (
+    _COMMON_PARAMS,
+    _aligned_copy,
+    _BaseLSTM,
+    _constraints,
+    _glorot,
+    _orthogonal,
+    _threads,
+)
 
 __all__ = ["LSTMSeq2Seq"]
 
@@ -219,32 +227,7 @@ class LSTMSeq2Seq(_BaseLSTM):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        **{
-            key: _BaseLSTM._parameter_constraints[key]
-            for key in (
-                "hidden_layer_sizes",
-                "optimizer",
-                "learning_rate",
-                "momentum",
-                "nesterov",
-                "beta_1",
-                "beta_2",
-                "epsilon",
-                "rho",
-                "clipnorm",
-                "batch_size",
-                "max_iter",
-                "shuffle",
-                "tol",
-                "n_iter_no_change",
-                "random_state",
-                "n_jobs",
-                "verbose",
-                "warm_start",
-                "callbacks",
-                "dtype",
-            )
-        },
+        **_constraints(*_COMMON_PARAMS),
         "mode": [StrOptions({"teacher_forcing", "repeat"})],
         "attention": [StrOptions({"dot", "additive"}), None],
         "attention_units": [Interval(Integral, 1, None, closed="left"), None],
