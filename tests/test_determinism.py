@@ -7,9 +7,16 @@ from conftest import random_lstm
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_bitwise_identical_for_any_thread_count(dtype):
-    # B = 50 spans several batch chunks; H = 40 several gate blocks.
-    B, T, F, H, L = 50, 11, 6, 40, 2
+@pytest.mark.parametrize(
+    "shape",
+    # B = 50 spans several batch chunks, H = 40 several gate blocks; B = 150
+    # puts more rows in one thread's group than one recurrent product takes,
+    # and H = 130 leaves a partial gate block.
+    [(50, 11, 6, 40, 2), (150, 5, 3, 130, 1)],
+    ids=["B50-H40", "B150-H130"],
+)
+def test_bitwise_identical_for_any_thread_count(dtype, shape):
+    B, T, F, H, L = shape
     rng = np.random.default_rng(3)
     x = rng.normal(size=(B, T, F)).astype(dtype)
     mask = rng.random((B, T)) > 0.2

@@ -24,7 +24,7 @@ LSTMLEARN_BEGIN_ISA_NAMESPACE
 namespace {
 
 constexpr int kBatchChunk = 16;  // rows of the batch per task
-constexpr int kGateBlock = 64;   // gate rows per weight-gradient task
+constexpr int kGroupRows = 64;   // rows per recurrent product of a group
 
 template <typename T>
 using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -52,6 +52,29 @@ void grow(AlignedVector<T>& v, std::size_t n) {
 }
 
 int chunk_count(int batch) { return (batch + kBatchChunk - 1) / kBatchChunk; }
+
+// Rows [lo, hi) of group k when `chunks` batch chunks are dealt to `groups`
+// tasks. A group runs the recurrent product over all its rows at once, so
+// each step streams the packed W_hh once per group rather than per chunk;
+// the product's elements do not depend on how many rows it has, so the
+// grouping (which follows the thread count) does not change any result.
+struct RowRange {
+  int lo, hi;
+};
+RowRange group_rows(int batch, int chunks, int groups, int k) {
+  const int c0 = chunks * k / groups, c1 = chunks * (k + 1) / groups;
+  return {std::min(batch, c0 * kBatchChunk), std::min(batch, c1 * kBatchChunk)};
+}
+// Gate rows per weight-gradient task: about an eighth of G, from 64 to 512.
+// Each task packs all of x and h_{t-1}, so blocks too small repeat that
+// work; too few leave threads idle. It depends on the shape alone, so the
+// gradients do not depend on the thread count.
+int gate_block(int G) { return std::clamp((G / 8 + 15) / 16 * 16, 64, 512); }
+
+int group_count(int chunks, int directions, int n_threads) {
+  const int per_direction = std::max(1, resolve_threads(n_threads) / directions);
+  return std::min(chunks, per_direction);
+}
 
 // Pointers to the parameters of one (layer, direction).
 template <typename T>
@@ -194,6 +217,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   const std::uint8_t* m = mask ? cache.mask.data() : nullptr;
   const T* rmask = recurrent_mask ? cache.recurrent_mask.data() : nullptr;
   const int chunks = chunk_count(B);
+  const int groups = group_count(chunks, D, n_threads);
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
   for (int l = 0; l < L; ++l) {
@@ -206,10 +230,11 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       // B = W_hh^T [H, G], packed once for all steps and batch chunks.
       pack_matrix(static_cast<const T*>(p.w_hh), H, G, H, true, cache.packed_w_hh[l * D + d]);
     }
-    parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
-      const int d = static_cast<int>(task) / chunks;
-      const int b0 = (static_cast<int>(task) % chunks) * kBatchChunk;
-      const int nb = std::min(kBatchChunk, B - b0);
+    parallel_for(static_cast<std::size_t>(D) * groups, n_threads, [&](std::size_t task) {
+      const int d = static_cast<int>(task) / groups;
+      const RowRange rows = group_rows(B, chunks, groups, static_cast<int>(task) % groups);
+      const int b0 = rows.lo, nb = rows.hi - rows.lo;
+      if (nb <= 0) return;
       const int ld = l * D + d;
       const Block<T> p = block(spec, params_mut, l, d);
       T* gates = cache.gates[ld].data();        // [B, T, G]
@@ -218,9 +243,13 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       const T* bias = cache.bias_sum[ld].data();
       const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
 
-      // Input projection of all steps of these rows: [nb*T, F] x [F, G].
-      mat(gates + row0 * G, nb * steps, G, G).noalias() =
-          mat(in + row0 * F, nb * steps, F, F) * mat(p.w_ih, G, F, F).transpose();
+      // Input projection of all steps, chunk by chunk: [16*T, F] x [F, G].
+      for (int c0 = b0; c0 < rows.hi; c0 += kBatchChunk) {
+        const int nc = std::min(kBatchChunk, rows.hi - c0);
+        const std::size_t at = static_cast<std::size_t>(c0) * steps;
+        mat(gates + at * G, nc * steps, G, G).noalias() =
+            mat(in + at * F, nc * steps, F, F) * mat(p.w_ih, G, F, F).transpose();
+      }
 
       const int first = d == 0 ? 0 : steps - 1;
       const int dir = d == 0 ? 1 : -1;
@@ -243,8 +272,12 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       for (int s = 0; s < steps; ++s) {
         const int t = first + dir * s;
         // a_t += h_{t-1} W_hh^T for the nb rows: [nb, H] x [H, G].
-        gemm_packed(nb, hprev + (row0 + t) * H, static_cast<std::ptrdiff_t>(steps) * H, W_hh_t,
-                    gates + (row0 + t) * G, static_cast<std::ptrdiff_t>(steps) * G, true);
+        for (int r0 = 0; r0 < nb; r0 += kGroupRows) {
+          const std::size_t at = row0 + static_cast<std::size_t>(r0) * steps + t;
+          gemm_packed(std::min(kGroupRows, nb - r0), hprev + at * H,
+                      static_cast<std::ptrdiff_t>(steps) * H, W_hh_t, gates + at * G,
+                      static_cast<std::ptrdiff_t>(steps) * G, true);
+        }
         for (int r = 0; r < nb; ++r) {
           const int b = b0 + r;
           const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
@@ -506,7 +539,9 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   const int B = cache.batch, steps = cache.steps;
   const std::size_t BT = static_cast<std::size_t>(B) * steps;
   const int chunks = chunk_count(B);
-  const int gate_blocks = (G + kGateBlock - 1) / kGateBlock;
+  const int groups = group_count(chunks, D, n_threads);
+  const int gate_rows = gate_block(G);
+  const int gate_blocks = (G + gate_rows - 1) / gate_rows;
   const std::uint8_t* m = cache.has_mask ? cache.mask.data() : nullptr;
   const T* rmask = cache.has_recurrent_mask ? cache.recurrent_mask.data() : nullptr;
   T* params_mut = const_cast<T*>(params);
@@ -540,10 +575,11 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
     }
 
     // Time loop, backwards: fills dgates and the state gradients.
-    parallel_for(static_cast<std::size_t>(D) * chunks, n_threads, [&](std::size_t task) {
-      const int d = static_cast<int>(task) / chunks;
-      const int b0 = (static_cast<int>(task) % chunks) * kBatchChunk;
-      const int nb = std::min(kBatchChunk, B - b0);
+    parallel_for(static_cast<std::size_t>(D) * groups, n_threads, [&](std::size_t task) {
+      const int d = static_cast<int>(task) / groups;
+      const RowRange rows = group_rows(B, chunks, groups, static_cast<int>(task) % groups);
+      const int b0 = rows.lo, nb = rows.hi - rows.lo;
+      if (nb <= 0) return;
       const int ld = l * D + d;
       const T* act = cache.gates[ld].data();                          // [B, T, G]
       const T* cells = cache.cells[ld].data();                        // [B, T, H]
@@ -583,8 +619,12 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
           }
         }
         // a_t = ... + W_hh h_{t-1}  =>  dh_{t-1} = da_t W_hh: [nb, G] x [G, H].
-        gemm_packed(nb, static_cast<const T*>(da + (row0 + t) * G),
-                    static_cast<std::ptrdiff_t>(steps) * G, W_hh, dh_next, H, false);
+        for (int r0 = 0; r0 < nb; r0 += kGroupRows) {
+          const std::size_t at = row0 + static_cast<std::size_t>(r0) * steps + t;
+          gemm_packed(std::min(kGroupRows, nb - r0), static_cast<const T*>(da + at * G),
+                      static_cast<std::ptrdiff_t>(steps) * G, W_hh,
+                      dh_next + static_cast<std::size_t>(r0) * H, H, false);
+        }
         for (int r = 0; r < nb; ++r) {
           const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
           T* dst = dh_next + r * H;
@@ -625,17 +665,21 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       }
       const std::size_t k = task - chunks;
       const int d = static_cast<int>(k) / gate_blocks;
-      const int g0 = (static_cast<int>(k) % gate_blocks) * kGateBlock;
-      const int ng = std::min(kGateBlock, G - g0);
+      const int g0 = (static_cast<int>(k) % gate_blocks) * gate_rows;
+      const int ng = std::min(gate_rows, G - g0);
       const int ld = l * D + d;
       const Block<T> grad = block(spec, dparams, l, d);
       const auto dA = mat(static_cast<const T*>(cache.dgates[d].data()), BT, G, G)
                           .middleCols(g0, ng);  // [B*T, ng]
       // dW_ih = da^T x, dW_hh = da^T h_{t-1}, db = sum of da over B*T.
-      mat(grad.w_ih + static_cast<std::size_t>(g0) * F, ng, F, F).noalias() =
-          dA.transpose() * mat(in, BT, F, F);
-      mat(grad.w_hh + static_cast<std::size_t>(g0) * H, ng, H, H).noalias() =
+      // Column-major products: Eigen then packs the large dA along its
+      // contiguous gate axis, and only the smaller x or h_{t-1} across rows.
+      Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> tmp(ng, std::max(F, H));
+      tmp.leftCols(F).noalias() = dA.transpose() * mat(in, BT, F, F);
+      mat(grad.w_ih + static_cast<std::size_t>(g0) * F, ng, F, F) = tmp.leftCols(F);
+      tmp.leftCols(H).noalias() =
           dA.transpose() * mat(static_cast<const T*>(cache.prev_hidden[ld].data()), BT, H, H);
+      mat(grad.w_hh + static_cast<std::size_t>(g0) * H, ng, H, H) = tmp.leftCols(H);
       Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> db(grad.b_ih + g0, ng);
       db = dA.colwise().sum();
       copy_row(grad.b_hh + g0, static_cast<const T*>(grad.b_ih + g0), ng);
