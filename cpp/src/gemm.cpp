@@ -70,8 +70,11 @@ void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrd
 // panel's kVectors FMA chains cannot cover the FMA latency; more panels give
 // more independent chains. Each element is still one sequential FMA chain
 // over k, as in tile(), so the result is the same bits.
+// The last panel may be partial: only its first `last_cols` columns are
+// stored (the packed padding is zero, so the others are computed and dropped).
 template <typename T, int PANELS>
-void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C, bool accumulate) {
+void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C, bool accumulate,
+              int last_cols) {
   using P = Packet<T>;
   using namespace Eigen::internal;
   constexpr int V = kVector<T>;
@@ -87,13 +90,19 @@ void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C
       }
     }
   }
-  for (int q = 0; q < PANELS; ++q) {
+  const int full = last_cols == kPanel<T> ? PANELS : PANELS - 1;
+  for (int q = 0; q < full; ++q) {
     for (int v = 0; v < kVectors; ++v) {
       T* dst = C + q * kPanel<T> + v * V;
       const P x = acc[q * kVectors + v];
       pstoreu(dst, accumulate ? padd(ploadu<P>(dst), x) : x);
     }
   }
+  if (full == PANELS) return;
+  alignas(64) T buffer[kPanel<T>];
+  for (int v = 0; v < kVectors; ++v) pstore(buffer + v * V, acc[(PANELS - 1) * kVectors + v]);
+  T* dst = C + (PANELS - 1) * kPanel<T>;
+  for (int c = 0; c < last_cols; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
 }
 
 template <typename T, int ROWS>
@@ -176,47 +185,69 @@ void pack_matrix_panels(const T* W, std::ptrdiff_t ldw, bool transposed, int p0,
 }
 
 template <typename T>
+void pack_matrix_rows(const T* const* rows, int K, int N, PackedMatrix<T>& out) {
+  constexpr int NR = kPanel<T>;
+  pack_matrix_resize(K, N, out);
+  for (int p = 0; p < out.panels; ++p) {
+    T* panel = out.data.data() + static_cast<std::size_t>(p) * K * NR;
+    const int c0 = p * NR, cols = std::min(NR, N - c0);
+    for (int c = 0; c < cols; ++c) {
+      const T* row = rows[c0 + c];
+      for (int k = 0; k < K; ++k) panel[static_cast<std::size_t>(k) * NR + c] = row[k];
+    }
+    for (int k = 0; k < K; ++k) {
+      std::fill(panel + static_cast<std::size_t>(k) * NR + cols,
+                panel + static_cast<std::size_t>(k + 1) * NR, T(0));
+    }
+  }
+}
+
+template <typename T>
 void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
                  std::ptrdiff_t ldc, bool accumulate) {
-  gemm_packed_panels(M, A, lda, B, 0, B.panels, C, ldc, accumulate);
+  gemm_packed_panels(M, A, lda, B, 0, B.panels, C, ldc, accumulate, false);
 }
 
 template <typename T>
 void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
-                        int p1, T* C, std::ptrdiff_t ldc, bool accumulate) {
+                        int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse) {
   constexpr int NR = kPanel<T>;
   constexpr int kWide = 4;  // panels per wide_row
   const int K = B.rows;
   const std::size_t stride = static_cast<std::size_t>(K) * NR;
   if (M <= 2) {
-    // Few rows: run full panels up to kWide at a time, row by row.
-    const int full = std::min(p1, B.cols / NR);  // panels without padding columns
-    while (p0 < full) {
-      const int n = std::min(kWide, full - p0);
+    // Few rows: up to kWide panels at a time, row by row; a partial last
+    // panel goes with the others rather than through a one-row tile.
+    for (int done = 0; done < p1 - p0;) {
+      const int n = std::min(kWide, p1 - p0 - done);
+      const int q0 = reverse ? p1 - done - n : p0 + done;
+      done += n;
+      const int last_cols = std::min(NR, B.cols - (q0 + n - 1) * NR);
       for (int r = 0; r < M; ++r) {
         const T* a = A + r * lda;
-        const T* panels = B.data.data() + p0 * stride;
-        T* c = C + r * ldc + p0 * NR;
+        const T* panels = B.data.data() + q0 * stride;
+        T* c = C + r * ldc + q0 * NR;
         switch (n) {
           case 1:
-            wide_row<T, 1>(K, a, panels, stride, c, accumulate);
+            wide_row<T, 1>(K, a, panels, stride, c, accumulate, last_cols);
             break;
           case 2:
-            wide_row<T, 2>(K, a, panels, stride, c, accumulate);
+            wide_row<T, 2>(K, a, panels, stride, c, accumulate, last_cols);
             break;
           case 3:
-            wide_row<T, 3>(K, a, panels, stride, c, accumulate);
+            wide_row<T, 3>(K, a, panels, stride, c, accumulate, last_cols);
             break;
           default:
-            wide_row<T, kWide>(K, a, panels, stride, c, accumulate);
+            wide_row<T, kWide>(K, a, panels, stride, c, accumulate, last_cols);
             break;
         }
       }
-      p0 += n;
     }
+    return;
   }
   // Panel-major: a panel (K x NR) stays in L1/L2 while all rows stream by.
-  for (int p = p0; p < p1; ++p) {
+  for (int i = 0; i < p1 - p0; ++i) {
+    const int p = reverse ? p1 - 1 - i : p0 + i;
     const T* panel = B.data.data() + static_cast<std::size_t>(p) * K * NR;
     const int c0 = p * NR, cols = std::min(NR, B.cols - c0);
     rows_of_panel<T, kRows>(M, K, A, lda, panel, C + c0, ldc, cols, accumulate);
@@ -228,10 +259,11 @@ void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatri
   template void pack_matrix<T>(const T*, int, int, std::ptrdiff_t, bool, PackedMatrix<T>&);        \
   template void pack_matrix_resize<T>(int, int, PackedMatrix<T>&);                                 \
   template void pack_matrix_panels<T>(const T*, std::ptrdiff_t, bool, int, int, PackedMatrix<T>&); \
+  template void pack_matrix_rows<T>(const T* const*, int, int, PackedMatrix<T>&);                  \
   template void gemm_packed<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, T*,          \
                                std::ptrdiff_t, bool);                                              \
   template void gemm_packed_panels<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, int,  \
-                                      int, T*, std::ptrdiff_t, bool);
+                                      int, T*, std::ptrdiff_t, bool, bool);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

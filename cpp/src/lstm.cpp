@@ -311,6 +311,7 @@ namespace {
 
 constexpr int kCellBlock = 16;  // hidden units per call of cell_block
 constexpr int kRowBlock = 64;   // batch rows per pass over a thread's weights
+constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
 // Multiply-adds of one step below which threads do not split hidden units.
 constexpr double kUnitSplitWork = 150000;
 
@@ -320,33 +321,33 @@ template <typename T>
 using CellMap = Eigen::Map<const CellArray<T>, Eigen::Unaligned>;
 
 // Gate activations and cell update of n <= kCellBlock units of one row, for
-// inference. `a` and `bias` point at gate i of the first unit; gate q is q*H
-// further on. Every unit of every split goes through this one function on
-// whole fixed-size blocks into aligned locals (no alignment peeling, no
-// scalar tail), so its result does not depend on where the block starts.
+// inference. `a` and `bias` point at gate i of the first unit; gate q is
+// q*sa and q*sb further on. Every unit of every split goes through this one
+// function on whole fixed-size blocks into aligned locals (no alignment
+// peeling, no scalar tail), so its result does not depend on where the block
+// starts.
 template <typename T>
-EIGEN_DONT_INLINE void cell_block(const T* a, const T* bias, int H, const T* c_prev, T* c, T* h,
-                                  int n) {
+EIGEN_DONT_INLINE void cell_block(const T* a, std::ptrdiff_t sa, const T* bias, std::ptrdiff_t sb,
+                                  const T* c_prev, T* c, T* h, int n) {
   alignas(64) T pad_a[4 * kCellBlock], pad_b[4 * kCellBlock], pad_c[kCellBlock];
-  std::ptrdiff_t stride = H;
   if (n < kCellBlock) {  // the last block of a row: pad it
     std::fill(pad_a, pad_a + 4 * kCellBlock, T(0));
     std::fill(pad_b, pad_b + 4 * kCellBlock, T(0));
     std::fill(pad_c, pad_c + kCellBlock, T(0));
     for (int q = 0; q < 4; ++q) {
-      std::copy(a + q * stride, a + q * stride + n, pad_a + q * kCellBlock);
-      std::copy(bias + q * stride, bias + q * stride + n, pad_b + q * kCellBlock);
+      std::copy(a + q * sa, a + q * sa + n, pad_a + q * kCellBlock);
+      std::copy(bias + q * sb, bias + q * sb + n, pad_b + q * kCellBlock);
     }
     std::copy(c_prev, c_prev + n, pad_c);
     a = pad_a;
     bias = pad_b;
     c_prev = pad_c;
-    stride = kCellBlock;
+    sa = sb = kCellBlock;
   }
   const CellArray<T> i = (CellMap<T>(a) + CellMap<T>(bias)).logistic();
-  const CellArray<T> f = (CellMap<T>(a + stride) + CellMap<T>(bias + stride)).logistic();
-  const CellArray<T> g = (CellMap<T>(a + 2 * stride) + CellMap<T>(bias + 2 * stride)).tanh();
-  const CellArray<T> o = (CellMap<T>(a + 3 * stride) + CellMap<T>(bias + 3 * stride)).logistic();
+  const CellArray<T> f = (CellMap<T>(a + sa) + CellMap<T>(bias + sb)).logistic();
+  const CellArray<T> g = (CellMap<T>(a + 2 * sa) + CellMap<T>(bias + 2 * sb)).tanh();
+  const CellArray<T> o = (CellMap<T>(a + 3 * sa) + CellMap<T>(bias + 3 * sb)).logistic();
   const CellArray<T> cv = f * CellMap<T>(c_prev) + i * g;
   const CellArray<T> hv = o * cv.tanh();
   std::copy(cv.data(), cv.data() + n, c);
@@ -364,28 +365,30 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
   const std::size_t BT = static_cast<std::size_t>(B) * steps;
   const int NR = packed_panel_width<T>();
-  const int panels = (H + NR - 1) / NR;    // per gate
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
   // Split the batch in chunks when there are enough, else the hidden units
-  // (whole panels of every gate); the split only decides who computes what.
+  // (in groups of kUnitGroup, every gate); the split only decides who
+  // computes what.
   const int threads = resolve_threads(n_threads);
   const int chunks = chunk_count(B);
+  const int unit_groups = (H + kUnitGroup - 1) / kUnitGroup;
   // Splitting units costs a barrier per step: only worth it when a step has
   // enough work (large H), else the few rows run on fewer threads.
   const double step_work = 4.0 * H * (spec.layer_input_size(0) + H) * B;
-  const bool split_units = chunks < threads && panels > 1 && step_work >= kUnitSplitWork;
-  const int team_max = split_units ? panels : chunks;
-  // Split by units, each gate's weights are packed apart, so that a member's
-  // panels hold all four gates of its units; else all G columns are packed
-  // together (less padding when H is not a multiple of the panel width).
-  // Either way every element is the same FMA chain, so the same bits.
-  const int mats = split_units ? 4 : 1;
-  const int mat_cols = split_units ? H : G;
-  const int mat_panels = (mat_cols + NR - 1) / NR;
+  const bool split_units = chunks < threads && unit_groups > 1 && step_work >= kUnitSplitWork;
+  const int team_max = split_units ? unit_groups : chunks;
+  const int team_cap = std::min(team_max, threads);  // the team has at most this many
+  // Split by units, each member packs the rows of its own units of all four
+  // gates into one matrix, [i | f | g | o] of its units (as many columns for
+  // every member, whatever H); else all G columns are packed together,
+  // shared by all. Either way every element is the same FMA chain, so the
+  // same bits.
+  const int mats = split_units ? team_cap : 1;  // packed matrices per (layer, direction)
+  const int mat_panels = (G + NR - 1) / NR;
 
-  ws.w_ih.resize(static_cast<std::size_t>(L) * D * 4);
-  ws.w_hh.resize(static_cast<std::size_t>(L) * D * 4);
+  ws.w_ih.resize(static_cast<std::size_t>(L) * D * mats);
+  ws.w_hh.resize(static_cast<std::size_t>(L) * D * mats);
   ws.bias_sum.resize(static_cast<std::size_t>(L) * D);
   ws.outputs.resize(L > 1 ? L - 1 : 0);
   for (auto& o : ws.outputs) grow(o, BT * D * H);
@@ -397,9 +400,9 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
       const Block<T> p = block(spec, params_mut, l, d);
       grow(ws.bias_sum[ld], static_cast<std::size_t>(G));
       Vec<T>(ws.bias_sum[ld].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
-      for (int q = 0; q < mats; ++q) {
-        pack_matrix_resize(spec.layer_input_size(l), mat_cols, ws.w_ih[ld * 4 + q]);
-        pack_matrix_resize(H, mat_cols, ws.w_hh[ld * 4 + q]);
+      if (!split_units) {
+        pack_matrix_resize(spec.layer_input_size(l), G, ws.w_ih[ld]);
+        pack_matrix_resize(H, G, ws.w_hh[ld]);
       }
     }
   }
@@ -411,29 +414,40 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
-        const int part_lo = split_units ? panels * rank / size : 0;
-        const int part_hi = split_units ? panels * (rank + 1) / size : mat_panels;
         const int b_lo = split_units ? 0 : std::min(B, chunks * rank / size * kBatchChunk);
         const int b_hi = split_units ? B : std::min(B, chunks * (rank + 1) / size * kBatchChunk);
-        const int u_lo = split_units ? part_lo * NR : 0;
-        const int u_hi = split_units ? std::min(H, part_hi * NR) : H;
+        const int u_lo = split_units ? std::min(H, unit_groups * rank / size * kUnitGroup) : 0;
+        const int u_hi =
+            split_units ? std::min(H, unit_groups * (rank + 1) / size * kUnitGroup) : H;
         const int u_n = u_hi - u_lo;
-        // Packing: every member packs its share of the panels of all weights.
-        {
-          const int pk_lo = mat_panels * rank / size, pk_hi = mat_panels * (rank + 1) / size;
-          for (int l = 0; l < L; ++l) {
-            const int F = spec.layer_input_size(l);
-            for (int d = 0; d < D; ++d) {
-              const Block<T> p = block(spec, params_mut, l, d);
-              const int ld = l * D + d;
-              for (int q = 0; q < mats; ++q) {
-                pack_matrix_panels(
-                    static_cast<const T*>(p.w_ih) + static_cast<std::size_t>(q) * H * F, F, true,
-                    pk_lo, pk_hi, ws.w_ih[ld * 4 + q]);
-                pack_matrix_panels(
-                    static_cast<const T*>(p.w_hh) + static_cast<std::size_t>(q) * H * H, H, true,
-                    pk_lo, pk_hi, ws.w_hh[ld * 4 + q]);
+        // Packed weights of (layer, direction) ld: ours when split by units.
+        auto packed = [&](std::vector<PackedMatrix<T>>& w, int ld) -> PackedMatrix<T>& {
+          return w[static_cast<std::size_t>(ld) * mats + (split_units ? rank : 0)];
+        };
+        std::vector<const T*> rows(split_units ? 4 * u_n : 0);
+        for (int l = 0; l < L; ++l) {
+          const int F = spec.layer_input_size(l);
+          for (int d = 0; d < D; ++d) {
+            const Block<T> p = block(spec, params_mut, l, d);
+            const int ld = l * D + d;
+            if (split_units) {
+              if (u_n <= 0) continue;
+              for (int q = 0; q < 4; ++q) {
+                for (int u = 0; u < u_n; ++u) {
+                  rows[q * u_n + u] = p.w_ih + (static_cast<std::size_t>(q) * H + u_lo + u) * F;
+                }
               }
+              pack_matrix_rows(rows.data(), F, 4 * u_n, packed(ws.w_ih, ld));
+              for (int q = 0; q < 4; ++q) {
+                for (int u = 0; u < u_n; ++u) {
+                  rows[q * u_n + u] = p.w_hh + (static_cast<std::size_t>(q) * H + u_lo + u) * H;
+                }
+              }
+              pack_matrix_rows(rows.data(), H, 4 * u_n, packed(ws.w_hh, ld));
+            } else {  // every member packs its share of the panels
+              const int pk_lo = mat_panels * rank / size, pk_hi = mat_panels * (rank + 1) / size;
+              pack_matrix_panels(static_cast<const T*>(p.w_ih), F, true, pk_lo, pk_hi, ws.w_ih[ld]);
+              pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, pk_lo, pk_hi, ws.w_hh[ld]);
             }
           }
         }
@@ -459,13 +473,12 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
             if (split_units) {
               // Few rows: project all steps of our units up front, reading
               // W_ih once rather than once a step: xproj[b] = x[b] W_ih^T.
+              // Our columns of xproj's rows are [i | f | g | o] of our units,
+              // at 4*u_lo.
               for (int b = b_lo; b < b_hi; ++b) {
-                for (int q = 0; q < mats; ++q) {
-                  gemm_packed_panels(steps, in + static_cast<std::size_t>(b) * steps * F, F,
-                                     ws.w_ih[ld * 4 + q], part_lo, part_hi,
-                                     xproj + static_cast<std::size_t>(b) * steps * G + q * H, G,
-                                     false);
-                }
+                gemm_packed(steps, in + static_cast<std::size_t>(b) * steps * F, F,
+                            packed(ws.w_ih, ld),
+                            xproj + static_cast<std::size_t>(b) * steps * G + 4 * u_lo, G, false);
               }
             }
             for (int s = 0; s < steps; ++s) {
@@ -483,19 +496,25 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                 }
                 const T* x_t = in + (static_cast<std::size_t>(r0) * steps + t) * F;
                 // a [nb, G] with row stride lda_a: this step's rows of xproj or gates.
-                T* a = split_units ? xproj + (static_cast<std::size_t>(r0) * steps + t) * G
-                                   : gates + static_cast<std::size_t>(r0) * G;
+                T* a = split_units
+                           ? xproj + (static_cast<std::size_t>(r0) * steps + t) * G + 4 * u_lo
+                           : gates + static_cast<std::size_t>(r0) * G;
+                const std::ptrdiff_t gate_stride = split_units ? u_n : H;  // gate q at q*this
                 const std::ptrdiff_t lda_a =
                     split_units ? static_cast<std::ptrdiff_t>(steps) * G : G;
-                // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G].
-                for (int q = 0; q < mats; ++q) {
-                  if (!split_units) {
-                    gemm_packed_panels(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F,
-                                       ws.w_ih[ld * 4 + q], part_lo, part_hi, a + q * H, lda_a,
-                                       false);
-                  }
-                  gemm_packed_panels(nb, h_prev, ld_h, ws.w_hh[ld * 4 + q], part_lo, part_hi,
-                                     a + q * H, lda_a, true);
+                // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G]. Every
+                // other step visits the weights backwards, so that a step
+                // starts on those the last one left in cache (it matters
+                // when they are larger than the cache: large H, few rows).
+                const bool back = s % 2 == 1;
+                if (split_units) {
+                  const PackedMatrix<T>& w = packed(ws.w_hh, ld);
+                  gemm_packed_panels(nb, h_prev, ld_h, w, 0, w.panels, a, lda_a, true, back);
+                } else {
+                  const PackedMatrix<T>& w = ws.w_hh[ld * mats];
+                  gemm_packed(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, ws.w_ih[ld * mats],
+                              a, lda_a, false);
+                  gemm_packed_panels(nb, h_prev, ld_h, w, 0, w.panels, a, lda_a, true, back);
                 }
                 for (int r = 0; r < nb; ++r) {
                   const int b = r0 + r;
@@ -509,7 +528,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                   }
                   const T* a_row = a + r * lda_a;
                   for (int u = u_lo; u < u_hi; u += kCellBlock) {
-                    cell_block(a_row + u, bias + u, H, c + u, c + u, h + u,
+                    cell_block(a_row + (u - u_lo), gate_stride, bias + u, H, c + u, c + u, h + u,
                                std::min(kCellBlock, u_hi - u));
                   }
                 }

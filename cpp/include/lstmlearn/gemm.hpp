@@ -45,6 +45,11 @@ template <typename T>
 void pack_matrix_panels(const T* W, std::ptrdiff_t ldw, bool transposed, int p0, int p1,
                         PackedMatrix<T>& out);
 
+// Packs B[K, N] = W^T where row n of W (K values) is at rows[n]: rows
+// gathered from anywhere, e.g. a few units of each gate.
+template <typename T>
+void pack_matrix_rows(const T* const* rows, int K, int N, PackedMatrix<T>& out);
+
 // C[M, N] = A[M, K] B (accumulate = false) or C += A B (accumulate = true).
 // Rows of A and C may be strided; the summation order over K is fixed, so
 // results do not depend on M, on the thread or on alignment.
@@ -55,9 +60,12 @@ void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B
 // The same for the panels [p0, p1) only: columns [p0 * NR, min(p1 * NR, N))
 // of C (C points at column 0). Each element is computed exactly as by
 // gemm_packed, so a product split by panels across threads is bitwise equal.
+// `reverse` visits the panels last to first (same results): alternating the
+// direction from call to call starts each call on the panels the previous
+// one left in cache, when B is larger than the cache.
 template <typename T>
 void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
-                        int p1, T* C, std::ptrdiff_t ldc, bool accumulate);
+                        int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse = false);
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
