@@ -53,20 +53,23 @@ def test_regressor_learns_noisy_sine():
 
 
 def test_classifier_remembers_over_50_steps():
-    X, y = first_sign_task(1200)
+    X, y = first_sign_task(2200)
     # The loss plateaus near log(2) until the cell learns to latch the first
-    # value; clipping keeps the escape from the plateau stable.
+    # value; clipping keeps the escape from the plateau stable. With 1000
+    # sequences, one build in four (rounding differs by build) memorised the
+    # noise of the training set instead (seed 0: 199 epochs, held-out 0.49);
+    # with 2000, seeds 0 to 3 all learned the rule in 6 to 11 epochs.
     model = LSTMClassifier(
         hidden_layer_sizes=64,
         learning_rate=0.003,
         clipnorm=1.0,
-        max_iter=300,  # typically 10 to 150 epochs; rounding differs by build
+        max_iter=300,
         n_iter_no_change=300,
         random_state=0,
         callbacks=lambda est, logs: logs["loss"] < 0.05,
     )
-    model.fit(X[:1000], y[:1000])
-    assert model.score(X[1000:], y[1000:]) > 0.95
+    model.fit(X[:2000], y[:2000])
+    assert model.score(X[2000:], y[2000:]) > 0.95
     assert set(model.classes_) == {"up", "down"}
     proba = model.predict_proba(X[1000:1005])
     assert proba.shape == (5, 2)

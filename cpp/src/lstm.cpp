@@ -65,11 +65,11 @@ RowRange group_rows(int batch, int chunks, int groups, int k) {
   const int c0 = chunks * k / groups, c1 = chunks * (k + 1) / groups;
   return {std::min(batch, c0 * kBatchChunk), std::min(batch, c1 * kBatchChunk)};
 }
-// Gate rows per weight-gradient task: about an eighth of G, from 64 to 512.
+// Gate rows per weight-gradient task: about a quarter of G, from 64 to 512.
 // Each task packs all of x and h_{t-1}, so blocks too small repeat that
 // work; too few leave threads idle. It depends on the shape alone, so the
 // gradients do not depend on the thread count.
-int gate_block(int G) { return std::clamp((G / 8 + 15) / 16 * 16, 64, 512); }
+int gate_block(int G) { return std::clamp((G / 4 + 15) / 16 * 16, 64, 512); }
 
 int group_count(int chunks, int directions, int n_threads) {
   const int per_direction = std::max(1, resolve_threads(n_threads) / directions);
@@ -663,8 +663,10 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
 
     // Input gradient per batch chunk, weight gradients per block of gate rows.
     const std::size_t weight_tasks = static_cast<std::size_t>(D) * gate_blocks;
-    parallel_for(chunks + weight_tasks, n_threads, [&](std::size_t task) {
-      if (task < static_cast<std::size_t>(chunks)) {
+    // No input gradient when the caller needs none (dx null, first layer).
+    const int dx_tasks = din ? chunks : 0;
+    parallel_for(dx_tasks + weight_tasks, n_threads, [&](std::size_t task) {
+      if (task < static_cast<std::size_t>(dx_tasks)) {
         const int b0 = static_cast<int>(task) * kBatchChunk;
         const int nb = std::min(kBatchChunk, B - b0);
         const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
@@ -682,7 +684,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
         }
         return;
       }
-      const std::size_t k = task - chunks;
+      const std::size_t k = task - dx_tasks;
       const int d = static_cast<int>(k) / gate_blocks;
       const int g0 = (static_cast<int>(k) % gate_blocks) * gate_rows;
       const int ng = std::min(gate_rows, G - g0);

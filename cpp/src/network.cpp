@@ -503,6 +503,13 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
     } else {
       std::memcpy(layer.dy.data(), d_merged, sizeof(T) * BT * H);
     }
+    // The first layer's input gradient is needed only by a front end.
+    if (i == 0 && spec_.front_end == FrontEnd::None) {
+      lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(), dh_n,
+                       nullptr, nullptr, state_scratch_.data(), state_scratch_.data(),
+                       grads + layer.offset, n_threads);
+      break;
+    }
     lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(), dh_n, nullptr,
                      layer.dx.data(), state_scratch_.data(), state_scratch_.data(),
                      grads + layer.offset, n_threads);

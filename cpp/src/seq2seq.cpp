@@ -349,8 +349,11 @@ void Seq2Seq<T>::backward(const T* params, T* grads, int B, int n_threads) {
   grow(d_dec_in_, BTq * Fd);
   grow(d_h0_, static_cast<std::size_t>(B) * H);
   grow(d_c0_, static_cast<std::size_t>(B) * H);
+  // The decoder's input gradient feeds the encoder (repeat) or the embedding.
+  const bool need_dec_in = spec_.mode == DecoderMode::Repeat || spec_.tokens_out();
   lstm_backward<T>(dec_spec_, params + decoder_, dec_cache_, d_dec_y_.data(), nullptr, nullptr,
-                   d_dec_in_.data(), d_h0_.data(), d_c0_.data(), grads + decoder_, n_threads);
+                   need_dec_in ? d_dec_in_.data() : nullptr, d_h0_.data(), d_c0_.data(),
+                   grads + decoder_, n_threads);
   const T* dh_top = d_h0_.data();
   const T* dc_top = d_c0_.data();
   if (spec_.mode == DecoderMode::Repeat) {
@@ -374,8 +377,10 @@ void Seq2Seq<T>::backward(const T* params, T* grads, int B, int n_threads) {
       std::memcpy(layer.dy.data(), encoder_[i + 1].dx.data(),
                   sizeof(T) * BTk * layer.spec.hidden_size);
     }
+    // The first layer's input gradient is needed only by the embedding.
+    T* dx = i == 0 && !spec_.tokens_in() ? nullptr : layer.dx.data();
     lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(),
-                     i == L - 1 ? dh_top : nullptr, i == L - 1 ? dc_top : nullptr, layer.dx.data(),
+                     i == L - 1 ? dh_top : nullptr, i == L - 1 ? dc_top : nullptr, dx,
                      scratch.data(), scratch.data() + static_cast<std::size_t>(B) * h_max,
                      grads + layer.offset, n_threads);
   }

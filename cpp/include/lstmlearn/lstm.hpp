@@ -126,6 +126,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int batch, int steps, c
 // `dy` [B, T, D*H] is required; `dh_n`, `dc_n` [L*D, B, H] may be null (zero).
 // Writes dx [B, T, F], dh0, dc0 [L*D, B, H] and every parameter gradient
 // into `dparams` (same layout as `params`; overwritten, not accumulated).
+// `dx` may be null when the input needs no gradient: it is then not computed.
 template <typename T>
 void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, const T* dy,
                    const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dparams, int n_threads);
