@@ -212,6 +212,14 @@ void bind_network(py::module_& m, const char* name) {
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
           py::arg("n_threads"))
       .def(
+          "params_changed",
+          [](Self& self) {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(self.busy);
+            self.net.params_changed();
+          },
+          "Say that the parameter values changed outside train_epoch (packed weights are stale).")
+      .def(
           "attention_weights",
           [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
              CArray<T>& out, int batch_size, int n_threads) {

@@ -212,7 +212,7 @@ template <typename T>
 void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
                         int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse) {
   constexpr int NR = kPanel<T>;
-  constexpr int kWide = 4;  // panels per wide_row
+  constexpr int kWide = 6;  // panels per wide_row: 6 * kVectors accumulators
   const int K = B.rows;
   const std::size_t stride = static_cast<std::size_t>(K) * NR;
   if (M <= 2) {
@@ -236,6 +236,12 @@ void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatri
             break;
           case 3:
             wide_row<T, 3>(K, a, panels, stride, c, accumulate, last_cols);
+            break;
+          case 4:
+            wide_row<T, 4>(K, a, panels, stride, c, accumulate, last_cols);
+            break;
+          case 5:
+            wide_row<T, 5>(K, a, panels, stride, c, accumulate, last_cols);
             break;
           default:
             wide_row<T, kWide>(K, a, panels, stride, c, accumulate, last_cols);

@@ -359,7 +359,7 @@ EIGEN_DONT_INLINE void cell_block(const T* a, std::ptrdiff_t sa, const T* bias, 
 template <typename T>
 void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, const T* x,
                     const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
-                    LstmInference<T>& ws, int n_threads) {
+                    LstmInference<T>& ws, int n_threads, bool params_unchanged) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
@@ -424,8 +424,12 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         auto packed = [&](std::vector<PackedMatrix<T>>& w, int ld) -> PackedMatrix<T>& {
           return w[static_cast<std::size_t>(ld) * mats + (split_units ? rank : 0)];
         };
-        std::vector<const T*> rows(split_units ? 4 * u_n : 0);
-        for (int l = 0; l < L; ++l) {
+        // Every member decides alike, before the barrier after which rank 0
+        // records what the packs now hold.
+        const bool reuse = params_unchanged && ws.packed_params == params &&
+                           ws.packed_split == split_units && ws.packed_team == size;
+        std::vector<const T*> rows(split_units && !reuse ? 4 * u_n : 0);
+        for (int l = 0; l < L && !reuse; ++l) {
           const int F = spec.layer_input_size(l);
           for (int d = 0; d < D; ++d) {
             const Block<T> p = block(spec, params_mut, l, d);
@@ -452,6 +456,11 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
           }
         }
         if (size > 1) barrier.wait();
+        if (rank == 0) {
+          ws.packed_params = params;
+          ws.packed_split = split_units;
+          ws.packed_team = size;
+        }
         if (u_n <= 0 || b_lo >= b_hi) return;  // nothing of ours (never with a barrier below)
 
         for (int l = 0; l < L; ++l) {
@@ -716,7 +725,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
                                  const T*, T*, T*, T*, T*, int);                                   \
   template void lstm_inference<T>(const LstmSpec&, const T*, int, int, const T*, const T*,         \
                                   const T*, const std::uint8_t*, T*, T*, T*, LstmInference<T>&,    \
-                                  int);
+                                  int, bool);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

@@ -312,7 +312,8 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     } else {  // no backward follows: keep nothing
       lstm_inference<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(),
                         zeros_.data(), has_mask_ ? mask_.data() : nullptr, layer.y.data(),
-                        layer.h_n.data(), layer.c_n.data(), layer.inference, n_threads);
+                        layer.h_n.data(), layer.c_n.data(), layer.inference, n_threads,
+                        params_unchanged_);
     }
     if (spec_.bidirectional && spec_.merge != Merge::Concat) {
       grow(layer.merged, BT * H);
@@ -359,7 +360,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   // depend on how many rows are predicted together (Eigen would take another
   // summation order for one row).
   // Blocks of rows are tasks (a per-step head has B*T rows).
-  pack_matrix(dense, W, O, W, true, dense_packed_);
+  if (!params_unchanged_) pack_matrix(dense, W, O, W, true, dense_packed_);
   const ConstVec<T> bias(dense + static_cast<std::size_t>(O) * W, O);
   parallel_for((rows + kHeadRows - 1) / kHeadRows, n_threads, [&](std::size_t task) {
     const std::size_t r0 = task * kHeadRows, n = std::min(kHeadRows, rows - r0);
@@ -543,6 +544,11 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
 template <typename T>
 void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch_size, T* out,
                          int n_threads) {
+  // The values behind `params` are those of the last complete call when it
+  // had the same address and no change was made since; an unaligned `params`
+  // is copied to the same aligned buffer every call, so that holds there too.
+  const bool unchanged = user_params == predicted_from_ && predicted_generation_ == generation_;
+  predicted_from_ = nullptr;  // until this call completes
   const T* params = aligned_params(user_params);
   const int N = data.samples;
   const std::size_t O = spec_.output_size;
@@ -554,7 +560,10 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
   for (int start = 0; start < N; start += batch_size) {
     const int count = std::min(batch_size, N - start);
     gather(inputs, rows.data() + start, count);
+    // Within the call the parameters cannot change.
+    params_unchanged_ = unchanged || start > 0;
     forward(params, count, false, unused, n_threads);
+    params_unchanged_ = false;
     const std::size_t n = count * per_row;
     if (spec_.loss == Loss::CrossEntropy) {
       // Softmax in our aligned buffer (see is_aligned), by fixed blocks of rows.
@@ -568,11 +577,14 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
     std::memcpy(out + static_cast<std::size_t>(start) * per_row * O, out_.data(),
                 sizeof(T) * n * O);
   }
+  predicted_from_ = user_params;
+  predicted_generation_ = generation_;
 }
 
 template <typename T>
 void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data, int batch_size,
                                    T* out, int n_threads) {
+  predicted_from_ = nullptr;  // the packed weights will be other ones
   if (spec_.pooling != Pooling::Attention || spec_.per_step) {
     throw std::invalid_argument("attention weights need pooling == Attention");
   }
@@ -594,6 +606,7 @@ void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data,
 template <typename T>
 double Network<T>::evaluate(const T* user_params, const DataSet<T>& data, int batch_size,
                             int n_threads) {
+  predicted_from_ = nullptr;  // the packed weights will be other ones
   const T* params = aligned_params(user_params);
   const int N = data.samples;
   std::vector<std::uint32_t> rows(N);
@@ -616,6 +629,9 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
                                     const DataSet<T>& data, const TrainOptions& options,
                                     std::uint64_t seed, const std::function<bool()>& interrupted,
                                     int n_threads) {
+  // The parameters change: no packed weights survive.
+  predicted_from_ = nullptr;
+  ++generation_;
   const int N = data.samples;
   if (options.batch_size < 1) throw std::invalid_argument("batch_size must be positive");
   std::vector<std::uint32_t> order(N);

@@ -289,6 +289,7 @@ class _BaseLSTM(BaseEstimator):
                 hidden = shape[0] // 4
                 view[hidden : 2 * hidden] = 1.0  # forget gate
         self._params = _aligned_copy(params)
+        self._params_written()  # the new array may lie where an old one did
         self._opt_m = _aligned_copy(np.zeros_like(params))
         self._opt_v = _aligned_copy(np.zeros_like(params))
         self._opt_step = 0
@@ -519,6 +520,7 @@ class _BaseLSTM(BaseEstimator):
             print(file=sys.stderr)
         if best_params is not None:
             self._params[...] = best_params
+            self._params_written()
         if not incremental and not stopped_early:
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
@@ -617,10 +619,21 @@ class _BaseLSTM(BaseEstimator):
             lists["validation_scores_"] = self.validation_scores_
         return lists
 
+    def _params_written(self) -> None:
+        """Tell the engine that the parameter values changed outside its training.
+
+        It keeps the weights packed for one prediction for the next; any write
+        to ``_params`` from Python must be followed by this call.
+        """
+        changed = getattr(self.__dict__.get("_net"), "params_changed", None)
+        if changed is not None:
+            changed()
+
     def _rollback(self, checkpoint: dict) -> None:
         arrays = (self._params, self._opt_m, self._opt_v)
         for target, saved in zip(arrays, checkpoint["arrays"], strict=True):
             target[...] = saved
+        self._params_written()
         for name, value in checkpoint["scalars"].items():
             setattr(self, name, value)
         for key, values in self._histories().items():

@@ -97,6 +97,11 @@ struct LstmInference {
   AlignedVector<T> gates;                  // [B, G] pre-activations of the current step
   AlignedVector<T> xproj;                  // [B, T, G] input projections (small batches)
   AlignedVector<T> cells;                  // [B, H] c_t of the current direction
+  // What the packed weights hold: packed from these parameters, for this
+  // split (by units or not) and team size.
+  const T* packed_params = nullptr;
+  bool packed_split = false;
+  int packed_team = 0;
 };
 
 // Forward pass for inference: keeps nothing for backward. Same arguments as
@@ -107,10 +112,13 @@ struct LstmInference {
 // computed by the same instructions whatever the split, so results are
 // bitwise identical for any n_threads and batch size (though not to
 // lstm_forward's, whose projection and activations run through other code).
+// `params_unchanged` promises that the values at `params` are those of the
+// last call with this workspace: its packed weights are then reused when
+// packed from the same address for the same split.
 template <typename T>
 void lstm_inference(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
                     const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
-                    LstmInference<T>& ws, int n_threads);
+                    LstmInference<T>& ws, int n_threads, bool params_unchanged = false);
 
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
 // valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent

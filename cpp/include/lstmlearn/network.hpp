@@ -115,7 +115,13 @@ class Network {
 
   // Outputs for `data` in mini-batches of `batch_size`: [N, O] or [N, T, O];
   // probabilities (softmax) for cross-entropy, linear values otherwise.
+  // The weights packed for one call are reused by the next when it gets the
+  // same `params` address and nothing changed them in between: train_epoch
+  // or params_changed().
   void predict(const T* params, const DataSet<T>& data, int batch_size, T* out, int n_threads);
+
+  // Says that the values of the parameters changed outside train_epoch.
+  void params_changed() { ++generation_; }
 
   // Attention-pooling weights [N, T] for `data` (masked steps get 0).
   // Requires pooling == Attention and a last-step head.
@@ -193,6 +199,12 @@ class Network {
   AlignedVector<T> d_features_;      // [B, (T,) W]
   AlignedVector<T> grads_;           // [P]
   AlignedVector<T> params_copy_;     // [P] aligned copy of unaligned parameters
+
+  // Reuse of packed weights across predict calls (see predict).
+  std::uint64_t generation_ = 0;       // bumped whenever the parameters change
+  const T* predicted_from_ = nullptr;  // params of the last complete predict
+  std::uint64_t predicted_generation_ = 0;
+  bool params_unchanged_ = false;  // forward's inference may reuse packed weights
 };
 
 LSTMLEARN_END_ISA_NAMESPACE
