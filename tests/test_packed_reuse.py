@@ -38,7 +38,8 @@ def test_prediction_after_partial_fit_uses_the_new_weights(hidden):
     model.partial_fit(X, y)
     after = model.predict(X[:1]), model.predict(X)
     reference = fresh(model)
-    for got, old, want in zip(after, before, (reference.predict(X[:1]), reference.predict(X))):
+    wanted = reference.predict(X[:1]), reference.predict(X)
+    for got, old, want in zip(after, before, wanted, strict=True):
         assert not np.array_equal(got, old)
         np.testing.assert_array_equal(got, want)
 
