@@ -44,18 +44,21 @@ def test_module_thread_setting_is_used_and_results_agree():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectional):
+@pytest.mark.parametrize("hidden", [(200, 20), (24,)], ids=["H200-20", "H24"])
+def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectional, hidden):
     # H = 200 spans several packed panels at every SIMD level: a batch of one or
     # two splits each step's hidden units across threads, a batch of 40 splits
-    # the rows. Variable lengths make masked steps. Every split must give the
-    # same bits as one thread on the whole batch.
+    # the rows. With H = 24 a step is too small to split: one or two rows
+    # project all steps' inputs up front instead. Variable lengths make masked
+    # steps. Every split must give the same bits as one thread on the whole
+    # batch.
     from lstmlearn import LSTMRegressor
 
     rng = np.random.default_rng(4)
     X = [rng.normal(size=(int(n), 3)).astype(dtype) for n in rng.integers(3, 10, size=40)]
     y = rng.normal(size=40)
     model = LSTMRegressor(
-        hidden_layer_sizes=(200, 20),
+        hidden_layer_sizes=hidden,
         bidirectional=bidirectional,
         max_iter=1,
         random_state=0,

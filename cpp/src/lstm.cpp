@@ -407,10 +407,13 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
     }
   }
 
-  if (split_units) grow(ws.xproj, BT * G);
-  T* xproj = split_units ? ws.xproj.data() : nullptr;  // [B, T, G] input projections
-  T* gates = ws.gates.data();                          // [B, G]
-  T* cells = ws.cells.data();                          // [B, H]
+  // With one or two rows a step's input projection is a matrix-vector
+  // product; projecting all steps up front runs it as one product instead.
+  const bool project_ahead = split_units || B <= 2;
+  if (project_ahead) grow(ws.xproj, BT * G);
+  T* xproj = project_ahead ? ws.xproj.data() : nullptr;  // [B, T, G] input projections
+  T* gates = ws.gates.data();                            // [B, G]
+  T* cells = ws.cells.data();                            // [B, H]
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
@@ -479,11 +482,11 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
             }
             const int first = d == 0 ? 0 : steps - 1;
             const int dir = d == 0 ? 1 : -1;
-            if (split_units) {
-              // Few rows: project all steps of our units up front, reading
+            if (project_ahead) {
+              // Few rows: project all steps (of our units) up front, reading
               // W_ih once rather than once a step: xproj[b] = x[b] W_ih^T.
               // Our columns of xproj's rows are [i | f | g | o] of our units,
-              // at 4*u_lo.
+              // at 4*u_lo (all units when not split).
               for (int b = b_lo; b < b_hi; ++b) {
                 gemm_packed(steps, in + static_cast<std::size_t>(b) * steps * F, F,
                             packed(ws.w_ih, ld),
@@ -505,12 +508,12 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                 }
                 const T* x_t = in + (static_cast<std::size_t>(r0) * steps + t) * F;
                 // a [nb, G] with row stride lda_a: this step's rows of xproj or gates.
-                T* a = split_units
+                T* a = project_ahead
                            ? xproj + (static_cast<std::size_t>(r0) * steps + t) * G + 4 * u_lo
                            : gates + static_cast<std::size_t>(r0) * G;
-                const std::ptrdiff_t gate_stride = split_units ? u_n : H;  // gate q at q*this
+                const std::ptrdiff_t gate_stride = u_n;  // gate q at q*this (H when not split)
                 const std::ptrdiff_t lda_a =
-                    split_units ? static_cast<std::ptrdiff_t>(steps) * G : G;
+                    project_ahead ? static_cast<std::ptrdiff_t>(steps) * G : G;
                 // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G]. Every
                 // other step visits the weights backwards, so that a step
                 // starts on those the last one left in cache (it matters
@@ -521,8 +524,10 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                   gemm_packed_panels(nb, h_prev, ld_h, w, 0, w.panels, a, lda_a, true, back);
                 } else {
                   const PackedMatrix<T>& w = ws.w_hh[ld * mats];
-                  gemm_packed(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, ws.w_ih[ld * mats],
-                              a, lda_a, false);
+                  if (!project_ahead) {
+                    gemm_packed(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, ws.w_ih[ld * mats],
+                                a, lda_a, false);
+                  }
                   gemm_packed_panels(nb, h_prev, ld_h, w, 0, w.panels, a, lda_a, true, back);
                 }
                 for (int r = 0; r < nb; ++r) {
