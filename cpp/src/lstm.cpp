@@ -641,7 +641,7 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
           const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;
           T* dh_r = dh + static_cast<std::size_t>(r) * H;
           // h_t feeds the output y_t as well as step t+1.
-          Vec<T>(dh_r, H) += ConstVec<T>(dout + bt * D * H + d * H, H);
+          if (dout) Vec<T>(dh_r, H) += ConstVec<T>(dout + bt * D * H + d * H, H);
           if (m && !m[bt]) {
             std::fill(da + bt * G, da + (bt + 1) * G, T(0));
           } else {

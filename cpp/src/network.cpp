@@ -486,9 +486,10 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
       }
       d_merged = d_sequence_.data();
     }
+    const T* dy = layer.dy.data();
     if (head_layer && spec_.pooling == Pooling::Last) {
-      // Only the final states feed the output.
-      std::fill(layer.dy.begin(), layer.dy.begin() + BT * D * H, T(0));
+      // Only the final states feed the output: dy is zero.
+      dy = nullptr;
       grow(layer.dh_n, static_cast<std::size_t>(D) * B * H);
       if (D == 2) {
         unmerge_rows<T>(spec_.merge, d_merged, W, top.h_n.data(),
@@ -506,12 +507,12 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
     }
     // The first layer's input gradient is needed only by a front end.
     if (i == 0 && spec_.front_end == FrontEnd::None) {
-      lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(), dh_n,
-                       nullptr, nullptr, state_scratch_.data(), state_scratch_.data(),
-                       grads + layer.offset, n_threads);
+      lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, dy, dh_n, nullptr, nullptr,
+                       state_scratch_.data(), state_scratch_.data(), grads + layer.offset,
+                       n_threads);
       break;
     }
-    lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(), dh_n, nullptr,
+    lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, dy, dh_n, nullptr,
                      layer.dx.data(), state_scratch_.data(), state_scratch_.data(),
                      grads + layer.offset, n_threads);
     if (spec_.dropout > 0.0) {

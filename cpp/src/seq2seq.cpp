@@ -342,8 +342,9 @@ void Seq2Seq<T>::backward(const T* params, T* grads, int B, int n_threads) {
     for (std::size_t k = 0; k < BTq * H; ++k) d_dec_y_[k] += d_q_[k];
   } else {
     std::memcpy(d_dec_y_.data(), d_feat_.data(), sizeof(T) * BTq * H);
-    std::fill_n(top.dy.data(), BTk * H, T(0));  // only the final state feeds the decoder
   }
+  // Without attention only the final state feeds the decoder: the top
+  // encoder layer's dy is zero.
 
   const std::size_t Fd = dec_spec_.input_size;
   grow(d_dec_in_, BTq * Fd);
@@ -379,7 +380,8 @@ void Seq2Seq<T>::backward(const T* params, T* grads, int B, int n_threads) {
     }
     // The first layer's input gradient is needed only by the embedding.
     T* dx = i == 0 && !spec_.tokens_in() ? nullptr : layer.dx.data();
-    lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, layer.dy.data(),
+    const T* dy = i == L - 1 && spec_.attention == AttentionKind::None ? nullptr : layer.dy.data();
+    lstm_backward<T>(layer.spec, params + layer.offset, layer.cache, dy,
                      i == L - 1 ? dh_top : nullptr, i == L - 1 ? dc_top : nullptr, dx,
                      scratch.data(), scratch.data() + static_cast<std::size_t>(B) * h_max,
                      grads + layer.offset, n_threads);

@@ -131,7 +131,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int batch, int steps, c
                   T* h_n, T* c_n, LstmCache<T>& cache, int n_threads);
 
 // Backpropagation through time for the last forward pass held in `cache`.
-// `dy` [B, T, D*H] is required; `dh_n`, `dc_n` [L*D, B, H] may be null (zero).
+// `dy` [B, T, D*H], `dh_n`, `dc_n` [L*D, B, H] may each be null (zero).
 // Writes dx [B, T, F], dh0, dc0 [L*D, B, H] and every parameter gradient
 // into `dparams` (same layout as `params`; overwritten, not accumulated).
 // `dx` may be null when the input needs no gradient: it is then not computed.
