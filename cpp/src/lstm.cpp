@@ -53,6 +53,20 @@ void grow(AlignedVector<T>& v, std::size_t n) {
 
 int chunk_count(int batch) { return (batch + kBatchChunk - 1) / kBatchChunk; }
 
+// pack_matrix with the panels shared among threads (large weights are
+// megabytes; one thread packing them would leave the others idle).
+template <typename T>
+void pack_parallel(const T* W, int K, int N, std::ptrdiff_t ldw, bool transposed,
+                   PackedMatrix<T>& out, int n_threads) {
+  constexpr int kPanelsPerTask = 8;
+  pack_matrix_resize(K, N, out);
+  const int tasks = (out.panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  parallel_for(tasks, n_threads, [&](std::size_t task) {
+    const int p0 = static_cast<int>(task) * kPanelsPerTask;
+    pack_matrix_panels(W, ldw, transposed, p0, std::min(out.panels, p0 + kPanelsPerTask), out);
+  });
+}
+
 // Rows [lo, hi) of group k when `chunks` batch chunks are dealt to `groups`
 // tasks. A group runs the recurrent product over all its rows at once, so
 // each step streams the packed W_hh once per group rather than per chunk;
@@ -207,6 +221,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   cache.cells.resize(L * D);
   cache.prev_hidden.resize(L * D);
   cache.bias_sum.resize(L * D);
+  cache.packed_w_ih.resize(L * D);
   cache.packed_w_hh.resize(L * D);
   for (int k = 0; k < L * D; ++k) {
     grow(cache.gates[k], BT * G);
@@ -227,8 +242,11 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
     for (int d = 0; d < D; ++d) {
       const Block<T> p = block(spec, params_mut, l, d);
       Vec<T>(cache.bias_sum[l * D + d].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
-      // B = W_hh^T [H, G], packed once for all steps and batch chunks.
-      pack_matrix(static_cast<const T*>(p.w_hh), H, G, H, true, cache.packed_w_hh[l * D + d]);
+      // W_hh^T [H, G] and W_ih^T [F, G], packed once for all steps and rows.
+      pack_parallel(static_cast<const T*>(p.w_hh), H, G, H, true, cache.packed_w_hh[l * D + d],
+                    n_threads);
+      pack_parallel(static_cast<const T*>(p.w_ih), F, G, F, true, cache.packed_w_ih[l * D + d],
+                    n_threads);
     }
     parallel_for(static_cast<std::size_t>(D) * groups, n_threads, [&](std::size_t task) {
       const int d = static_cast<int>(task) / groups;
@@ -236,20 +254,15 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       const int b0 = rows.lo, nb = rows.hi - rows.lo;
       if (nb <= 0) return;
       const int ld = l * D + d;
-      const Block<T> p = block(spec, params_mut, l, d);
       T* gates = cache.gates[ld].data();        // [B, T, G]
       T* cells = cache.cells[ld].data();        // [B, T, H]
       T* hprev = cache.prev_hidden[ld].data();  // [B, T, H]
       const T* bias = cache.bias_sum[ld].data();
       const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
 
-      // Input projection of all steps, chunk by chunk: [16*T, F] x [F, G].
-      for (int c0 = b0; c0 < rows.hi; c0 += kBatchChunk) {
-        const int nc = std::min(kBatchChunk, rows.hi - c0);
-        const std::size_t at = static_cast<std::size_t>(c0) * steps;
-        mat(gates + at * G, nc * steps, G, G).noalias() =
-            mat(in + at * F, nc * steps, F, F) * mat(p.w_ih, G, F, F).transpose();
-      }
+      // Input projection of all steps: [nb*T, F] x [F, G], with the packed
+      // kernel (each element one FMA chain, whatever the rows).
+      gemm_packed(nb * steps, in + row0 * F, F, cache.packed_w_ih[ld], gates + row0 * G, G, false);
 
       const int first = d == 0 ? 0 : steps - 1;
       const int dir = d == 0 ? 1 : -1;
@@ -604,7 +617,8 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
     for (int d = 0; d < D; ++d) {
       // B = W_hh [G, H] for dh_{t-1} = da_t W_hh, packed once for all steps.
       const Block<T> p = block(spec, params_mut, l, d);
-      pack_matrix(static_cast<const T*>(p.w_hh), G, H, H, false, cache.packed_w_hh_t[l * D + d]);
+      pack_parallel(static_cast<const T*>(p.w_hh), G, H, H, false, cache.packed_w_hh_t[l * D + d],
+                    n_threads);
     }
 
     // Time loop, backwards: fills dgates and the state gradients.

@@ -77,6 +77,7 @@ struct LstmCache {
   std::vector<AlignedVector<T>> gates;         // per (l, d): [B, T, G] activations i, f, g, o
   std::vector<AlignedVector<T>> cells;         // per (l, d): [B, T, H] c_t
   std::vector<AlignedVector<T>> prev_hidden;   // per (l, d): [B, T, H] h_{t-1}
+  std::vector<PackedMatrix<T>> packed_w_ih;    // per (l, d): W_ih^T [F, G], packed
   std::vector<PackedMatrix<T>> packed_w_hh;    // per (l, d): W_hh^T [H, G], packed
   std::vector<PackedMatrix<T>> packed_w_hh_t;  // per (l, d): W_hh [G, H], packed (backward)
   std::vector<AlignedVector<T>> bias_sum;      // per (l, d): [G] b_ih + b_hh
