@@ -731,8 +731,12 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       tmp.leftCols(H).noalias() =
           dA.transpose() * mat(static_cast<const T*>(cache.prev_hidden[ld].data()), BT, H, H);
       mat(grad.w_hh + static_cast<std::size_t>(g0) * H, ng, H, H) = tmp.leftCols(H);
-      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> db(grad.b_ih + g0, ng);
-      db = dA.colwise().sum();
+      // db: the rows of dA summed in order (a column at a time would read
+      // them strided).
+      Vec<T> db(grad.b_ih + g0, ng);
+      db.setZero();
+      const T* da_rows = cache.dgates[d].data() + g0;
+      for (std::size_t r = 0; r < BT; ++r) db += ConstVec<T>(da_rows + r * G, ng);
       copy_row(grad.b_hh + g0, static_cast<const T*>(grad.b_ih + g0), ng);
     });
     dout = din;
