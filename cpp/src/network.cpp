@@ -371,7 +371,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
 }
 
 template <typename T>
-double Network<T>::loss(int B, bool gradient) {
+double Network<T>::loss(int B, bool gradient, int n_threads) {
   // Returns the weighted sum of item losses; items are samples (last-step
   // output) or unmasked steps (per-step output). d_out_ gets the gradient of
   // the sum divided by the number of items.
@@ -390,52 +390,63 @@ double Network<T>::loss(int B, bool gradient) {
   if (items == 0) return 0.0;
   const double inv_items = 1.0 / static_cast<double>(items);
   const double delta = spec_.huber_delta;
-  double total = 0.0;
-  for (std::size_t k = 0; k < rows; ++k) {
-    if (spec_.per_step && has_mask_ && !mask_[k]) continue;
-    const double w = has_weights_ ? static_cast<double>(weights_[k]) : 1.0;
-    const T* z = out_.data() + k * O;
-    T* dz = gradient ? d_out_.data() + k * O : nullptr;
-    double item = 0.0;
-    if (spec_.loss == Loss::CrossEntropy) {
-      const int label = labels_[k];
-      const double zmax = *std::max_element(z, z + O);
-      double sum = 0.0;
-      for (std::size_t o = 0; o < O; ++o) sum += std::exp(static_cast<double>(z[o]) - zmax);
-      item = std::log(sum) - (static_cast<double>(z[label]) - zmax);
-      if (dz) {
+  // Fixed blocks of rows (a per-step head has B*T of them, each with its
+  // exponentials), summed in block order: the same total for any threads.
+  const std::size_t blocks = (rows + kHeadRows - 1) / kHeadRows;
+  loss_blocks_.assign(blocks, 0.0);
+  parallel_for(blocks, n_threads, [&](std::size_t block) {
+    double total = 0.0;
+    const std::size_t k1 = std::min(rows, (block + 1) * kHeadRows);
+    for (std::size_t k = block * kHeadRows; k < k1; ++k) {
+      if (spec_.per_step && has_mask_ && !mask_[k]) continue;
+      const double w = has_weights_ ? static_cast<double>(weights_[k]) : 1.0;
+      const T* z = out_.data() + k * O;
+      T* dz = gradient ? d_out_.data() + k * O : nullptr;
+      double item = 0.0;
+      if (spec_.loss == Loss::CrossEntropy) {
+        const int label = labels_[k];
+        const double zmax = *std::max_element(z, z + O);
+        double sum = 0.0;
+        for (std::size_t o = 0; o < O; ++o) sum += std::exp(static_cast<double>(z[o]) - zmax);
+        item = std::log(sum) - (static_cast<double>(z[label]) - zmax);
+        if (dz) {
+          for (std::size_t o = 0; o < O; ++o) {
+            const double p = std::exp(static_cast<double>(z[o]) - zmax) / sum;
+            dz[o] =
+                static_cast<T>(w * inv_items * (p - (static_cast<int>(o) == label ? 1.0 : 0.0)));
+          }
+        }
+      } else {
+        const T* y = targets_.data() + k * O;
         for (std::size_t o = 0; o < O; ++o) {
-          const double p = std::exp(static_cast<double>(z[o]) - zmax) / sum;
-          dz[o] = static_cast<T>(w * inv_items * (p - (static_cast<int>(o) == label ? 1.0 : 0.0)));
+          const double e = static_cast<double>(z[o]) - static_cast<double>(y[o]);
+          double l = 0.0, g = 0.0;
+          switch (spec_.loss) {
+            case Loss::Squared:
+              l = e * e;
+              g = 2.0 * e;
+              break;
+            case Loss::Absolute:
+              l = std::abs(e);
+              g = (e > 0) - (e < 0);
+              break;
+            case Loss::Huber:
+              l = std::abs(e) <= delta ? 0.5 * e * e : delta * (std::abs(e) - 0.5 * delta);
+              g = std::clamp(e, -delta, delta);
+              break;
+            case Loss::CrossEntropy:
+              break;
+          }
+          item += l / static_cast<double>(O);
+          if (dz) dz[o] = static_cast<T>(w * inv_items * g / static_cast<double>(O));
         }
       }
-    } else {
-      const T* y = targets_.data() + k * O;
-      for (std::size_t o = 0; o < O; ++o) {
-        const double e = static_cast<double>(z[o]) - static_cast<double>(y[o]);
-        double l = 0.0, g = 0.0;
-        switch (spec_.loss) {
-          case Loss::Squared:
-            l = e * e;
-            g = 2.0 * e;
-            break;
-          case Loss::Absolute:
-            l = std::abs(e);
-            g = (e > 0) - (e < 0);
-            break;
-          case Loss::Huber:
-            l = std::abs(e) <= delta ? 0.5 * e * e : delta * (std::abs(e) - 0.5 * delta);
-            g = std::clamp(e, -delta, delta);
-            break;
-          case Loss::CrossEntropy:
-            break;
-        }
-        item += l / static_cast<double>(O);
-        if (dz) dz[o] = static_cast<T>(w * inv_items * g / static_cast<double>(O));
-      }
+      total += w * item;
     }
-    total += w * item;
-  }
+    loss_blocks_[block] = total;
+  });
+  double total = 0.0;
+  for (const double part : loss_blocks_) total += part;
   return total;
 }
 
@@ -619,7 +630,7 @@ double Network<T>::evaluate(const T* user_params, const DataSet<T>& data, int ba
     const int count = std::min(batch_size, N - start);
     gather(data, rows.data() + start, count);
     forward(params, count, false, unused, n_threads);
-    total += loss(count, false);
+    total += loss(count, false, n_threads);
     items += last_items_;
   }
   return items ? total / static_cast<double>(items) : 0.0;
@@ -659,7 +670,7 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
     const int count = std::min(options.batch_size, N - start);
     gather(data, order.data() + start, count);
     forward(params, count, true, rng, n_threads);
-    const double sum = loss(count, true);
+    const double sum = loss(count, true, n_threads);
     const std::size_t items = last_items_;
     if (items == 0) continue;  // every step of this batch is masked
     double batch_loss = sum / static_cast<double>(items);

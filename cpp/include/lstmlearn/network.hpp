@@ -160,7 +160,7 @@ class Network {
   void gather(const DataSet<T>& data, const std::uint32_t* rows, int count);
   void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads);
   // Loss of the current batch; fills d_out_ when `gradient`.
-  double loss(int batch, bool gradient);
+  double loss(int batch, bool gradient, int n_threads);
   void backward(const T* params, T* grads, int batch, int n_threads);
   const T* layer_output(int layer) const;  // merged output [B, T, W_i]
   // `params`, or a copy at Eigen's alignment if it is not aligned.
@@ -176,7 +176,8 @@ class Network {
 
   // Current mini-batch.
   int steps_ = 0;
-  std::size_t last_items_ = 0;  // items counted by the last loss()
+  std::size_t last_items_ = 0;       // items counted by the last loss()
+  std::vector<double> loss_blocks_;  // loss() per block of rows
   bool has_mask_ = false;
   AlignedVector<T> x_;                // [B, T, F]
   std::vector<std::uint8_t> mask_;    // [B, T]
