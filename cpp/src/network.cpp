@@ -222,8 +222,11 @@ const T* Network<T>::layer_output(int i) const {
 }
 
 template <typename T>
-void Network<T>::gather(const DataSet<T>& data, const std::uint32_t* rows, int count) {
+void Network<T>::gather(const DataSet<T>& data, const std::uint32_t* rows, int count,
+                        bool in_place) {
   const std::size_t T_ = data.steps, F = spec_.input_size, O = spec_.output_size;
+  // Rows in order without a front end: forward reads the inputs where they are.
+  input_ = in_place && spec_.front_end == FrontEnd::None ? data.x + rows[0] * T_ * F : nullptr;
   const std::size_t per_row_items = spec_.per_step ? T_ : 1;
   steps_ = data.steps;
   has_mask_ = data.mask != nullptr;
@@ -235,7 +238,7 @@ void Network<T>::gather(const DataSet<T>& data, const std::uint32_t* rows, int c
   if (has_weights_) grow(weights_, count * per_row_items);
   for (int r = 0; r < count; ++r) {
     const std::size_t src = rows[r];
-    std::memcpy(x_.data() + r * T_ * F, data.x + src * T_ * F, sizeof(T) * T_ * F);
+    if (!input_) std::memcpy(x_.data() + r * T_ * F, data.x + src * T_ * F, sizeof(T) * T_ * F);
     if (has_mask_) std::memcpy(mask_.data() + r * T_, data.mask + src * T_, T_);
     if (data.targets) {
       const std::size_t n = per_row_items * O;
@@ -261,7 +264,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   grow(zeros_, static_cast<std::size_t>(D) * B * max_h);
   std::fill(zeros_.begin(), zeros_.end(), T(0));
 
-  const T* in = x_.data();
+  const T* in = input_ ? input_ : x_.data();
   if (spec_.front_end != FrontEnd::None) {
     // Time-distributed conv block: every (sample, step) frame is one row.
     const std::size_t F0 = spec_.lstm_input_size();
@@ -571,7 +574,7 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
   std::uint64_t unused = 0;
   for (int start = 0; start < N; start += batch_size) {
     const int count = std::min(batch_size, N - start);
-    gather(inputs, rows.data() + start, count);
+    gather(inputs, rows.data() + start, count, true);
     // Within the call the parameters cannot change.
     params_unchanged_ = unchanged || start > 0;
     forward(params, count, false, unused, n_threads);
@@ -580,10 +583,12 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
     if (spec_.loss == Loss::CrossEntropy) {
       // Softmax in our aligned buffer (see is_aligned), by fixed blocks of rows.
       parallel_for((n + kHeadRows - 1) / kHeadRows, n_threads, [&](std::size_t task) {
-        const std::size_t r0 = task * kHeadRows, nr = std::min(kHeadRows, n - r0);
-        MatMap<T> p(out_.data() + r0 * O, nr, O);
-        p = (p.colwise() - p.rowwise().maxCoeff()).array().exp().matrix();
-        p.array().colwise() /= p.rowwise().sum().array();
+        const std::size_t r0 = task * kHeadRows, r1 = std::min(n, r0 + kHeadRows);
+        for (std::size_t r = r0; r < r1; ++r) {  // a row at a time: a vectorised exp
+          Vec<T> p(out_.data() + r * O, O);
+          p = (p - p.maxCoeff()).exp();
+          p /= p.sum();
+        }
       });
     }
     std::memcpy(out + static_cast<std::size_t>(start) * per_row * O, out_.data(),
@@ -609,7 +614,7 @@ void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data,
   std::uint64_t unused = 0;
   for (int start = 0; start < N; start += batch_size) {
     const int count = std::min(batch_size, N - start);
-    gather(inputs, rows.data() + start, count);
+    gather(inputs, rows.data() + start, count, true);
     forward(params, count, false, unused, n_threads);
     std::memcpy(out + start * T_, pool_weights_.data(), sizeof(T) * count * T_);
   }
@@ -628,7 +633,7 @@ double Network<T>::evaluate(const T* user_params, const DataSet<T>& data, int ba
   std::size_t items = 0;
   for (int start = 0; start < N; start += batch_size) {
     const int count = std::min(batch_size, N - start);
-    gather(data, rows.data() + start, count);
+    gather(data, rows.data() + start, count, true);
     forward(params, count, false, unused, n_threads);
     total += loss(count, false, n_threads);
     items += last_items_;

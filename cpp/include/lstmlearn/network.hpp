@@ -157,7 +157,9 @@ class Network {
   };
 
   // Rows of `data` listed in `rows` become the current mini-batch.
-  void gather(const DataSet<T>& data, const std::uint32_t* rows, int count);
+  // `in_place`: the rows are consecutive, and the inputs may be read where
+  // they are rather than copied.
+  void gather(const DataSet<T>& data, const std::uint32_t* rows, int count, bool in_place = false);
   void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads);
   // Loss of the current batch; fills d_out_ when `gradient`.
   double loss(int batch, bool gradient, int n_threads);
@@ -180,6 +182,7 @@ class Network {
   std::vector<double> loss_blocks_;  // loss() per block of rows
   bool has_mask_ = false;
   AlignedVector<T> x_;                // [B, T, F]
+  const T* input_ = nullptr;          // the batch's inputs when not copied to x_
   std::vector<std::uint8_t> mask_;    // [B, T]
   AlignedVector<T> targets_;          // [B, (T,) O]
   std::vector<std::int32_t> labels_;  // [B, (T)]
