@@ -110,19 +110,60 @@ Block<T> block(const LstmSpec& spec, T* params, int layer, int direction) {
   return {p, p + g * f, p + g * f + g * h, p + g * f + g * h + g};
 }
 
+// The cell's element-wise work runs on fixed blocks of kUnits units (fully
+// unrolled, no alignment peeling), then on the remaining H % kUnits.
+constexpr int kUnits = 16;
+
+template <typename T, int N>
+using UnitArray = Eigen::Array<T, N, 1>;
+template <typename T, int N>
+using UnitMap = Eigen::Map<UnitArray<T, N>, Eigen::Unaligned>;
+template <typename T, int N>
+using ConstUnitMap = Eigen::Map<const UnitArray<T, N>, Eigen::Unaligned>;
+
+// cell_forward on n units (n = N, or any n with N = Dynamic); gate q of unit
+// 0 is at a + q*H.
+template <typename T, int N>
+inline void cell_forward_units(T* a, const T* bias, const T* c_prev, T* c, T* h, int H, int n) {
+  UnitMap<T, N> i(a, n), f(a + H, n), g(a + 2 * H, n), o(a + 3 * H, n);
+  i = (i + ConstUnitMap<T, N>(bias, n)).logistic();
+  f = (f + ConstUnitMap<T, N>(bias + H, n)).logistic();
+  g = (g + ConstUnitMap<T, N>(bias + 2 * H, n)).tanh();
+  o = (o + ConstUnitMap<T, N>(bias + 3 * H, n)).logistic();
+  UnitMap<T, N> cv(c, n);
+  cv = f * ConstUnitMap<T, N>(c_prev, n) + i * g;
+  UnitMap<T, N>(h, n) = o * cv.tanh();
+}
+
 // One step of one row: a [G] pre-activations (bias not yet added) become the
 // activations i, f, g, o in place; writes c_t and h_t.
 template <typename T>
 inline void cell_forward(T* a, const T* bias, const T* c_prev, T* c, T* h, int H) {
-  Vec<T> i(a, H), f(a + H, H), g(a + 2 * H, H), o(a + 3 * H, H);
-  ConstVec<T> bi(bias, H), bf(bias + H, H), bg(bias + 2 * H, H), bo(bias + 3 * H, H);
-  i = (i + bi).logistic();
-  f = (f + bf).logistic();
-  g = (g + bg).tanh();
-  o = (o + bo).logistic();
-  Vec<T> cv(c, H);
-  cv = f * ConstVec<T>(c_prev, H) + i * g;
-  Vec<T>(h, H) = o * cv.tanh();
+  int u = 0;
+  for (; u + kUnits <= H; u += kUnits) {
+    cell_forward_units<T, kUnits>(a + u, bias + u, c_prev + u, c + u, h + u, H, kUnits);
+  }
+  if (u < H) {
+    cell_forward_units<T, Eigen::Dynamic>(a + u, bias + u, c_prev + u, c + u, h + u, H, H - u);
+  }
+}
+
+// cell_backward on n units, as cell_forward_units.
+template <typename T, int N>
+inline void cell_backward_units(const T* act, const T* c, const T* c_prev, const T* dh, T* dc,
+                                T* da, int H, int n) {
+  ConstUnitMap<T, N> i(act, n), f(act + H, n), g(act + 2 * H, n), o(act + 3 * H, n);
+  ConstUnitMap<T, N> dhv(dh, n);
+  UnitMap<T, N> dcv(dc, n);
+  const UnitArray<T, N> tc = ConstUnitMap<T, N>(c, n).tanh();
+  // h_t = o * tanh(c_t)
+  UnitMap<T, N>(da + 3 * H, n) = dhv * tc * o * (T(1) - o);
+  dcv += dhv * o * (T(1) - tc * tc);
+  // c_t = f * c_{t-1} + i * g
+  UnitMap<T, N>(da, n) = dcv * g * i * (T(1) - i);
+  UnitMap<T, N>(da + H, n) = dcv * ConstUnitMap<T, N>(c_prev, n) * f * (T(1) - f);
+  UnitMap<T, N>(da + 2 * H, n) = dcv * i * (T(1) - g * g);
+  dcv *= f;
 }
 
 // Backward of cell_forward for one row. Given dh (total gradient of h_t) and
@@ -131,18 +172,14 @@ inline void cell_forward(T* a, const T* bias, const T* c_prev, T* c, T* h, int H
 template <typename T>
 inline void cell_backward(const T* act, const T* c, const T* c_prev, const T* dh, T* dc, T* da,
                           int H) {
-  ConstVec<T> i(act, H), f(act + H, H), g(act + 2 * H, H), o(act + 3 * H, H);
-  ConstVec<T> dhv(dh, H);
-  Vec<T> dcv(dc, H);
-  const auto tc = ConstVec<T>(c, H).tanh().eval();
-  // h_t = o * tanh(c_t)
-  Vec<T>(da + 3 * H, H) = dhv * tc * o * (T(1) - o);
-  dcv += dhv * o * (T(1) - tc * tc);
-  // c_t = f * c_{t-1} + i * g
-  Vec<T>(da, H) = dcv * g * i * (T(1) - i);
-  Vec<T>(da + H, H) = dcv * ConstVec<T>(c_prev, H) * f * (T(1) - f);
-  Vec<T>(da + 2 * H, H) = dcv * i * (T(1) - g * g);
-  dcv *= f;
+  int u = 0;
+  for (; u + kUnits <= H; u += kUnits) {
+    cell_backward_units<T, kUnits>(act + u, c + u, c_prev + u, dh + u, dc + u, da + u, H, kUnits);
+  }
+  if (u < H) {
+    cell_backward_units<T, Eigen::Dynamic>(act + u, c + u, c_prev + u, dh + u, dc + u, da + u, H,
+                                           H - u);
+  }
 }
 
 template <typename T>
