@@ -265,7 +265,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   for (int k = 0; k < L * D; ++k) {
     grow(cache.gates[k], BT * G);
     grow(cache.cells[k], BT * H);
-    grow(cache.prev_hidden[k], BT * H);
+    grow(cache.prev_hidden[k], BT * (spec.layer_input_size(k / D) + H));
     grow(cache.bias_sum[k], static_cast<std::size_t>(G));
   }
   const std::uint8_t* m = mask ? cache.mask.data() : nullptr;
@@ -293,11 +293,17 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       const int b0 = rows.lo, nb = rows.hi - rows.lo;
       if (nb <= 0) return;
       const int ld = l * D + d;
-      T* gates = cache.gates[ld].data();        // [B, T, G]
-      T* cells = cache.cells[ld].data();        // [B, T, H]
-      T* hprev = cache.prev_hidden[ld].data();  // [B, T, H]
+      T* gates = cache.gates[ld].data();  // [B, T, G]
+      T* cells = cache.cells[ld].data();  // [B, T, H]
+      // [B, T, F + H]: x_t, then the recurrent product's input (below).
+      T* xh = cache.prev_hidden[ld].data();
+      const std::size_t FH = static_cast<std::size_t>(F) + H;
+      T* hprev = xh + F;  // rows FH apart
       const T* bias = cache.bias_sum[ld].data();
       const std::size_t row0 = static_cast<std::size_t>(b0) * steps;
+      for (std::size_t bt = row0; bt < row0 + static_cast<std::size_t>(nb) * steps; ++bt) {
+        copy_row(xh + bt * FH, in + bt * F, F);
+      }
 
       // Input projection of all steps: [nb*T, F] x [F, G], with the packed
       // kernel (each element one FMA chain, whatever the rows).
@@ -317,7 +323,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
         }
       };
       for (int r = 0; r < nb; ++r) {
-        store_prev(hprev + ((b0 + r) * static_cast<std::size_t>(steps) + first) * H,
+        store_prev(hprev + ((b0 + r) * static_cast<std::size_t>(steps) + first) * FH,
                    h0 + (static_cast<std::size_t>(ld) * B + b0 + r) * H, b0 + r);
       }
       const PackedMatrix<T>& W_hh_t = cache.packed_w_hh[ld];
@@ -326,8 +332,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
         // a_t += h_{t-1} W_hh^T for the nb rows: [nb, H] x [H, G].
         for (int r0 = 0; r0 < nb; r0 += kGroupRows) {
           const std::size_t at = row0 + static_cast<std::size_t>(r0) * steps + t;
-          gemm_packed(std::min(kGroupRows, nb - r0), hprev + at * H,
-                      static_cast<std::ptrdiff_t>(steps) * H, W_hh_t, gates + at * G,
+          gemm_packed(std::min(kGroupRows, nb - r0), hprev + at * FH,
+                      static_cast<std::ptrdiff_t>(steps * FH), W_hh_t, gates + at * G,
                       static_cast<std::ptrdiff_t>(steps) * G, true);
         }
         for (int r = 0; r < nb; ++r) {
@@ -344,7 +350,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
           } else {
             cell_forward(gates + bt * G, bias, c_prev, cells + bt * H, h, H);
           }
-          if (s + 1 < steps) store_prev(hprev + (bt + dir) * H, h, b);
+          if (s + 1 < steps) store_prev(hprev + (bt + dir) * FH, h, b);
         }
       }
       const int last = first + dir * (steps - 1);
@@ -650,7 +656,6 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   const T* dout = dy;  // gradient of this layer's output [B, T, D*H]
   for (int l = L - 1; l >= 0; --l) {
     const int F = spec.layer_input_size(l);
-    const T* in = l == 0 ? cache.x.data() : cache.outputs[l - 1].data();  // [B, T, F]
     T* din = l == 0 ? dx : ((L - 1 - l) % 2 == 0 ? cache.dinput_a : cache.dinput_b).data();
 
     for (int d = 0; d < D; ++d) {
@@ -759,15 +764,15 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       const Block<T> grad = block(spec, dparams, l, d);
       const auto dA = mat(static_cast<const T*>(cache.dgates[d].data()), BT, G, G)
                           .middleCols(g0, ng);  // [B*T, ng]
-      // dW_ih = da^T x, dW_hh = da^T h_{t-1}, db = sum of da over B*T.
-      // Column-major products: Eigen then packs the large dA along its
-      // contiguous gate axis, and only the smaller x or h_{t-1} across rows.
-      Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> tmp(ng, std::max(F, H));
-      tmp.leftCols(F).noalias() = dA.transpose() * mat(in, BT, F, F);
+      // [dW_ih | dW_hh] = da^T [x | h_{t-1}] in one product (dA packed once),
+      // db = sum of da over B*T. Column-major: Eigen then packs the large dA
+      // along its contiguous gate axis, and only [x | h_{t-1}] across rows.
+      const int FH = F + H;
+      Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> tmp(ng, FH);
+      tmp.noalias() =
+          dA.transpose() * mat(static_cast<const T*>(cache.prev_hidden[ld].data()), BT, FH, FH);
       mat(grad.w_ih + static_cast<std::size_t>(g0) * F, ng, F, F) = tmp.leftCols(F);
-      tmp.leftCols(H).noalias() =
-          dA.transpose() * mat(static_cast<const T*>(cache.prev_hidden[ld].data()), BT, H, H);
-      mat(grad.w_hh + static_cast<std::size_t>(g0) * H, ng, H, H) = tmp.leftCols(H);
+      mat(grad.w_hh + static_cast<std::size_t>(g0) * H, ng, H, H) = tmp.rightCols(H);
       // db: the rows of dA summed in order (a column at a time would read
       // them strided).
       Vec<T> db(grad.b_ih + g0, ng);

@@ -76,7 +76,7 @@ struct LstmCache {
   std::vector<AlignedVector<T>> outputs;       // per layer below the top: [B, T, D*H]
   std::vector<AlignedVector<T>> gates;         // per (l, d): [B, T, G] activations i, f, g, o
   std::vector<AlignedVector<T>> cells;         // per (l, d): [B, T, H] c_t
-  std::vector<AlignedVector<T>> prev_hidden;   // per (l, d): [B, T, H] h_{t-1}
+  std::vector<AlignedVector<T>> prev_hidden;   // per (l, d): [B, T, F + H] x_t, h_{t-1}
   std::vector<PackedMatrix<T>> packed_w_ih;    // per (l, d): W_ih^T [F, G], packed
   std::vector<PackedMatrix<T>> packed_w_hh;    // per (l, d): W_hh^T [H, G], packed
   std::vector<PackedMatrix<T>> packed_w_hh_t;  // per (l, d): W_hh [G, H], packed (backward)
