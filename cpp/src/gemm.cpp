@@ -223,30 +223,14 @@ void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatri
       const int q0 = reverse ? p1 - done - n : p0 + done;
       done += n;
       const int last_cols = std::min(NR, B.cols - (q0 + n - 1) * NR);
+      // wide_row for 1 to kWide panels.
+      static_assert(kWide == 6, "kWideRows lists wide_row<T, 1> to wide_row<T, 6>");
+      using WideRow = void (*)(int, const T*, const T*, std::size_t, T*, bool, int);
+      static constexpr WideRow kWideRows[kWide] = {wide_row<T, 1>, wide_row<T, 2>, wide_row<T, 3>,
+                                                   wide_row<T, 4>, wide_row<T, 5>, wide_row<T, 6>};
       for (int r = 0; r < M; ++r) {
-        const T* a = A + r * lda;
-        const T* panels = B.data.data() + q0 * stride;
-        T* c = C + r * ldc + q0 * NR;
-        switch (n) {
-          case 1:
-            wide_row<T, 1>(K, a, panels, stride, c, accumulate, last_cols);
-            break;
-          case 2:
-            wide_row<T, 2>(K, a, panels, stride, c, accumulate, last_cols);
-            break;
-          case 3:
-            wide_row<T, 3>(K, a, panels, stride, c, accumulate, last_cols);
-            break;
-          case 4:
-            wide_row<T, 4>(K, a, panels, stride, c, accumulate, last_cols);
-            break;
-          case 5:
-            wide_row<T, 5>(K, a, panels, stride, c, accumulate, last_cols);
-            break;
-          default:
-            wide_row<T, kWide>(K, a, panels, stride, c, accumulate, last_cols);
-            break;
-        }
+        kWideRows[n - 1](K, A + r * lda, B.data.data() + q0 * stride, stride, C + r * ldc + q0 * NR,
+                         accumulate, last_cols);
       }
     }
     return;

@@ -87,6 +87,15 @@ RowRange group_rows(int batch, int chunks, int groups, int k) {
 // on the thread count.
 int gate_block(int G) { return std::clamp((G / 2 + 15) / 16 * 16, 64, 512); }
 
+// Task `task` of D*groups: direction d and rows [b0, b0 + nb).
+struct GroupTask {
+  int d, b0, nb;
+};
+GroupTask group_task(std::size_t task, int groups, int batch, int chunks) {
+  const RowRange rows = group_rows(batch, chunks, groups, static_cast<int>(task) % groups);
+  return {static_cast<int>(task) / groups, rows.lo, rows.hi - rows.lo};
+}
+
 int group_count(int chunks, int directions, int n_threads) {
   const int per_direction = std::max(1, resolve_threads(n_threads) / directions);
   return std::min(chunks, per_direction);
@@ -288,9 +297,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
                     n_threads);
     }
     parallel_for(static_cast<std::size_t>(D) * groups, n_threads, [&](std::size_t task) {
-      const int d = static_cast<int>(task) / groups;
-      const RowRange rows = group_rows(B, chunks, groups, static_cast<int>(task) % groups);
-      const int b0 = rows.lo, nb = rows.hi - rows.lo;
+      const GroupTask g = group_task(task, groups, B, chunks);
+      const int d = g.d, b0 = g.b0, nb = g.nb;
       if (nb <= 0) return;
       const int ld = l * D + d;
       T* gates = cache.gates[ld].data();  // [B, T, G]
@@ -667,9 +675,8 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
 
     // Time loop, backwards: fills dgates and the state gradients.
     parallel_for(static_cast<std::size_t>(D) * groups, n_threads, [&](std::size_t task) {
-      const int d = static_cast<int>(task) / groups;
-      const RowRange rows = group_rows(B, chunks, groups, static_cast<int>(task) % groups);
-      const int b0 = rows.lo, nb = rows.hi - rows.lo;
+      const GroupTask g = group_task(task, groups, B, chunks);
+      const int d = g.d, b0 = g.b0, nb = g.nb;
       if (nb <= 0) return;
       const int ld = l * D + d;
       const T* act = cache.gates[ld].data();                          // [B, T, G]
