@@ -248,16 +248,15 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
-  const int F0 = spec.input_size;
   const std::size_t BT = static_cast<std::size_t>(B) * steps;
   const std::size_t states = static_cast<std::size_t>(L) * D * B * H;
 
-  // Keep copies of the inputs: backward must not see later changes to them.
+  // Keep copies of the inputs: backward must not see later changes to them
+  // (x itself is copied into the first layer's [x_t | h_{t-1}] rows).
   cache.ready = false;
   cache.batch = B;
   cache.steps = steps;
   cache.has_mask = mask != nullptr;
-  cache.x.assign(x, x + BT * F0);
   cache.h0.assign(h0, h0 + states);
   cache.c0.assign(c0, c0 + states);
   if (mask) cache.mask.assign(mask, mask + BT);
@@ -285,8 +284,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
 
   for (int l = 0; l < L; ++l) {
     const int F = spec.layer_input_size(l);
-    const T* in = l == 0 ? cache.x.data() : cache.outputs[l - 1].data();  // [B, T, F]
-    T* out = l == L - 1 ? y : cache.outputs[l].data();                    // [B, T, D*H]
+    const T* in = l == 0 ? x : cache.outputs[l - 1].data();  // [B, T, F]
+    T* out = l == L - 1 ? y : cache.outputs[l].data();       // [B, T, D*H]
     for (int d = 0; d < D; ++d) {
       const Block<T> p = block(spec, params_mut, l, d);
       Vec<T>(cache.bias_sum[l * D + d].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
@@ -742,6 +741,10 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
 
     // Input gradient per batch chunk, weight gradients per block of gate rows.
     const std::size_t weight_tasks = static_cast<std::size_t>(D) * gate_blocks;
+    cache.weight_scratch.resize(std::max(cache.weight_scratch.size(), weight_tasks));
+    for (std::size_t k = 0; k < weight_tasks; ++k) {
+      grow(cache.weight_scratch[k], static_cast<std::size_t>(gate_rows) * (F + H));
+    }
     // No input gradient when the caller needs none (dx null, first layer).
     const int dx_tasks = din ? chunks : 0;
     parallel_for(dx_tasks + weight_tasks, n_threads, [&](std::size_t task) {
@@ -775,7 +778,8 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       // db = sum of da over B*T. Column-major: Eigen then packs the large dA
       // along its contiguous gate axis, and only [x | h_{t-1}] across rows.
       const int FH = F + H;
-      Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> tmp(ng, FH);
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>> tmp(
+          cache.weight_scratch[k].data(), ng, FH);
       tmp.noalias() =
           dA.transpose() * mat(static_cast<const T*>(cache.prev_hidden[ld].data()), BT, FH, FH);
       mat(grad.w_ih + static_cast<std::size_t>(g0) * F, ng, F, F) = tmp.leftCols(F);

@@ -94,14 +94,6 @@ void unmerge_rows(Merge mode, const T* d_out, std::size_t stride_out, const T* a
   }
 }
 
-// Eigen peels unaligned heads of element-wise loops into scalar code whose
-// rounding (FMA, fast tanh) can differ from the vector body, so a result
-// would depend on where NumPy happened to allocate the parameters.
-template <typename T>
-bool is_aligned(const T* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % EIGEN_MAX_ALIGN_BYTES == 0;
-}
-
 bool is_weight(const std::string& name) {
   return name.rfind("weight") != std::string::npos;  // not biases
 }
@@ -651,18 +643,10 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
   ++generation_;
   const int N = data.samples;
   if (options.batch_size < 1) throw std::invalid_argument("batch_size must be positive");
-  std::vector<std::uint32_t> order(N);
-  std::iota(order.begin(), order.end(), 0u);
   std::uint64_t rng = seed;
-  if (options.shuffle) {
-    shuffle_items(order.data(), N, rng);
-  }
+  const std::vector<std::uint32_t> order = epoch_order(N, options.shuffle, rng);
   grow(grads_, count_);
-  T* params = user_params;
-  if (!is_aligned(user_params)) {
-    params_copy_.assign(user_params, user_params + count_);
-    params = params_copy_.data();
-  }
+  T* params = aligned_or_copy(user_params, count_, params_copy_);
   EpochResult result;
   result.step = step;
   double total = 0.0;
@@ -713,9 +697,7 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
 
 template <typename T>
 const T* Network<T>::aligned_params(const T* params) {
-  if (is_aligned(params)) return params;
-  params_copy_.assign(params, params + count_);
-  return params_copy_.data();
+  return aligned_or_copy(params, count_, params_copy_);
 }
 
 template class Network<float>;

@@ -27,12 +27,6 @@ void grow(std::vector<Item>& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// See network.cpp: results must not depend on where NumPy put the parameters.
-template <typename T>
-bool is_aligned(const T* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % EIGEN_MAX_ALIGN_BYTES == 0;
-}
-
 std::size_t volume(const std::vector<std::size_t>& shape) {
   std::size_t n = 1;
   for (std::size_t s : shape) n *= s;
@@ -115,9 +109,7 @@ Seq2Seq<T>::Seq2Seq(const Seq2SeqSpec& spec) : spec_(spec) {
 
 template <typename T>
 const T* Seq2Seq<T>::aligned(const T* params) {
-  if (is_aligned(params)) return params;
-  params_copy_.assign(params, params + count_);
-  return params_copy_.data();
+  return aligned_or_copy(params, count_, params_copy_);
 }
 
 template <typename T>
@@ -506,16 +498,10 @@ Seq2SeqEpochResult Seq2Seq<T>::train_epoch(T* user_params, T* m, T* v, std::int6
                                            int n_threads) {
   const int N = data.samples;
   if (options.batch_size < 1) throw std::invalid_argument("batch_size must be positive");
-  std::vector<std::uint32_t> order(N);
-  std::iota(order.begin(), order.end(), 0u);
   std::uint64_t rng = seed;
-  if (options.shuffle) shuffle_items(order.data(), N, rng);
+  const std::vector<std::uint32_t> order = epoch_order(N, options.shuffle, rng);
   grow(grads_, count_);
-  T* params = user_params;
-  if (!is_aligned(user_params)) {
-    params_copy_.assign(user_params, user_params + count_);
-    params = params_copy_.data();
-  }
+  T* params = aligned_or_copy(user_params, count_, params_copy_);
   Seq2SeqEpochResult result;
   result.step = step;
   double total = 0.0;

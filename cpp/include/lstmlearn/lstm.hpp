@@ -69,7 +69,6 @@ struct LstmCache {
   bool has_recurrent_mask = false;
   bool ready = false;  // a forward pass has filled the cache
 
-  AlignedVector<T> x;                          // [B, T, F] copy of the input
   AlignedVector<T> h0, c0;                     // [L*D, B, H]
   std::vector<std::uint8_t> mask;              // [B, T]
   AlignedVector<T> recurrent_mask;             // [L*D, B, H] dropout on h_{t-1}
@@ -86,6 +85,7 @@ struct LstmCache {
   std::vector<AlignedVector<T>> dgates;           // per d: [B, T, G] gradient of a
   AlignedVector<T> dinput_a, dinput_b;            // [B, T, D*H] ping-pong gradient of layer inputs
   std::vector<AlignedVector<T>> dh, dh_next, dc;  // per d: [B, H]
+  std::vector<AlignedVector<T>> weight_scratch;   // per weight task: [rows, F + H] column-major
 };
 
 // Packed weights and scratch of the inference pass. Buffers only grow.

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <numeric>
 #include <utility>
+#include <vector>
 
 #include "lstmlearn/isa.hpp"
 
@@ -37,6 +39,14 @@ inline std::uint64_t random_below(std::uint64_t& state, std::uint64_t n) {
 template <typename Item>
 void shuffle_items(Item* items, int n, std::uint64_t& state) {
   for (int k = n - 1; k > 0; --k) std::swap(items[k], items[random_below(state, k + 1)]);
+}
+
+// The order of one epoch's items 0..n-1: shuffled with `state`, or as they are.
+inline std::vector<std::uint32_t> epoch_order(int n, bool shuffle, std::uint64_t& state) {
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  if (shuffle) shuffle_items(order.data(), n, state);
+  return order;
 }
 
 LSTMLEARN_END_ISA_NAMESPACE
