@@ -248,7 +248,8 @@ void Network<T>::gather(const DataSet<T>& data, const std::uint32_t* rows, int c
 }
 
 template <typename T>
-void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& rng, int n_threads) {
+void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& rng, int n_threads,
+                         bool params_unchanged) {
   const int L = static_cast<int>(layers_.size()), D = spec_.bidirectional ? 2 : 1;
   const std::size_t T_ = steps_;
   const std::size_t BT = static_cast<std::size_t>(B) * T_;
@@ -308,7 +309,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
       lstm_inference<T>(layer.spec, params + layer.offset, B, steps_, in, zeros_.data(),
                         zeros_.data(), has_mask_ ? mask_.data() : nullptr, layer.y.data(),
                         layer.h_n.data(), layer.c_n.data(), layer.inference, n_threads,
-                        params_unchanged_);
+                        params_unchanged);
     }
     if (spec_.bidirectional && spec_.merge != Merge::Concat) {
       grow(layer.merged, BT * H);
@@ -355,7 +356,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
   // depend on how many rows are predicted together (Eigen would take another
   // summation order for one row).
   // Blocks of rows are tasks (a per-step head has B*T rows).
-  if (!params_unchanged_) pack_matrix(dense, W, O, W, true, dense_packed_);
+  if (!params_unchanged) pack_matrix(dense, W, O, W, true, dense_packed_);
   const ConstVec<T> bias(dense + static_cast<std::size_t>(O) * W, O);
   parallel_for((rows + kHeadRows - 1) / kHeadRows, n_threads, [&](std::size_t task) {
     const std::size_t r0 = task * kHeadRows, n = std::min(kHeadRows, rows - r0);
@@ -568,9 +569,7 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
     const int count = std::min(batch_size, N - start);
     gather(inputs, rows.data() + start, count, true);
     // Within the call the parameters cannot change.
-    params_unchanged_ = unchanged || start > 0;
-    forward(params, count, false, unused, n_threads);
-    params_unchanged_ = false;
+    forward(params, count, false, unused, n_threads, unchanged || start > 0);
     const std::size_t n = count * per_row;
     if (spec_.loss == Loss::CrossEntropy) {
       // Softmax in our aligned buffer (see is_aligned), by fixed blocks of rows.

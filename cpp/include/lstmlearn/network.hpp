@@ -160,7 +160,10 @@ class Network {
   // `in_place`: the rows are consecutive, and the inputs may be read where
   // they are rather than copied.
   void gather(const DataSet<T>& data, const std::uint32_t* rows, int count, bool in_place = false);
-  void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads);
+  // `params_unchanged`: the packed weights of the last forward pass still hold
+  // these parameters (see predict), so inference may reuse them.
+  void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads,
+               bool params_unchanged = false);
   // Loss of the current batch; fills d_out_ when `gradient`.
   double loss(int batch, bool gradient, int n_threads);
   void backward(const T* params, T* grads, int batch, int n_threads);
@@ -208,7 +211,6 @@ class Network {
   std::uint64_t generation_ = 0;       // bumped whenever the parameters change
   const T* predicted_from_ = nullptr;  // params of the last complete predict
   std::uint64_t predicted_generation_ = 0;
-  bool params_unchanged_ = false;  // forward's inference may reuse packed weights
 };
 
 LSTMLEARN_END_ISA_NAMESPACE
