@@ -27,41 +27,47 @@ constexpr int kVectors = 2;
 template <typename T>
 constexpr int kPanel = kVectors * kVector<T>;
 
-// One tile: C[ROWS, NR] (+)= A[ROWS, K] Bpanel[K, NR]. Every output element
-// is a sequential FMA chain over k = 0..K-1.
-template <typename T, int ROWS>
+// Stores the first n < V values of x at dst (adds them when accumulating).
+// Out of line, so that the tile's accumulators stay in registers.
+template <typename T>
+EIGEN_DONT_INLINE void store_part(T* dst, Packet<T> x, int n, bool accumulate) {
+  alignas(64) T buffer[kVector<T>];
+  Eigen::internal::pstore(buffer, x);
+  for (int c = 0; c < n; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
+}
+
+// One tile: C[ROWS, cols] (+)= A[ROWS, K] Bpanel[K, cols] for the first
+// cols <= NV * V columns of a panel, NV vectors (the last may be partial):
+// a partial last panel computes only the vectors it needs. Every output
+// element is a sequential FMA chain over k = 0..K-1, whatever NV.
+template <typename T, int ROWS, int NV>
 void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrdiff_t ldc, int cols,
           bool accumulate) {
   using P = Packet<T>;
   using namespace Eigen::internal;
   constexpr int V = kVector<T>;
-  P acc[ROWS][kVectors];
+  P acc[ROWS][NV];
   for (int r = 0; r < ROWS; ++r) {
-    for (int v = 0; v < kVectors; ++v) acc[r][v] = pset1<P>(T(0));
+    for (int v = 0; v < NV; ++v) acc[r][v] = pset1<P>(T(0));
   }
   for (int k = 0; k < K; ++k) {
-    P b[kVectors];
-    for (int v = 0; v < kVectors; ++v) b[v] = pload<P>(panel + k * kPanel<T> + v * V);
+    P b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = pload<P>(panel + k * kPanel<T> + v * V);
     for (int r = 0; r < ROWS; ++r) {
       const P a = pset1<P>(A[r * lda + k]);
-      for (int v = 0; v < kVectors; ++v) acc[r][v] = pmadd(a, b[v], acc[r][v]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = pmadd(a, b[v], acc[r][v]);
     }
   }
-  if (cols == kPanel<T>) {
-    for (int r = 0; r < ROWS; ++r) {
-      for (int v = 0; v < kVectors; ++v) {
-        T* dst = C + r * ldc + v * V;
-        pstoreu(dst, accumulate ? padd(ploadu<P>(dst), acc[r][v]) : acc[r][v]);
+  const int last = cols - (NV - 1) * V;  // columns of the last vector, 1..V
+  for (int r = 0; r < ROWS; ++r) {
+    T* dst = C + r * ldc;
+    for (int v = 0; v < NV; ++v) {
+      if (v == NV - 1 && last < V) {
+        store_part<T>(dst + v * V, acc[r][v], last, accumulate);
+      } else {
+        pstoreu(dst + v * V, accumulate ? padd(ploadu<P>(dst + v * V), acc[r][v]) : acc[r][v]);
       }
     }
-    return;
-  }
-  // The last, partial panel.
-  alignas(64) T buffer[kPanel<T>];
-  for (int r = 0; r < ROWS; ++r) {
-    for (int v = 0; v < kVectors; ++v) pstore(buffer + v * V, acc[r][v]);
-    T* dst = C + r * ldc;
-    for (int c = 0; c < cols; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
   }
 }
 
@@ -105,22 +111,22 @@ void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C
   for (int c = 0; c < last_cols; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
 }
 
-template <typename T, int ROWS>
+template <typename T, int ROWS, int NV>
 void rows_of_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C,
                    std::ptrdiff_t ldc, int cols, bool accumulate) {
   int r = 0;
   for (; r + ROWS <= M; r += ROWS) {
-    tile<T, ROWS>(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);
+    tile<T, ROWS, NV>(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);
   }
   const int rest = M - r;
   A += r * lda;
   C += r * ldc;
   switch (rest) {  // fewer than kRows rows remain
-#define LSTMLEARN_TILE_CASE(n)                                \
-  case n:                                                     \
-    if constexpr (n < ROWS) {                                 \
-      tile<T, n>(K, A, lda, panel, C, ldc, cols, accumulate); \
-    }                                                         \
+#define LSTMLEARN_TILE_CASE(n)                                    \
+  case n:                                                         \
+    if constexpr (n < ROWS) {                                     \
+      tile<T, n, NV>(K, A, lda, panel, C, ldc, cols, accumulate); \
+    }                                                             \
     break;
     LSTMLEARN_TILE_CASE(1)
     LSTMLEARN_TILE_CASE(2)
@@ -132,6 +138,22 @@ void rows_of_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel,
 #undef LSTMLEARN_TILE_CASE
     default:
       break;
+  }
+}
+
+// rows_of_panel with as many vectors as the panel's cols need.
+template <typename T>
+void rows_of_any_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C,
+                       std::ptrdiff_t ldc, int cols, bool accumulate) {
+  static_assert(kVectors == 2 || kVectors == 3, "one case per vector count");
+  constexpr int V = kVector<T>;
+  if (cols > 2 * V) {
+    if constexpr (kVectors == 3)
+      rows_of_panel<T, kRows, 3>(M, K, A, lda, panel, C, ldc, cols, accumulate);
+  } else if (cols > V) {
+    rows_of_panel<T, kRows, 2>(M, K, A, lda, panel, C, ldc, cols, accumulate);
+  } else {
+    rows_of_panel<T, kRows, 1>(M, K, A, lda, panel, C, ldc, cols, accumulate);
   }
 }
 
@@ -240,7 +262,7 @@ void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatri
     const int p = reverse ? p1 - 1 - i : p0 + i;
     const T* panel = B.data.data() + static_cast<std::size_t>(p) * K * NR;
     const int c0 = p * NR, cols = std::min(NR, B.cols - c0);
-    rows_of_panel<T, kRows>(M, K, A, lda, panel, C + c0, ldc, cols, accumulate);
+    rows_of_any_panel<T>(M, K, A, lda, panel, C + c0, ldc, cols, accumulate);
   }
 }
 

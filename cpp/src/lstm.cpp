@@ -415,6 +415,12 @@ EIGEN_DONT_INLINE void cell_block(const T* a, std::ptrdiff_t sa, const T* bias, 
   const CellArray<T> o = (CellMap<T>(a + 3 * sa) + CellMap<T>(bias + 3 * sb)).logistic();
   const CellArray<T> cv = f * CellMap<T>(c_prev) + i * g;
   const CellArray<T> hv = o * cv.tanh();
+  if (n == kCellBlock) {  // whole blocks store straight (no copy call)
+    Eigen::Map<CellArray<T>, Eigen::Unaligned> c_out(c), h_out(h);
+    c_out = cv;
+    h_out = hv;
+    return;
+  }
   std::copy(cv.data(), cv.data() + n, c);
   std::copy(hv.data(), hv.data() + n, h);
 }
