@@ -28,6 +28,7 @@ template <typename T>
 using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 constexpr std::size_t kHeadRows = 256;  // rows of the dense head and softmax per task
+constexpr std::size_t kHeadCols = 64;   // columns of the head's weight gradient per task
 
 template <typename T>
 void grow(AlignedVector<T>& v, std::size_t n) {
@@ -456,14 +457,32 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
   const T* features = spec_.per_step ? layer_output(L - 1) : features_.data();
 
   // out = features W^T + b  =>  dW = d_out^T features, db = sum d_out,
-  // d_features = d_out W.
+  // d_features = d_out W. The products are shared among threads on a fixed
+  // partition (blocks of dW's columns, blocks of rows of d_features), so the
+  // thread count changes no result; a per-step head has B*T rows.
   const T* dense = params + dense_offset_;
   T* d_dense = grads + dense_offset_;
   ConstMatMap<T> d_out(d_out_.data(), rows, O);
-  MatMap<T>(d_dense, O, W).noalias() = d_out.transpose() * ConstMatMap<T>(features, rows, W);
   Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d_dense + O * W, O) = d_out.colwise().sum();
   grow(d_features_, rows * W);
-  MatMap<T>(d_features_.data(), rows, W).noalias() = d_out * ConstMatMap<T>(dense, O, W);
+  pack_matrix(dense, O, W, W, false, dense_back_packed_);
+  const std::size_t col_tasks = (W + kHeadCols - 1) / kHeadCols;
+  const std::size_t row_tasks = (rows + kHeadRows - 1) / kHeadRows;
+  parallel_for(col_tasks + row_tasks, n_threads, [&](std::size_t task) {
+    if (task < col_tasks) {
+      const int c0 = static_cast<int>(task * kHeadCols);
+      const int nc = std::min(static_cast<int>(kHeadCols), W - c0);
+      using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+      using ConstStridedMap =
+          Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+      StridedMap(d_dense + c0, O, nc, Eigen::OuterStride<>(W)).noalias() =
+          d_out.transpose() * ConstStridedMap(features + c0, rows, nc, Eigen::OuterStride<>(W));
+      return;
+    }
+    const std::size_t r0 = (task - col_tasks) * kHeadRows, n = std::min(kHeadRows, rows - r0);
+    gemm_packed(static_cast<int>(n), d_out_.data() + r0 * O, O, dense_back_packed_,
+                d_features_.data() + r0 * W, W, false);
+  });
 
   int max_h = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
   grow(state_scratch_, static_cast<std::size_t>(D) * B * max_h);

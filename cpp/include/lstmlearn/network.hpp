@@ -196,16 +196,17 @@ class Network {
   AlignedVector<T> conv_y_;                // [B*T, F_0] conv block output
   std::vector<std::int32_t> conv_argmax_;  // [B*T, F_0]
   AlignedVector<T> conv_workspace_;
-  AlignedVector<T> pool_weights_;    // [B, T] attention pooling weights
-  AlignedVector<T> pool_workspace_;  //
-  AlignedVector<T> d_sequence_;      // [B, T, W] gradient of the pooled top layer
-  AlignedVector<T> features_;        // [B, W] last-step features (per_step: unused)
-  AlignedVector<T> out_;             // [B, (T,) O]
-  PackedMatrix<T> dense_packed_;     // dense.weight^T [W, O], packed
-  AlignedVector<T> d_out_;           // [B, (T,) O]
-  AlignedVector<T> d_features_;      // [B, (T,) W]
-  AlignedVector<T> grads_;           // [P]
-  AlignedVector<T> params_copy_;     // [P] aligned copy of unaligned parameters
+  AlignedVector<T> pool_weights_;      // [B, T] attention pooling weights
+  AlignedVector<T> pool_workspace_;    //
+  AlignedVector<T> d_sequence_;        // [B, T, W] gradient of the pooled top layer
+  AlignedVector<T> features_;          // [B, W] last-step features (per_step: unused)
+  AlignedVector<T> out_;               // [B, (T,) O]
+  PackedMatrix<T> dense_packed_;       // dense.weight^T [W, O], packed
+  PackedMatrix<T> dense_back_packed_;  // dense.weight [O, W], packed for d_features
+  AlignedVector<T> d_out_;             // [B, (T,) O]
+  AlignedVector<T> d_features_;        // [B, (T,) W]
+  AlignedVector<T> grads_;             // [P]
+  AlignedVector<T> params_copy_;       // [P] aligned copy of unaligned parameters
 
   // Reuse of packed weights across predict calls (see predict).
   std::uint64_t generation_ = 0;       // bumped whenever the parameters change
