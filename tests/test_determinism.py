@@ -73,3 +73,30 @@ def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectiona
         assert one.tobytes() == reference[:5].tobytes(), f"n_jobs={n_jobs}, one by one"
         two = model.predict(X[5:7])
         assert two.tobytes() == reference[5:7].tobytes(), f"n_jobs={n_jobs}, two rows"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_training_bitwise_identical_for_any_thread_count(dtype):
+    # A per-step classifier: its dense head has B*T = 600 rows (several row
+    # blocks of the head's backward) and 70 features (two column blocks of the
+    # head's weight gradient), every step of every epoch.
+    from lstmlearn import LSTMClassifier
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(20, 30, 4)).astype(dtype)
+    y = rng.integers(0, 5, size=(20, 30))
+    fitted = {}
+    for n_jobs in (1, 2, 3):
+        model = LSTMClassifier(
+            hidden_layer_sizes=(70,), max_iter=3, random_state=0, dtype=dtype, n_jobs=n_jobs
+        )
+        fitted[n_jobs] = model.fit(X, y)
+    reference = fitted[1]._params.tobytes()
+    for n_jobs in (2, 3):
+        assert fitted[n_jobs]._params.tobytes() == reference, f"n_jobs={n_jobs} differs from 1"
+    assert (
+        fitted[1]._params.tobytes()
+        != LSTMClassifier(hidden_layer_sizes=(70,), max_iter=1, random_state=0, dtype=dtype)
+        .fit(X, y)
+        ._params.tobytes()
+    )
