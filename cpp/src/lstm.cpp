@@ -375,7 +375,10 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
 namespace {
 
 constexpr int kCellBlock = 16;  // hidden units per call of cell_block
-constexpr int kRowBlock = 64;   // batch rows per pass over a thread's weights
+// Batch rows per pass over a thread's weights. Each pass streams W_hh from L2
+// or beyond; at H 256 and 512 a pass of 128 rows rather than 64 made
+// inference at batch 256 4-7% faster.
+constexpr int kRowBlock = 128;
 constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
 // Multiply-adds of one step below which threads do not split hidden units.
 constexpr double kUnitSplitWork = 150000;
