@@ -226,8 +226,8 @@ void pack_matrix_rows(const T* const* rows, int K, int N, PackedMatrix<T>& out) 
 
 template <typename T>
 void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
-                 std::ptrdiff_t ldc, bool accumulate) {
-  gemm_packed_panels(M, A, lda, B, 0, B.panels, C, ldc, accumulate, false);
+                 std::ptrdiff_t ldc, bool accumulate, bool reverse) {
+  gemm_packed_panels(M, A, lda, B, 0, B.panels, C, ldc, accumulate, reverse);
 }
 
 template <typename T>
@@ -273,7 +273,7 @@ void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatri
   template void pack_matrix_panels<T>(const T*, std::ptrdiff_t, bool, int, int, PackedMatrix<T>&); \
   template void pack_matrix_rows<T>(const T* const*, int, int, PackedMatrix<T>&);                  \
   template void gemm_packed<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, T*,          \
-                               std::ptrdiff_t, bool);                                              \
+                               std::ptrdiff_t, bool, bool);                                        \
   template void gemm_packed_panels<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, int,  \
                                       int, T*, std::ptrdiff_t, bool, bool);
 LSTMLEARN_INSTANTIATE(float)

@@ -339,10 +339,9 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
         // a_t += h_{t-1} W_hh^T for the nb rows: [nb, H] x [H, G].
         for (int r0 = 0; r0 < nb; r0 += kGroupRows) {
           const std::size_t at = row0 + static_cast<std::size_t>(r0) * steps + t;
-          gemm_packed_panels(std::min(kGroupRows, nb - r0), hprev + at * FH,
-                             static_cast<std::ptrdiff_t>(steps * FH), W_hh_t, 0, W_hh_t.panels,
-                             gates + at * G, static_cast<std::ptrdiff_t>(steps) * G, true,
-                             s % 2 == 1);
+          gemm_packed(std::min(kGroupRows, nb - r0), hprev + at * FH,
+                      static_cast<std::ptrdiff_t>(steps * FH), W_hh_t, gates + at * G,
+                      static_cast<std::ptrdiff_t>(steps) * G, true, s % 2 == 1);
         }
         for (int r = 0; r < nb; ++r) {
           const int b = b0 + r;
@@ -594,17 +593,11 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                 // starts on those the last one left in cache (it matters
                 // when they are larger than the cache: large H, few rows).
                 const bool back = s % 2 == 1;
-                if (split_units) {
-                  const PackedMatrix<T>& w = packed(ws.w_hh, ld);
-                  gemm_packed_panels(nb, h_prev, ld_h, w, 0, w.panels, a, lda_a, true, back);
-                } else {
-                  const PackedMatrix<T>& w = ws.w_hh[ld * mats];
-                  if (!project_ahead) {
-                    gemm_packed(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, ws.w_ih[ld * mats],
-                                a, lda_a, false);
-                  }
-                  gemm_packed_panels(nb, h_prev, ld_h, w, 0, w.panels, a, lda_a, true, back);
+                if (!project_ahead) {  // never when split by units
+                  gemm_packed(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, packed(ws.w_ih, ld),
+                              a, lda_a, false);
                 }
+                gemm_packed(nb, h_prev, ld_h, packed(ws.w_hh, ld), a, lda_a, true, back);
                 for (int r = 0; r < nb; ++r) {
                   const int b = r0 + r;
                   const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
@@ -728,9 +721,9 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
         // a_t = ... + W_hh h_{t-1}  =>  dh_{t-1} = da_t W_hh: [nb, G] x [G, H].
         for (int r0 = 0; r0 < nb; r0 += kGroupRows) {
           const std::size_t at = row0 + static_cast<std::size_t>(r0) * steps + t;
-          gemm_packed_panels(std::min(kGroupRows, nb - r0), static_cast<const T*>(da + at * G),
-                             static_cast<std::ptrdiff_t>(steps) * G, W_hh, 0, W_hh.panels,
-                             dh_next + static_cast<std::size_t>(r0) * H, H, false, s % 2 == 1);
+          gemm_packed(std::min(kGroupRows, nb - r0), static_cast<const T*>(da + at * G),
+                      static_cast<std::ptrdiff_t>(steps) * G, W_hh,
+                      dh_next + static_cast<std::size_t>(r0) * H, H, false, s % 2 == 1);
         }
         for (int r = 0; r < nb; ++r) {
           const std::size_t bt = (row0 + static_cast<std::size_t>(r) * steps) + t;

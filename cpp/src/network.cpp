@@ -23,6 +23,10 @@ using MatMap = Eigen::Map<RowMatrix<T>>;
 template <typename T>
 using ConstMatMap = Eigen::Map<const RowMatrix<T>>;
 template <typename T>
+using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using ConstStridedMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
 using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -472,11 +476,8 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
     if (task < col_tasks) {
       const int c0 = static_cast<int>(task * kHeadCols);
       const int nc = std::min(static_cast<int>(kHeadCols), W - c0);
-      using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-      using ConstStridedMap =
-          Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-      StridedMap(d_dense + c0, O, nc, Eigen::OuterStride<>(W)).noalias() =
-          d_out.transpose() * ConstStridedMap(features + c0, rows, nc, Eigen::OuterStride<>(W));
+      StridedMap<T>(d_dense + c0, O, nc, Eigen::OuterStride<>(W)).noalias() =
+          d_out.transpose() * ConstStridedMap<T>(features + c0, rows, nc, Eigen::OuterStride<>(W));
       return;
     }
     const std::size_t r0 = (task - col_tasks) * kHeadRows, n = std::min(kHeadRows, rows - r0);

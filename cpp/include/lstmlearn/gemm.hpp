@@ -53,9 +53,10 @@ void pack_matrix_rows(const T* const* rows, int K, int N, PackedMatrix<T>& out);
 // C[M, N] = A[M, K] B (accumulate = false) or C += A B (accumulate = true).
 // Rows of A and C may be strided; the summation order over K is fixed, so
 // results do not depend on M, on the thread or on alignment.
+// `reverse` as for gemm_packed_panels below.
 template <typename T>
 void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
-                 std::ptrdiff_t ldc, bool accumulate);
+                 std::ptrdiff_t ldc, bool accumulate, bool reverse = false);
 
 // The same for the panels [p0, p1) only: columns [p0 * NR, min(p1 * NR, N))
 // of C (C points at column 0). Each element is computed exactly as by
