@@ -27,15 +27,6 @@ constexpr int kVectors = 2;
 template <typename T>
 constexpr int kPanel = kVectors * kVector<T>;
 
-// Stores the first n < V values of x at dst (adds them when accumulating).
-// Out of line, so that the tile's accumulators stay in registers.
-template <typename T>
-EIGEN_DONT_INLINE void store_part(T* dst, Packet<T> x, int n, bool accumulate) {
-  alignas(64) T buffer[kVector<T>];
-  Eigen::internal::pstore(buffer, x);
-  for (int c = 0; c < n; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
-}
-
 // One tile: C[ROWS, cols] (+)= A[ROWS, K] Bpanel[K, cols] for the first
 // cols <= NV * V columns of a panel, NV vectors (the last may be partial):
 // a partial last panel computes only the vectors it needs. Every output
@@ -59,15 +50,27 @@ void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrd
     }
   }
   const int last = cols - (NV - 1) * V;  // columns of the last vector, 1..V
-  for (int r = 0; r < ROWS; ++r) {
-    T* dst = C + r * ldc;
-    for (int v = 0; v < NV; ++v) {
-      if (v == NV - 1 && last < V) {
-        store_part<T>(dst + v * V, acc[r][v], last, accumulate);
-      } else {
-        pstoreu(dst + v * V, accumulate ? padd(ploadu<P>(dst + v * V), acc[r][v]) : acc[r][v]);
-      }
+  auto store = [&](int r, int v) {
+    T* dst = C + r * ldc + v * V;
+    pstoreu(dst, accumulate ? padd(ploadu<P>(dst), acc[r][v]) : acc[r][v]);
+  };
+  if (last == V) {
+    for (int r = 0; r < ROWS; ++r) {
+      for (int v = 0; v < NV; ++v) store(r, v);
     }
+    return;
+  }
+  // A partial last vector goes through a buffer, read only once no
+  // accumulator is needed any more (storing it through a call while they are
+  // live spilled all of them to the stack, at every tile).
+  alignas(64) T part[ROWS][V];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int v = 0; v < NV - 1; ++v) store(r, v);
+    pstore(part[r], acc[r][NV - 1]);
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    T* dst = C + r * ldc + (NV - 1) * V;
+    for (int c = 0; c < last; ++c) dst[c] = accumulate ? dst[c] + part[r][c] : part[r][c];
   }
 }
 
