@@ -60,9 +60,9 @@ void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrd
     }
     return;
   }
-  // A partial last vector goes through a buffer, read only once no
-  // accumulator is needed any more (storing it through a call while they are
-  // live spilled all of them to the stack, at every tile).
+  // A partial last vector goes through a buffer, written out after all the
+  // whole vectors: no call and no per-vector test among the stores (with an
+  // out-of-line store call there, products at K 32-64 were 8-12% slower).
   alignas(64) T part[ROWS][V];
   for (int r = 0; r < ROWS; ++r) {
     for (int v = 0; v < NV - 1; ++v) store(r, v);

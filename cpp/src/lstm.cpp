@@ -381,9 +381,10 @@ constexpr int kCellBlock = 16;  // hidden units per call of cell_block
 constexpr int kRowBlock = 128;
 constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
 // Multiply-adds of one step below which threads do not split hidden units
-// (a barrier per step). Measured per level: on a 2-core AVX2 machine (Zen 3,
-// 512 KB L2) splitting a batch-1 step of 18k multiply-adds (stacked) was 19-27%
-// faster and one of 4k (tiny) 21% slower; 150k is from an AVX-512 machine.
+// (a barrier per step). On a 2-core AVX2 machine (Zen 3, 512 KB L2) splitting
+// batch-1 steps of 18k and 33k multiply-adds (stacked) was 19-27% faster and
+// one of 4k (tiny) 21% slower; the AVX-512 figure is from an AVX-512 machine.
+// The baseline build, not measured, takes the AVX2 one.
 #if defined(__AVX512F__)
 constexpr double kUnitSplitWork = 150000;
 #else
