@@ -384,10 +384,11 @@ constexpr int kUnitGroup = 16;  // hidden units split across threads in groups o
 // Multiply-adds of one step below which threads do not split hidden units
 // (a barrier per step). On a 2-core AVX2 machine (Zen 3, 512 KB L2) splitting
 // batch-1 steps of 18k and 33k multiply-adds (stacked) was 19-27% faster and
-// one of 4k (tiny) 21% slower; the AVX-512 figure is from an AVX-512 machine.
-// The baseline build, not measured, takes the AVX2 one.
+// one of 4k (tiny) 21% slower. On a 2-core AVX-512 machine (Zen 5, 1 MB L2)
+// splitting the 18k and 33k steps was 40% slower and the 82k step of medium
+// 20-37% faster. The baseline build, not measured, takes the AVX2 figure.
 #if defined(__AVX512F__)
-constexpr double kUnitSplitWork = 150000;
+constexpr double kUnitSplitWork = 50000;
 #else
 constexpr double kUnitSplitWork = 10000;
 #endif
