@@ -40,60 +40,94 @@ constexpr int kVectors = 2;
 template <typename T>
 constexpr int kPanel = kVectors * kVector<T>;
 
-// One tile: C[ROWS, cols] (+)= A[ROWS, K] Bpanel[K, cols] for the first
-// cols <= NV * V columns of a panel, NV vectors (the last may be partial):
-// a partial last panel computes only the vectors it needs. Every output
-// element is a sequential FMA chain over k = 0..K-1, whatever NV.
+// One operand of a product: rows of A [M, K] (row stride lda) against a
+// packed panel of K rows. A product may chain two of them (see gemm_packed2).
+template <typename T>
+struct Source {
+  int K;
+  const T* A;
+  std::ptrdiff_t lda;
+  const T* panel;  // [K, kPanel] of the panel in hand
+};
+
+// acc[r][v] += A[r, k] panel[k, v] for k = 0..K-1 (the FMA chains go on).
 template <typename T, int ROWS, int NV>
-void tile(int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C, std::ptrdiff_t ldc, int cols,
+inline void tile_products(const Source<T>& s, Packet<T> (&acc)[ROWS][NV]) {
+  using P = Packet<T>;
+  using namespace Eigen::internal;
+  constexpr int V = kVector<T>;
+  for (int k = 0; k < s.K; ++k) {
+    P b[NV];
+    LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) b[v] = pload<P>(s.panel + k * kPanel<T> + v * V);
+    LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
+      const P a = pset1<P>(s.A[r * s.lda + k]);
+      LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = pmadd(a, b[v], acc[r][v]);
+    }
+  }
+}
+
+// One tile: C[ROWS, cols] = (C +) A[ROWS, K] panel[K, cols] (+ A2 panel2) for
+// the first cols <= NV * V columns of a panel, NV vectors (the last may be
+// partial): a partial last panel computes only the vectors it needs. Every
+// output element is one sequential FMA chain, from 0 or from C's value
+// (accumulate), over the k of `s`, then those of `s2`, whatever NV.
+template <typename T, int ROWS, int NV>
+void tile(const Source<T>& s, const Source<T>& s2, T* C, std::ptrdiff_t ldc, int cols,
           bool accumulate) {
   using P = Packet<T>;
   using namespace Eigen::internal;
   constexpr int V = kVector<T>;
+  const int last = cols - (NV - 1) * V;  // columns of the last vector, 1..V
+  // A partial last vector goes through a buffer (loaded and stored after the
+  // whole vectors): no call and no per-vector test among the loads and
+  // stores (with an out-of-line store call there, products at K 32-64 were
+  // 8-12% slower).
+  alignas(64) T part[ROWS][V];
   P acc[ROWS][NV];
-  LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
-    LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = pset1<P>(T(0));
-  }
-  for (int k = 0; k < K; ++k) {
-    P b[NV];
-    LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) b[v] = pload<P>(panel + k * kPanel<T> + v * V);
+  if (!accumulate) {
     LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
-      const P a = pset1<P>(A[r * lda + k]);
-      LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = pmadd(a, b[v], acc[r][v]);
+      LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = pset1<P>(T(0));
+    }
+  } else if (last == V) {
+    LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
+      LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = ploadu<P>(C + r * ldc + v * V);
+    }
+  } else {
+    LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
+      const T* src = C + r * ldc + (NV - 1) * V;
+      for (int c = 0; c < V; ++c) part[r][c] = c < last ? src[c] : T(0);
+    }
+    LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
+      LSTMLEARN_UNROLL for (int v = 0; v < NV - 1; ++v) acc[r][v] = ploadu<P>(C + r * ldc + v * V);
+      acc[r][NV - 1] = pload<P>(part[r]);
     }
   }
-  const int last = cols - (NV - 1) * V;  // columns of the last vector, 1..V
-  auto store = [&](int r, int v) {
-    T* dst = C + r * ldc + v * V;
-    pstoreu(dst, accumulate ? padd(ploadu<P>(dst), acc[r][v]) : acc[r][v]);
-  };
+  tile_products(s, acc);
+  tile_products(s2, acc);
   if (last == V) {
     LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
-      LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) store(r, v);
+      LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) pstoreu(C + r * ldc + v * V, acc[r][v]);
     }
     return;
   }
-  // A partial last vector goes through a buffer, written out after all the
-  // whole vectors: no call and no per-vector test among the stores (with an
-  // out-of-line store call there, products at K 32-64 were 8-12% slower).
-  alignas(64) T part[ROWS][V];
   LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
-    LSTMLEARN_UNROLL for (int v = 0; v < NV - 1; ++v) store(r, v);
+    LSTMLEARN_UNROLL for (int v = 0; v < NV - 1; ++v) pstoreu(C + r * ldc + v * V, acc[r][v]);
     pstore(part[r], acc[r][NV - 1]);
   }
   LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
     T* dst = C + r * ldc + (NV - 1) * V;
-    for (int c = 0; c < last; ++c) dst[c] = accumulate ? dst[c] + part[r][c] : part[r][c];
+    for (int c = 0; c < last; ++c) dst[c] = part[r][c];
   }
 }
 
 // One row against PANELS consecutive full panels at once: C[1, PANELS*NR]
-// (+)= A[1, K] [panel p | ... | panel p+PANELS-1]. With one row, a single
+// = (C +) A[1, K] [panel p | ... | panel p+PANELS-1]. With one row, a single
 // panel's kVectors FMA chains cannot cover the FMA latency; more panels give
 // more independent chains. Each element is still one sequential FMA chain
-// over k, as in tile(), so the result is the same bits.
-// The last panel may be partial: only its first `last_cols` columns are
-// stored (the packed padding is zero, so the others are computed and dropped).
+// over k, from 0 or from C, as in tile(), so the result is the same bits.
+// The last panel may be partial: only its first `last_cols` columns are read
+// and stored (the packed padding is zero, so the others are computed and
+// dropped).
 template <typename T, int PANELS>
 void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C, bool accumulate,
               int last_cols) {
@@ -101,8 +135,26 @@ void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C
   using namespace Eigen::internal;
   constexpr int V = kVector<T>;
   constexpr int N = PANELS * kVectors;
+  constexpr int W = (PANELS - 1) * kVectors;  // vectors before the last panel
+  // Columns of C at vector v of the last panel: V, or fewer (even none)
+  // when it is partial.
+  auto width = [&](int v) { return std::clamp(last_cols - v * V, 0, V); };
+  T* const last = C + W * V;
+  alignas(64) T buffer[V];  // a partial vector
   P acc[N];
-  LSTMLEARN_UNROLL for (int v = 0; v < N; ++v) acc[v] = pset1<P>(T(0));
+  if (!accumulate) {
+    LSTMLEARN_UNROLL for (int v = 0; v < N; ++v) acc[v] = pset1<P>(T(0));
+  } else {
+    LSTMLEARN_UNROLL for (int v = 0; v < W; ++v) acc[v] = ploadu<P>(C + v * V);
+    LSTMLEARN_UNROLL for (int v = 0; v < kVectors; ++v) {
+      if (width(v) == V) {
+        acc[W + v] = ploadu<P>(last + v * V);
+      } else {
+        for (int c = 0; c < V; ++c) buffer[c] = c < width(v) ? last[v * V + c] : T(0);
+        acc[W + v] = pload<P>(buffer);
+      }
+    }
+  }
   for (int k = 0; k < K; ++k) {
     const P a = pset1<P>(A[k]);
     LSTMLEARN_UNROLL for (int q = 0; q < PANELS; ++q) {
@@ -112,38 +164,33 @@ void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C
       }
     }
   }
-  const int full = last_cols == kPanel<T> ? PANELS : PANELS - 1;
-  LSTMLEARN_UNROLL for (int q = 0; q < full; ++q) {
-    LSTMLEARN_UNROLL for (int v = 0; v < kVectors; ++v) {
-      T* dst = C + q * kPanel<T> + v * V;
-      const P x = acc[q * kVectors + v];
-      pstoreu(dst, accumulate ? padd(ploadu<P>(dst), x) : x);
+  LSTMLEARN_UNROLL for (int v = 0; v < W; ++v) pstoreu(C + v * V, acc[v]);
+  LSTMLEARN_UNROLL for (int v = 0; v < kVectors; ++v) {
+    if (width(v) == V) {
+      pstoreu(last + v * V, acc[W + v]);
+    } else if (width(v) > 0) {
+      pstore(buffer, acc[W + v]);
+      for (int c = 0; c < width(v); ++c) last[v * V + c] = buffer[c];
     }
   }
-  if (full == PANELS) return;
-  alignas(64) T buffer[kPanel<T>];
-  LSTMLEARN_UNROLL for (int v = 0; v < kVectors; ++v)
-      pstore(buffer + v * V, acc[(PANELS - 1) * kVectors + v]);
-  T* dst = C + (PANELS - 1) * kPanel<T>;
-  for (int c = 0; c < last_cols; ++c) dst[c] = accumulate ? dst[c] + buffer[c] : buffer[c];
 }
 
 template <typename T, int ROWS, int NV>
-void rows_of_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C,
-                   std::ptrdiff_t ldc, int cols, bool accumulate) {
+void rows_of_panel(int M, Source<T> s, Source<T> s2, T* C, std::ptrdiff_t ldc, int cols,
+                   bool accumulate) {
   int r = 0;
   for (; r + ROWS <= M; r += ROWS) {
-    tile<T, ROWS, NV>(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);
+    tile<T, ROWS, NV>(s, s2, C, ldc, cols, accumulate);
+    s.A += ROWS * s.lda;
+    s2.A += ROWS * s2.lda;
+    C += ROWS * ldc;
   }
-  const int rest = M - r;
-  A += r * lda;
-  C += r * ldc;
-  switch (rest) {  // fewer than kRows rows remain
-#define LSTMLEARN_TILE_CASE(n)                                    \
-  case n:                                                         \
-    if constexpr (n < ROWS) {                                     \
-      tile<T, n, NV>(K, A, lda, panel, C, ldc, cols, accumulate); \
-    }                                                             \
+  switch (M - r) {  // fewer than kRows rows remain
+#define LSTMLEARN_TILE_CASE(n)                         \
+  case n:                                              \
+    if constexpr (n < ROWS) {                          \
+      tile<T, n, NV>(s, s2, C, ldc, cols, accumulate); \
+    }                                                  \
     break;
     LSTMLEARN_TILE_CASE(1)
     LSTMLEARN_TILE_CASE(2)
@@ -160,17 +207,43 @@ void rows_of_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel,
 
 // rows_of_panel with as many vectors as the panel's cols need.
 template <typename T>
-void rows_of_any_panel(int M, int K, const T* A, std::ptrdiff_t lda, const T* panel, T* C,
-                       std::ptrdiff_t ldc, int cols, bool accumulate) {
+void rows_of_any_panel(int M, const Source<T>& s, const Source<T>& s2, T* C, std::ptrdiff_t ldc,
+                       int cols, bool accumulate) {
   static_assert(kVectors == 2 || kVectors == 3, "one case per vector count");
   constexpr int V = kVector<T>;
   if (cols > 2 * V) {
-    if constexpr (kVectors == 3)
-      rows_of_panel<T, kRows, 3>(M, K, A, lda, panel, C, ldc, cols, accumulate);
+    if constexpr (kVectors == 3) rows_of_panel<T, kRows, 3>(M, s, s2, C, ldc, cols, accumulate);
   } else if (cols > V) {
-    rows_of_panel<T, kRows, 2>(M, K, A, lda, panel, C, ldc, cols, accumulate);
+    rows_of_panel<T, kRows, 2>(M, s, s2, C, ldc, cols, accumulate);
   } else {
-    rows_of_panel<T, kRows, 1>(M, K, A, lda, panel, C, ldc, cols, accumulate);
+    rows_of_panel<T, kRows, 1>(M, s, s2, C, ldc, cols, accumulate);
+  }
+}
+
+// The panels [p0, p1) of C (+)= A B + A2 B2, for M <= 2 rows: up to kWide
+// panels at a time, row by row; a partial last panel goes with the others
+// rather than through a one-row tile. A second operand continues the chains
+// in a second pass (the same bits as one pass).
+template <typename T>
+void few_rows(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0, int p1, T* C,
+              std::ptrdiff_t ldc, bool accumulate, bool reverse) {
+  constexpr int NR = kPanel<T>;
+  constexpr int kWide = 6;  // panels per wide_row: 6 * kVectors accumulators
+  const int K = B.rows;
+  const std::size_t stride = static_cast<std::size_t>(K) * NR;
+  static_assert(kWide == 6, "kWideRows lists wide_row<T, 1> to wide_row<T, 6>");
+  using WideRow = void (*)(int, const T*, const T*, std::size_t, T*, bool, int);
+  static constexpr WideRow kWideRows[kWide] = {wide_row<T, 1>, wide_row<T, 2>, wide_row<T, 3>,
+                                               wide_row<T, 4>, wide_row<T, 5>, wide_row<T, 6>};
+  for (int done = 0; done < p1 - p0;) {
+    const int n = std::min(kWide, p1 - p0 - done);
+    const int q0 = reverse ? p1 - done - n : p0 + done;
+    done += n;
+    const int last_cols = std::min(NR, B.cols - (q0 + n - 1) * NR);
+    for (int r = 0; r < M; ++r) {
+      kWideRows[n - 1](K, A + r * lda, B.data.data() + q0 * stride, stride, C + r * ldc + q0 * NR,
+                       accumulate, last_cols);
+    }
   }
 }
 
@@ -250,36 +323,37 @@ void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B
 template <typename T>
 void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
                         int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse) {
+  gemm_packed2_panels(M, A, lda, B, static_cast<const T*>(nullptr), 0,
+                      static_cast<const PackedMatrix<T>*>(nullptr), p0, p1, C, ldc, accumulate,
+                      reverse);
+}
+
+template <typename T>
+void gemm_packed2(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, const T* A2,
+                  std::ptrdiff_t lda2, const PackedMatrix<T>& B2, T* C, std::ptrdiff_t ldc,
+                  bool accumulate, bool reverse) {
+  gemm_packed2_panels(M, A, lda, B, A2, lda2, &B2, 0, B.panels, C, ldc, accumulate, reverse);
+}
+
+template <typename T>
+void gemm_packed2_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B,
+                         const T* A2, std::ptrdiff_t lda2, const PackedMatrix<T>* B2, int p0,
+                         int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse) {
   constexpr int NR = kPanel<T>;
-  constexpr int kWide = 6;  // panels per wide_row: 6 * kVectors accumulators
-  const int K = B.rows;
-  const std::size_t stride = static_cast<std::size_t>(K) * NR;
   if (M <= 2) {
-    // Few rows: up to kWide panels at a time, row by row; a partial last
-    // panel goes with the others rather than through a one-row tile.
-    for (int done = 0; done < p1 - p0;) {
-      const int n = std::min(kWide, p1 - p0 - done);
-      const int q0 = reverse ? p1 - done - n : p0 + done;
-      done += n;
-      const int last_cols = std::min(NR, B.cols - (q0 + n - 1) * NR);
-      // wide_row for 1 to kWide panels.
-      static_assert(kWide == 6, "kWideRows lists wide_row<T, 1> to wide_row<T, 6>");
-      using WideRow = void (*)(int, const T*, const T*, std::size_t, T*, bool, int);
-      static constexpr WideRow kWideRows[kWide] = {wide_row<T, 1>, wide_row<T, 2>, wide_row<T, 3>,
-                                                   wide_row<T, 4>, wide_row<T, 5>, wide_row<T, 6>};
-      for (int r = 0; r < M; ++r) {
-        kWideRows[n - 1](K, A + r * lda, B.data.data() + q0 * stride, stride, C + r * ldc + q0 * NR,
-                         accumulate, last_cols);
-      }
-    }
+    few_rows(M, A, lda, B, p0, p1, C, ldc, accumulate, reverse);
+    if (B2) few_rows(M, A2, lda2, *B2, p0, p1, C, ldc, true, reverse);
     return;
   }
+  const int K = B.rows, K2 = B2 ? B2->rows : 0;
   // Panel-major: a panel (K x NR) stays in L1/L2 while all rows stream by.
   for (int i = 0; i < p1 - p0; ++i) {
     const int p = reverse ? p1 - 1 - i : p0 + i;
-    const T* panel = B.data.data() + static_cast<std::size_t>(p) * K * NR;
+    const Source<T> s{K, A, lda, B.data.data() + static_cast<std::size_t>(p) * K * NR};
+    const Source<T> s2{K2, A2, lda2,
+                       B2 ? B2->data.data() + static_cast<std::size_t>(p) * K2 * NR : nullptr};
     const int c0 = p * NR, cols = std::min(NR, B.cols - c0);
-    rows_of_any_panel<T>(M, K, A, lda, panel, C + c0, ldc, cols, accumulate);
+    rows_of_any_panel<T>(M, s, s2, C + c0, ldc, cols, accumulate);
   }
 }
 
@@ -292,7 +366,13 @@ void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatri
   template void gemm_packed<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, T*,          \
                                std::ptrdiff_t, bool, bool);                                        \
   template void gemm_packed_panels<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, int,  \
-                                      int, T*, std::ptrdiff_t, bool, bool);
+                                      int, T*, std::ptrdiff_t, bool, bool);                        \
+  template void gemm_packed2<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&, const T*,   \
+                                std::ptrdiff_t, const PackedMatrix<T>&, T*, std::ptrdiff_t, bool,  \
+                                bool);                                                             \
+  template void gemm_packed2_panels<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&,      \
+                                       const T*, std::ptrdiff_t, const PackedMatrix<T>*, int, int, \
+                                       T*, std::ptrdiff_t, bool, bool);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

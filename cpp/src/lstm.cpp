@@ -656,16 +656,20 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                            : gates + static_cast<std::size_t>(r0) * G;
                 const std::ptrdiff_t lda_a =
                     project_ahead ? static_cast<std::ptrdiff_t>(steps) * G : G;
-                // a = x_t W_ih^T, then a += h_{t-1} W_hh^T: [nb, G]. Every
-                // other step visits the weights backwards, so that a step
-                // starts on those the last one left in cache (it matters
-                // when they are larger than the cache: large H, few rows).
+                // a = x_t W_ih^T + h_{t-1} W_hh^T: [nb, G], each element one
+                // FMA chain over x_t then h_{t-1}, whether x_t's part was
+                // projected ahead (the chain goes on from it) or not (one
+                // pass over both). Every other step visits the weights
+                // backwards, so that a step starts on those the last one
+                // left in cache (it matters when they are larger than the
+                // cache: large H, few rows).
                 const bool back = s % 2 == 1;
-                if (!project_ahead) {  // never when split by units
-                  gemm_packed(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, packed(ws.w_ih, ld),
-                              a, lda_a, false);
+                if (project_ahead) {
+                  gemm_packed(nb, h_prev, ld_h, packed(ws.w_hh, ld), a, lda_a, true, back);
+                } else {  // never when split by units
+                  gemm_packed2(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, packed(ws.w_ih, ld),
+                               h_prev, ld_h, packed(ws.w_hh, ld), a, lda_a, false, back);
                 }
-                gemm_packed(nb, h_prev, ld_h, packed(ws.w_hh, ld), a, lda_a, true, back);
                 for (int r = 0; r < nb; ++r) {
                   const int b = r0 + r;
                   const std::size_t bt = static_cast<std::size_t>(b) * steps + t;

@@ -50,9 +50,11 @@ void pack_matrix_panels(const T* W, std::ptrdiff_t ldw, bool transposed, int p0,
 template <typename T>
 void pack_matrix_rows(const T* const* rows, int K, int N, PackedMatrix<T>& out);
 
-// C[M, N] = A[M, K] B (accumulate = false) or C += A B (accumulate = true).
-// Rows of A and C may be strided; the summation order over K is fixed, so
-// results do not depend on M, on the thread or on alignment.
+// C[M, N] = A[M, K] B (accumulate = false) or C = C + A B (accumulate = true).
+// Each element is one sequential FMA chain over k = 0..K-1, starting from 0
+// or from C's value: results do not depend on M, on the thread or on
+// alignment, and a sum split over consecutive accumulating calls gives the
+// same bits as one call over all of it. Rows of A and C may be strided.
 // `reverse` as for gemm_packed_panels below.
 template <typename T>
 void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, T* C,
@@ -67,6 +69,21 @@ void gemm_packed(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B
 template <typename T>
 void gemm_packed_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0,
                         int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse = false);
+
+// C = (C +) A B + A2 B2, with B [K, N] and B2 [K2, N] of the same width: each
+// element's chain runs over B's k, then on over B2's, so the result is the
+// same bits as gemm_packed(A, B) followed by an accumulating
+// gemm_packed(A2, B2), in one pass over C.
+template <typename T>
+void gemm_packed2(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, const T* A2,
+                  std::ptrdiff_t lda2, const PackedMatrix<T>& B2, T* C, std::ptrdiff_t ldc,
+                  bool accumulate, bool reverse = false);
+
+// gemm_packed2 on the panels [p0, p1) (B2 may be null: no second operand).
+template <typename T>
+void gemm_packed2_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B,
+                         const T* A2, std::ptrdiff_t lda2, const PackedMatrix<T>* B2, int p0,
+                         int p1, T* C, std::ptrdiff_t ldc, bool accumulate, bool reverse = false);
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
