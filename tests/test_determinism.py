@@ -44,18 +44,24 @@ def test_module_thread_setting_is_used_and_results_agree():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("hidden", [(200, 20), (24,)], ids=["H200-20", "H24"])
+@pytest.mark.parametrize(
+    "hidden", [(200, 20), (24,), (16, 12, 8)], ids=["H200-20", "H24", "H16-12-8"]
+)
 def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectional, hidden):
     # H = 200 spans several packed panels at every SIMD level: a batch of one or
     # two splits each step's hidden units across threads, a batch of 40 splits
     # the rows. With H = 24 a step is too small to split: one or two rows
-    # project all steps' inputs up front instead. Variable lengths make masked
-    # steps. Every split must give the same bits as one thread on the whole
-    # batch.
+    # project all steps' inputs up front instead. Three layers of at most 16
+    # units (never split) run as a pipeline on several threads when the batch
+    # is one chunk (1, 2 or 9 rows here) and longer than 8 steps, the upper
+    # layers projecting their inputs in chunks of steps as they arrive
+    # (sequences of up to 19 steps: several chunks and a partial one).
+    # Variable lengths make masked steps. Every split must give the same bits
+    # as one thread on the whole batch.
     from lstmlearn import LSTMRegressor
 
     rng = np.random.default_rng(4)
-    X = [rng.normal(size=(int(n), 3)).astype(dtype) for n in rng.integers(3, 10, size=40)]
+    X = [rng.normal(size=(int(n), 3)).astype(dtype) for n in rng.integers(3, 20, size=40)]
     y = rng.normal(size=40)
     model = LSTMRegressor(
         hidden_layer_sizes=hidden,
@@ -73,6 +79,8 @@ def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectiona
         assert one.tobytes() == reference[:5].tobytes(), f"n_jobs={n_jobs}, one by one"
         two = model.predict(X[5:7])
         assert two.tobytes() == reference[5:7].tobytes(), f"n_jobs={n_jobs}, two rows"
+        nine = model.predict(X[7:16])
+        assert nine.tobytes() == reference[7:16].tobytes(), f"n_jobs={n_jobs}, nine rows"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

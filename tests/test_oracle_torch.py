@@ -109,3 +109,37 @@ def test_from_torch_refuses_projections_and_other_modules():
         LSTM.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(TypeError, match=r"torch\.nn\.LSTM"):
         LSTM.from_torch(torch.nn.GRU(3, 4))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 9])
+def test_stacked_predictions_match_torch(rows):
+    # Few rows through stacked layers of at most 16 units (too few to split
+    # across threads): on more than one thread the
+    # layers run as a pipeline, each upper layer projecting its input in
+    # chunks of steps as the layer below delivers them (T = 21: two whole
+    # chunks and a partial one). Checked against PyTorch's layers with the
+    # same weights, in float64 so that only the engine's error shows.
+    from lstmlearn import LSTMRegressor
+
+    hidden = (16, 12, 8)
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(rows, 21, 3))
+    model = LSTMRegressor(
+        hidden_layer_sizes=hidden, max_iter=2, random_state=0, dtype=np.float64, n_jobs=2
+    ).fit(rng.normal(size=(30, 21, 3)), rng.normal(size=30))
+    weights = {
+        name: model._params[at : at + int(np.prod(shape))].reshape(shape)
+        for name, at, shape in model._network().layout()
+    }
+    x = torch.tensor(X)
+    with torch.no_grad():
+        for i, (f, h) in enumerate(zip((3, *hidden[:-1]), hidden, strict=True)):
+            layer = torch.nn.LSTM(f, h, batch_first=True).double()
+            for name, p in layer.named_parameters():
+                p.copy_(torch.tensor(weights[f"layer{i}.{name}"]))
+            x, _ = layer(x)
+        want = x[:, -1] @ torch.tensor(weights["dense.weight"]).T + torch.tensor(
+            weights["dense.bias"]
+        )
+    got = model.predict(X)
+    assert rel_err(got, want.numpy()[:, 0]) < 1e-10

@@ -13,8 +13,10 @@
 #include "lstmlearn/lstm.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "lstmlearn/thread_pool.hpp"
 
@@ -494,6 +496,147 @@ class CellGroup {
   Slot slots_[kCellGroup];
 };
 
+// One (layer, direction) of inference on one team member: rows [b_lo, b_hi)
+// and units [u_lo, u_hi) through all steps. Pointers are at this (layer,
+// direction)'s blocks.
+template <typename T>
+struct DirectionRun {
+  int steps, F, H, D, d;
+  int b_lo, b_hi, u_lo, u_hi;
+  const T* in;                  // [B, T, F]
+  T* out;                       // [B, T, D*H]
+  const T* h0;                  // [B, H]
+  const T* c0;                  // [B, H]
+  T* h_n;                       // [B, H]
+  T* c_n;                       // [B, H]
+  const std::uint8_t* mask;     // [B, T] or null
+  const T* bias;                // [G] b_ih + b_hh
+  const PackedMatrix<T>* w_ih;  // ours when split by units
+  const PackedMatrix<T>* w_hh;
+  T* xproj;   // [B, T, G] when the inputs are projected ahead, else null
+  int ahead;  // steps projected at a time (all, or chunks that follow the input)
+  T* gates;   // [B, G]
+  T* cells;   // [B, H]
+};
+
+// need_input(n) runs before the first n steps of the input (in the order of
+// this direction) are read; step_done(s) once step s's h_t of our rows and
+// units is written.
+template <typename T, typename NeedInput, typename StepDone>
+void run_direction(const DirectionRun<T>& r, NeedInput need_input, StepDone step_done) {
+  const int steps = r.steps, F = r.F, H = r.H, G = 4 * H, u_lo = r.u_lo, u_hi = r.u_hi;
+  const std::size_t out_row = static_cast<std::size_t>(r.D) * H;
+  for (int b = r.b_lo; b < r.b_hi; ++b) {
+    const std::size_t at = static_cast<std::size_t>(b) * H;
+    std::copy(r.c0 + at + u_lo, r.c0 + at + u_hi, r.cells + at + u_lo);
+  }
+  const int first = r.d == 0 ? 0 : steps - 1;
+  const int dir = r.d == 0 ? 1 : -1;
+  // A row's gates are [i | f | g | o] of our units (all H when not split);
+  // the bias has all H units of each gate.
+  CellGroup<T> cells_of_step(u_hi - u_lo, H);
+  for (int s = 0; s < steps; ++s) {
+    const int t = first + dir * s;
+    if (r.xproj && s % r.ahead == 0) {
+      // Few rows: project r.ahead steps (of our units) at once, reading W_ih
+      // once for them rather than once a step: xproj[b] = x[b] W_ih^T. Our
+      // columns of xproj's rows are [i | f | g | o] of our units, at 4*u_lo
+      // (all units when not split).
+      const int n = std::min(r.ahead, steps - s);
+      need_input(s + n);
+      const std::size_t t_lo = r.d == 0 ? s : steps - s - n;
+      for (int b = r.b_lo; b < r.b_hi; ++b) {
+        const std::size_t row = static_cast<std::size_t>(b) * steps + t_lo;
+        gemm_packed(n, r.in + row * F, F, *r.w_ih, r.xproj + row * G + 4 * u_lo, G, false);
+      }
+    } else if (!r.xproj) {
+      need_input(s + 1);
+    }
+    for (int r0 = r.b_lo; r0 < r.b_hi; r0 += kRowBlock) {
+      const int nb = std::min(kRowBlock, r.b_hi - r0);
+      const T* h_prev;
+      std::ptrdiff_t ld_h;
+      if (s == 0) {
+        h_prev = r.h0 + static_cast<std::size_t>(r0) * H;
+        ld_h = H;
+      } else {
+        h_prev = r.out + (static_cast<std::size_t>(r0) * steps + t - dir) * out_row + r.d * H;
+        ld_h = static_cast<std::ptrdiff_t>(steps) * out_row;
+      }
+      const T* x_t = r.in + (static_cast<std::size_t>(r0) * steps + t) * F;
+      // a [nb, G] with row stride lda_a: this step's rows of xproj or gates.
+      T* a = r.xproj ? r.xproj + (static_cast<std::size_t>(r0) * steps + t) * G + 4 * u_lo
+                     : r.gates + static_cast<std::size_t>(r0) * G;
+      const std::ptrdiff_t lda_a = r.xproj ? static_cast<std::ptrdiff_t>(steps) * G : G;
+      // a = x_t W_ih^T + h_{t-1} W_hh^T: [nb, G], each element one FMA chain
+      // over x_t then h_{t-1}, whether x_t's part was projected ahead (the
+      // chain goes on from it) or not (one pass over both). Every other step
+      // visits the weights backwards, so that a step starts on those the
+      // last one left in cache (it matters when they are larger than the
+      // cache: large H, few rows).
+      const bool back = s % 2 == 1;
+      if (r.xproj) {
+        gemm_packed(nb, h_prev, ld_h, *r.w_hh, a, lda_a, true, back);
+      } else {  // never when split by units
+        gemm_packed2(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, *r.w_ih, h_prev, ld_h,
+                     *r.w_hh, a, lda_a, false, back);
+      }
+      for (int i = 0; i < nb; ++i) {
+        const int b = r0 + i;
+        const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
+        T* h = r.out + bt * out_row + r.d * H;
+        T* c = r.cells + static_cast<std::size_t>(b) * H;
+        if (r.mask && !r.mask[bt]) {  // carry the state: c unchanged, h repeated
+          const T* hp = h_prev + i * ld_h;
+          std::copy(hp + u_lo, hp + u_hi, h + u_lo);
+          continue;
+        }
+        const T* a_row = a + i * lda_a;
+        for (int u = u_lo; u < u_hi; u += kCellBlock) {
+          cells_of_step.add(a_row + (u - u_lo), r.bias + u, c + u, c + u, h + u,
+                            std::min(kCellBlock, u_hi - u));
+        }
+      }
+    }
+    cells_of_step.flush();
+    step_done(s);
+  }
+  const int last = first + dir * (steps - 1);
+  for (int b = r.b_lo; b < r.b_hi; ++b) {
+    const std::size_t bt = static_cast<std::size_t>(b) * steps + last;
+    const std::size_t at = static_cast<std::size_t>(b) * H;
+    const T* h = r.out + bt * out_row + r.d * H;
+    std::copy(h + u_lo, h + u_hi, r.h_n + at + u_lo);
+    std::copy(r.cells + at + u_lo, r.cells + at + u_hi, r.c_n + at + u_lo);
+  }
+}
+
+// Steps of its input a pipelined stage projects at once (one row tile of the
+// packed kernel on AVX-512). Projecting step by step reads W_ih at every step
+// as well as W_hh: the stacked workload's one-sample engine call took a
+// median 107-116 us that way against 89-110 us in alternating runs on a Zen 4
+// machine. Waiting for all of the input would not be a pipeline.
+constexpr int kPipelineAhead = 8;
+
+// How lstm_inference divides a call among threads: the batch in chunks when
+// there are enough, else the hidden units (in groups of kUnitGroup, every
+// gate); the split only decides who computes what.
+struct InferenceSplit {
+  bool split_units;
+  int team_max;  // members that have work
+};
+InferenceSplit inference_split(const LstmSpec& spec, int B, int n_threads) {
+  const int H = spec.hidden_size;
+  const int chunks = chunk_count(B);
+  const int unit_groups = (H + kUnitGroup - 1) / kUnitGroup;
+  // Splitting units costs a barrier per step: only worth it when a step has
+  // enough work (large H), else the few rows run on fewer threads.
+  const double step_work = 4.0 * H * (spec.layer_input_size(0) + H) * B;
+  const bool split_units =
+      chunks < resolve_threads(n_threads) && unit_groups > 1 && step_work >= kUnitSplitWork;
+  return {split_units, split_units ? unit_groups : chunks};
+}
+
 }  // namespace
 
 template <typename T>
@@ -507,17 +650,12 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   const int NR = packed_panel_width<T>();
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
-  // Split the batch in chunks when there are enough, else the hidden units
-  // (in groups of kUnitGroup, every gate); the split only decides who
-  // computes what.
   const int threads = resolve_threads(n_threads);
   const int chunks = chunk_count(B);
   const int unit_groups = (H + kUnitGroup - 1) / kUnitGroup;
-  // Splitting units costs a barrier per step: only worth it when a step has
-  // enough work (large H), else the few rows run on fewer threads.
-  const double step_work = 4.0 * H * (spec.layer_input_size(0) + H) * B;
-  const bool split_units = chunks < threads && unit_groups > 1 && step_work >= kUnitSplitWork;
-  const int team_max = split_units ? unit_groups : chunks;
+  const InferenceSplit split = inference_split(spec, B, n_threads);
+  const bool split_units = split.split_units;
+  const int team_max = split.team_max;
   const int team_cap = std::min(team_max, threads);  // the team has at most this many
   // Split by units, each member packs the rows of its own units of all four
   // gates into one matrix, [i | f | g | o] of its units (as many columns for
@@ -551,9 +689,6 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   // product; projecting all steps up front runs it as one product instead.
   const bool project_ahead = split_units || B <= 2;
   if (project_ahead) grow(ws.xproj, BT * G);
-  T* xproj = project_ahead ? ws.xproj.data() : nullptr;  // [B, T, G] input projections
-  T* gates = ws.gates.data();                            // [B, G]
-  T* cells = ws.cells.data();                            // [B, H]
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
@@ -607,102 +742,161 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         if (u_n <= 0 || b_lo >= b_hi) return;  // nothing of ours (never with a barrier below)
 
         for (int l = 0; l < L; ++l) {
-          const int F = spec.layer_input_size(l);
-          const T* in = l == 0 ? x : ws.outputs[l - 1].data();  // [B, T, F]
-          T* out = l == L - 1 ? y : ws.outputs[l].data();       // [B, T, D*H]
-          const std::size_t out_row = static_cast<std::size_t>(D) * H;
           for (int d = 0; d < D; ++d) {
             const int ld = l * D + d;
-            const T* bias = ws.bias_sum[ld].data();
             const std::size_t state = static_cast<std::size_t>(ld) * B * H;
-            for (int b = b_lo; b < b_hi; ++b) {
-              std::copy(c0 + state + static_cast<std::size_t>(b) * H + u_lo,
-                        c0 + state + static_cast<std::size_t>(b) * H + u_hi,
-                        cells + static_cast<std::size_t>(b) * H + u_lo);
-            }
-            const int first = d == 0 ? 0 : steps - 1;
-            const int dir = d == 0 ? 1 : -1;
-            if (project_ahead) {
-              // Few rows: project all steps (of our units) up front, reading
-              // W_ih once rather than once a step: xproj[b] = x[b] W_ih^T.
-              // Our columns of xproj's rows are [i | f | g | o] of our units,
-              // at 4*u_lo (all units when not split).
-              for (int b = b_lo; b < b_hi; ++b) {
-                gemm_packed(steps, in + static_cast<std::size_t>(b) * steps * F, F,
-                            packed(ws.w_ih, ld),
-                            xproj + static_cast<std::size_t>(b) * steps * G + 4 * u_lo, G, false);
-              }
-            }
-            // A row's gates are [i | f | g | o] of our u_n units (all H when
-            // not split); the bias has all H units of each gate.
-            CellGroup<T> cells_of_step(u_n, H);
-            for (int s = 0; s < steps; ++s) {
-              const int t = first + dir * s;
-              for (int r0 = b_lo; r0 < b_hi; r0 += kRowBlock) {
-                const int nb = std::min(kRowBlock, b_hi - r0);
-                const T* h_prev;
-                std::ptrdiff_t ld_h;
-                if (s == 0) {
-                  h_prev = h0 + state + static_cast<std::size_t>(r0) * H;
-                  ld_h = H;
-                } else {
-                  h_prev = out + (static_cast<std::size_t>(r0) * steps + t - dir) * out_row + d * H;
-                  ld_h = static_cast<std::ptrdiff_t>(steps) * out_row;
-                }
-                const T* x_t = in + (static_cast<std::size_t>(r0) * steps + t) * F;
-                // a [nb, G] with row stride lda_a: this step's rows of xproj or gates.
-                T* a = project_ahead
-                           ? xproj + (static_cast<std::size_t>(r0) * steps + t) * G + 4 * u_lo
-                           : gates + static_cast<std::size_t>(r0) * G;
-                const std::ptrdiff_t lda_a =
-                    project_ahead ? static_cast<std::ptrdiff_t>(steps) * G : G;
-                // a = x_t W_ih^T + h_{t-1} W_hh^T: [nb, G], each element one
-                // FMA chain over x_t then h_{t-1}, whether x_t's part was
-                // projected ahead (the chain goes on from it) or not (one
-                // pass over both). Every other step visits the weights
-                // backwards, so that a step starts on those the last one
-                // left in cache (it matters when they are larger than the
-                // cache: large H, few rows).
-                const bool back = s % 2 == 1;
-                if (project_ahead) {
-                  gemm_packed(nb, h_prev, ld_h, packed(ws.w_hh, ld), a, lda_a, true, back);
-                } else {  // never when split by units
-                  gemm_packed2(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, packed(ws.w_ih, ld),
-                               h_prev, ld_h, packed(ws.w_hh, ld), a, lda_a, false, back);
-                }
-                for (int r = 0; r < nb; ++r) {
-                  const int b = r0 + r;
-                  const std::size_t bt = static_cast<std::size_t>(b) * steps + t;
-                  T* h = out + bt * out_row + d * H;
-                  T* c = cells + static_cast<std::size_t>(b) * H;
-                  if (mask && !mask[bt]) {  // carry the state: c unchanged, h repeated
-                    const T* hp = h_prev + r * ld_h;
-                    std::copy(hp + u_lo, hp + u_hi, h + u_lo);
-                    continue;
-                  }
-                  const T* a_row = a + r * lda_a;
-                  for (int u = u_lo; u < u_hi; u += kCellBlock) {
-                    cells_of_step.add(a_row + (u - u_lo), bias + u, c + u, c + u, h + u,
-                                      std::min(kCellBlock, u_hi - u));
-                  }
-                }
-              }
-              cells_of_step.flush();
-              // Next step reads all units of h_t.
-              if (split_units && size > 1) barrier.wait();
-            }
-            const int last = first + dir * (steps - 1);
-            for (int b = b_lo; b < b_hi; ++b) {
-              const std::size_t bt = static_cast<std::size_t>(b) * steps + last;
-              const std::size_t at = state + static_cast<std::size_t>(b) * H;
-              std::copy(out + bt * out_row + d * H + u_lo, out + bt * out_row + d * H + u_hi,
-                        h_n + at + u_lo);
-              std::copy(cells + static_cast<std::size_t>(b) * H + u_lo,
-                        cells + static_cast<std::size_t>(b) * H + u_hi, c_n + at + u_lo);
-            }
+            const DirectionRun<T> run{steps,
+                                      spec.layer_input_size(l),
+                                      H,
+                                      D,
+                                      d,
+                                      b_lo,
+                                      b_hi,
+                                      u_lo,
+                                      u_hi,
+                                      l == 0 ? x : ws.outputs[l - 1].data(),
+                                      l == L - 1 ? y : ws.outputs[l].data(),
+                                      h0 + state,
+                                      c0 + state,
+                                      h_n + state,
+                                      c_n + state,
+                                      mask,
+                                      ws.bias_sum[ld].data(),
+                                      &packed(ws.w_ih, ld),
+                                      &packed(ws.w_hh, ld),
+                                      project_ahead ? ws.xproj.data() : nullptr,
+                                      steps,
+                                      ws.gates.data(),
+                                      ws.cells.data()};
+            // Split by units, the next step reads all units of h_t.
+            run_direction(
+                run, [](int) {},
+                [&](int) {
+                  if (split_units && size > 1) barrier.wait();
+                });
           }
         }
       });
+}
+
+template <typename T>
+void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int steps, const T* x,
+                          const T* h0, const T* c0, const std::uint8_t* mask, int n_threads,
+                          bool params_unchanged) {
+  if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
+  // A pipeline only when every stage would run on one thread anyway, a
+  // second thread is free and the sequences are long enough for the stages
+  // to overlap; otherwise each stage runs on its own, using all threads.
+  bool pipeline = count > 1 && resolve_threads(n_threads) > 1 && steps > kPipelineAhead;
+  for (int i = 0; i < count; ++i) {
+    const LstmSpec& spec = *stages[i].spec;
+    spec.validate();
+    if (spec.num_layers != 1 || spec.directions() != 1) {
+      throw std::invalid_argument("LSTM stack: every stage must be one layer in one direction");
+    }
+    if (i > 0 && spec.input_size != stages[i - 1].spec->hidden_size) {
+      throw std::invalid_argument(
+          "LSTM stack: stage " + std::to_string(i) + " reads " + std::to_string(spec.input_size) +
+          " features, the stage below gives " + std::to_string(stages[i - 1].spec->hidden_size));
+    }
+    pipeline = pipeline && inference_split(spec, B, n_threads).team_max == 1;
+  }
+  if (!pipeline) {
+    for (int i = 0; i < count; ++i) {
+      const InferenceStage<T>& st = stages[i];
+      lstm_inference<T>(*st.spec, st.params, B, steps, i == 0 ? x : stages[i - 1].y, h0, c0, mask,
+                        st.y, st.h_n, st.c_n, *st.ws, n_threads, params_unchanged);
+    }
+    return;
+  }
+  // The stages are dealt round the members from the top one down, and each
+  // member runs its stages in order, a stage's step s once the stage below
+  // has published its step s: the lowest unfinished stage never waits, so
+  // the pipeline cannot deadlock. Every element is computed as lstm_inference
+  // computes it on one thread (the projection chain of x goes on into W_hh's
+  // whether x was projected ahead, in chunks or not at all), so the results
+  // are the same bits.
+  for (int i = 0; i < count; ++i) {  // what may allocate happens before the team
+    const InferenceStage<T>& st = stages[i];
+    const int H = st.spec->hidden_size, G = 4 * H;
+    LstmInference<T>& ws = *st.ws;
+    ws.w_ih.resize(1);
+    ws.w_hh.resize(1);
+    ws.bias_sum.resize(1);
+    ws.outputs.clear();
+    grow(ws.bias_sum[0], static_cast<std::size_t>(G));
+    grow(ws.gates, static_cast<std::size_t>(B) * G);
+    grow(ws.cells, static_cast<std::size_t>(B) * H);
+    if (B <= 2) grow(ws.xproj, static_cast<std::size_t>(B) * steps * G);
+    pack_matrix_resize(st.spec->input_size, G, ws.w_ih[0]);
+    pack_matrix_resize(H, G, ws.w_hh[0]);
+  }
+  struct alignas(64) Progress {
+    std::atomic<int> steps{0};  // steps of the stage whose output is written
+  };
+  std::vector<Progress> progress(static_cast<std::size_t>(count));
+  // The caller takes the top stage, which finishes last: were it to finish
+  // first, it would wait for the team's end long enough to fall asleep, and
+  // waking a sleeping thread costs more than the whole call (in a 2-core VM
+  // half of all stacked one-sample calls took 250-400 us instead of 90).
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> next_slot{1};
+  ThreadPool::instance().run_team(count, n_threads, [&](int, int size, SpinBarrier& barrier) {
+    // Once all have arrived, each member is a thread of its own (a member
+    // that did not wait could finish and take a second member's place).
+    if (size > 1) barrier.wait();
+    const int slot = std::this_thread::get_id() == caller ? 0 : next_slot.fetch_add(1);
+    for (int i = 0; i < count; ++i) {
+      if ((count - 1 - i) % size != slot) continue;
+      const InferenceStage<T>& st = stages[i];
+      const LstmSpec& spec = *st.spec;
+      const int F = spec.input_size, H = spec.hidden_size, G = 4 * H;
+      LstmInference<T>& ws = *st.ws;
+      T* params_mut = const_cast<T*>(st.params);
+      const Block<T> p = block(spec, params_mut, 0, 0);
+      Vec<T>(ws.bias_sum[0].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+      // What the packs hold, recorded as lstm_inference does on one thread.
+      if (!(params_unchanged && ws.packed_params == st.params && !ws.packed_split &&
+            ws.packed_team == 1)) {
+        pack_matrix_panels(static_cast<const T*>(p.w_ih), F, true, 0, ws.w_ih[0].panels,
+                           ws.w_ih[0]);
+        pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, 0, ws.w_hh[0].panels,
+                           ws.w_hh[0]);
+      }
+      ws.packed_params = st.params;
+      ws.packed_split = false;
+      ws.packed_team = 1;
+      const DirectionRun<T> run{steps,
+                                F,
+                                H,
+                                1,
+                                0,
+                                0,
+                                B,
+                                0,
+                                H,
+                                i == 0 ? x : stages[i - 1].y,
+                                st.y,
+                                h0,
+                                c0,
+                                st.h_n,
+                                st.c_n,
+                                mask,
+                                ws.bias_sum[0].data(),
+                                &ws.w_ih[0],
+                                &ws.w_hh[0],
+                                B <= 2 ? ws.xproj.data() : nullptr,
+                                i == 0 ? steps : kPipelineAhead,
+                                ws.gates.data(),
+                                ws.cells.data()};
+      run_direction(
+          run,
+          [&](int n) {
+            if (i > 0) wait_at_least(progress[i - 1].steps, n);
+          },
+          [&](int s) { progress[i].steps.store(s + 1, std::memory_order_release); });
+    }
+  });
 }
 
 template <typename T>
@@ -879,7 +1073,9 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
                                  const T*, T*, T*, T*, T*, int);                                   \
   template void lstm_inference<T>(const LstmSpec&, const T*, int, int, const T*, const T*,         \
                                   const T*, const std::uint8_t*, T*, T*, T*, LstmInference<T>&,    \
-                                  int, bool);
+                                  int, bool);                                                      \
+  template void lstm_inference_stack<T>(const InferenceStage<T>*, int, int, int, const T*,         \
+                                        const T*, const T*, const std::uint8_t*, int, bool);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

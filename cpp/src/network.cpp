@@ -280,7 +280,24 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     }
     in = conv_y_.data();
   }
-  for (int i = 0; i < L; ++i) {
+  if (!training && D == 1) {
+    // Inference of one-direction layers: the stack may run them as a
+    // pipeline (few rows), with the same results as one after the other.
+    std::vector<InferenceStage<T>> stages(L);
+    for (int i = 0; i < L; ++i) {
+      Layer& layer = layers_[i];
+      const std::size_t H = layer.spec.hidden_size;
+      grow(layer.y, BT * H);
+      grow(layer.h_n, B * H);
+      grow(layer.c_n, B * H);
+      stages[i] = {&layer.spec,      params + layer.offset, layer.y.data(),
+                   layer.h_n.data(), layer.c_n.data(),      &layer.inference};
+    }
+    lstm_inference_stack<T>(stages.data(), L, B, steps_, in, zeros_.data(), zeros_.data(),
+                            has_mask_ ? mask_.data() : nullptr, n_threads, params_unchanged);
+    in = layer_output(L - 1);
+  }
+  for (int i = 0; i < L && (training || D == 2); ++i) {
     Layer& layer = layers_[i];
     const int F = layer.spec.input_size, H = layer.spec.hidden_size;
     if (training && spec_.dropout > 0.0) {

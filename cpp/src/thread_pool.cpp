@@ -285,5 +285,17 @@ void SpinBarrier::wait() {
   sleepers_.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void wait_at_least(const std::atomic<int>& value, int target) {
+  // As SpinBarrier: spin through a few microseconds, then give the core to
+  // whoever we are waiting for, should it have lost its own.
+  for (int k = 0; value.load(std::memory_order_acquire) < target; ++k) {
+    if (k < 4096) {
+      LSTMLEARN_PAUSE();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

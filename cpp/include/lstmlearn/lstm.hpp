@@ -121,6 +121,30 @@ void lstm_inference(const LstmSpec& spec, const T* params, int batch, int steps,
                     const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
                     LstmInference<T>& ws, int n_threads, bool params_unchanged = false);
 
+// One stage of lstm_inference_stack: a one-layer, one-direction LSTM whose
+// input is the previous stage's y (the first stage's, x). y [B, T, H], h_n and
+// c_n [B, H] are written; `ws` is the stage's own.
+template <typename T>
+struct InferenceStage {
+  const LstmSpec* spec;
+  const T* params;
+  T* y;
+  T* h_n;
+  T* c_n;
+  LstmInference<T>* ws;
+};
+
+// lstm_inference of stacked stages, the same bits as calling it stage after
+// stage. When every stage would run on one thread (few rows, little work a
+// step), there are more threads and more than a few steps, the stages run as
+// a pipeline instead, on different threads, each step as soon as the stage
+// below has written its input. h0 and c0 [B, max H] are every stage's
+// initial state.
+template <typename T>
+void lstm_inference_stack(const InferenceStage<T>* stages, int count, int batch, int steps,
+                          const T* x, const T* h0, const T* c0, const std::uint8_t* mask,
+                          int n_threads, bool params_unchanged = false);
+
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
 // valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent
 // GEMM reads h_{t-1} * recurrent_mask (Keras's recurrent dropout: the mask,

@@ -50,6 +50,11 @@ class SpinBarrier {
   std::condition_variable wake_;
 };
 
+// Waits until value >= target (an acquire load): spins for a while, then
+// yields the core between polls. For team members waiting on each other's
+// progress without a full barrier.
+void wait_at_least(const std::atomic<int>& value, int target);
+
 class ThreadPool {
  public:
   static ThreadPool& instance();
