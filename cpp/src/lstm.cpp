@@ -622,6 +622,8 @@ constexpr int kPipelineAhead = 8;
 // there are enough, else the hidden units (in groups of kUnitGroup, every
 // gate); the split only decides who computes what.
 struct InferenceSplit {
+  int chunks;       // batch chunks
+  int unit_groups;  // groups of kUnitGroup hidden units
   bool split_units;
   int team_max;  // members that have work
 };
@@ -634,7 +636,70 @@ InferenceSplit inference_split(const LstmSpec& spec, int B, int n_threads) {
   const double step_work = 4.0 * H * (spec.layer_input_size(0) + H) * B;
   const bool split_units =
       chunks < resolve_threads(n_threads) && unit_groups > 1 && step_work >= kUnitSplitWork;
-  return {split_units, split_units ? unit_groups : chunks};
+  return {chunks, unit_groups, split_units, split_units ? unit_groups : chunks};
+}
+
+// Sizes `ws` for a call with `mats` packed matrices per (layer, direction)
+// (one with all G columns unless split by units) and sums the biases: all
+// that may allocate, before any team starts.
+template <typename T>
+void prepare_inference(const LstmSpec& spec, T* params, int B, int steps, bool split_units,
+                       int mats, bool project_ahead, LstmInference<T>& ws) {
+  const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
+  const std::size_t BT = static_cast<std::size_t>(B) * steps;
+  ws.w_ih.resize(static_cast<std::size_t>(L) * D * mats);
+  ws.w_hh.resize(static_cast<std::size_t>(L) * D * mats);
+  ws.bias_sum.resize(static_cast<std::size_t>(L) * D);
+  ws.outputs.resize(L > 1 ? L - 1 : 0);
+  for (auto& o : ws.outputs) grow(o, BT * D * H);
+  grow(ws.gates, static_cast<std::size_t>(B) * G);
+  grow(ws.cells, static_cast<std::size_t>(B) * H);
+  if (project_ahead) grow(ws.xproj, BT * G);
+  for (int l = 0; l < L; ++l) {
+    for (int d = 0; d < D; ++d) {
+      const int ld = l * D + d;
+      const Block<T> p = block(spec, params, l, d);
+      grow(ws.bias_sum[ld], static_cast<std::size_t>(G));
+      Vec<T>(ws.bias_sum[ld].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+      if (!split_units) {
+        pack_matrix_resize(spec.layer_input_size(l), G, ws.w_ih[ld]);
+        pack_matrix_resize(H, G, ws.w_hh[ld]);
+      }
+    }
+  }
+}
+
+// Whether the packs of `ws` hold `params` for this split and team size.
+template <typename T>
+bool packs_hold(const LstmInference<T>& ws, const T* params, bool split_units, int team,
+                bool params_unchanged) {
+  return params_unchanged && ws.packed_params == params && ws.packed_split == split_units &&
+         ws.packed_team == team;
+}
+
+template <typename T>
+void record_packs(LstmInference<T>& ws, const T* params, bool split_units, int team) {
+  ws.packed_params = params;
+  ws.packed_split = split_units;
+  ws.packed_team = team;
+}
+
+// Member `rank` of `size` packs its share of the panels of every (layer,
+// direction)'s W_ih and W_hh, all G columns together (not split by units).
+template <typename T>
+void pack_panel_share(const LstmSpec& spec, T* params, LstmInference<T>& ws, int rank, int size) {
+  const int D = spec.directions(), H = spec.hidden_size;
+  const int panels = (4 * H + packed_panel_width<T>() - 1) / packed_panel_width<T>();
+  const int lo = panels * rank / size, hi = panels * (rank + 1) / size;
+  for (int l = 0; l < spec.num_layers; ++l) {
+    for (int d = 0; d < D; ++d) {
+      const Block<T> p = block(spec, params, l, d);
+      const int ld = l * D + d;
+      pack_matrix_panels(static_cast<const T*>(p.w_ih), spec.layer_input_size(l), true, lo, hi,
+                         ws.w_ih[ld]);
+      pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, lo, hi, ws.w_hh[ld]);
+    }
+  }
 }
 
 }  // namespace
@@ -645,50 +710,25 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                     LstmInference<T>& ws, int n_threads, bool params_unchanged) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
-  const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
-  const std::size_t BT = static_cast<std::size_t>(B) * steps;
-  const int NR = packed_panel_width<T>();
+  const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
-  const int threads = resolve_threads(n_threads);
-  const int chunks = chunk_count(B);
-  const int unit_groups = (H + kUnitGroup - 1) / kUnitGroup;
   const InferenceSplit split = inference_split(spec, B, n_threads);
+  const int chunks = split.chunks, unit_groups = split.unit_groups;
   const bool split_units = split.split_units;
   const int team_max = split.team_max;
-  const int team_cap = std::min(team_max, threads);  // the team has at most this many
+  // The team has at most this many.
+  const int team_cap = std::min(team_max, resolve_threads(n_threads));
   // Split by units, each member packs the rows of its own units of all four
   // gates into one matrix, [i | f | g | o] of its units (as many columns for
   // every member, whatever H); else all G columns are packed together,
   // shared by all. Either way every element is the same FMA chain, so the
   // same bits.
   const int mats = split_units ? team_cap : 1;  // packed matrices per (layer, direction)
-  const int mat_panels = (G + NR - 1) / NR;
-
-  ws.w_ih.resize(static_cast<std::size_t>(L) * D * mats);
-  ws.w_hh.resize(static_cast<std::size_t>(L) * D * mats);
-  ws.bias_sum.resize(static_cast<std::size_t>(L) * D);
-  ws.outputs.resize(L > 1 ? L - 1 : 0);
-  for (auto& o : ws.outputs) grow(o, BT * D * H);
-  grow(ws.gates, static_cast<std::size_t>(B) * G);
-  grow(ws.cells, static_cast<std::size_t>(B) * H);
-  for (int l = 0; l < L; ++l) {
-    for (int d = 0; d < D; ++d) {
-      const int ld = l * D + d;
-      const Block<T> p = block(spec, params_mut, l, d);
-      grow(ws.bias_sum[ld], static_cast<std::size_t>(G));
-      Vec<T>(ws.bias_sum[ld].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
-      if (!split_units) {
-        pack_matrix_resize(spec.layer_input_size(l), G, ws.w_ih[ld]);
-        pack_matrix_resize(H, G, ws.w_hh[ld]);
-      }
-    }
-  }
-
   // With one or two rows a step's input projection is a matrix-vector
   // product; projecting all steps up front runs it as one product instead.
   const bool project_ahead = split_units || B <= 2;
-  if (project_ahead) grow(ws.xproj, BT * G);
+  prepare_inference(spec, params_mut, B, steps, split_units, mats, project_ahead, ws);
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
@@ -704,41 +744,28 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         };
         // Every member decides alike, before the barrier after which rank 0
         // records what the packs now hold.
-        const bool reuse = params_unchanged && ws.packed_params == params &&
-                           ws.packed_split == split_units && ws.packed_team == size;
+        const bool reuse = packs_hold(ws, params, split_units, size, params_unchanged);
+        if (!reuse && !split_units) pack_panel_share(spec, params_mut, ws, rank, size);
+        // Split by units, each member packs its units' rows of all four
+        // gates, [i | f | g | o].
         std::vector<const T*> rows(split_units && !reuse ? 4 * u_n : 0);
-        for (int l = 0; l < L && !reuse; ++l) {
-          const int F = spec.layer_input_size(l);
+        auto pack_ours = [&](const T* w, int K, PackedMatrix<T>& out) {
+          for (int q = 0; q < 4; ++q) {
+            for (int u = 0; u < u_n; ++u) {
+              rows[q * u_n + u] = w + (static_cast<std::size_t>(q) * H + u_lo + u) * K;
+            }
+          }
+          pack_matrix_rows(rows.data(), K, 4 * u_n, out);
+        };
+        for (int l = 0; l < L && split_units && !reuse && u_n > 0; ++l) {
           for (int d = 0; d < D; ++d) {
             const Block<T> p = block(spec, params_mut, l, d);
-            const int ld = l * D + d;
-            if (split_units) {
-              if (u_n <= 0) continue;
-              for (int q = 0; q < 4; ++q) {
-                for (int u = 0; u < u_n; ++u) {
-                  rows[q * u_n + u] = p.w_ih + (static_cast<std::size_t>(q) * H + u_lo + u) * F;
-                }
-              }
-              pack_matrix_rows(rows.data(), F, 4 * u_n, packed(ws.w_ih, ld));
-              for (int q = 0; q < 4; ++q) {
-                for (int u = 0; u < u_n; ++u) {
-                  rows[q * u_n + u] = p.w_hh + (static_cast<std::size_t>(q) * H + u_lo + u) * H;
-                }
-              }
-              pack_matrix_rows(rows.data(), H, 4 * u_n, packed(ws.w_hh, ld));
-            } else {  // every member packs its share of the panels
-              const int pk_lo = mat_panels * rank / size, pk_hi = mat_panels * (rank + 1) / size;
-              pack_matrix_panels(static_cast<const T*>(p.w_ih), F, true, pk_lo, pk_hi, ws.w_ih[ld]);
-              pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, pk_lo, pk_hi, ws.w_hh[ld]);
-            }
+            pack_ours(p.w_ih, spec.layer_input_size(l), packed(ws.w_ih, l * D + d));
+            pack_ours(p.w_hh, H, packed(ws.w_hh, l * D + d));
           }
         }
         if (size > 1) barrier.wait();
-        if (rank == 0) {
-          ws.packed_params = params;
-          ws.packed_split = split_units;
-          ws.packed_team = size;
-        }
+        if (rank == 0) record_packs(ws, params, split_units, size);
         if (u_n <= 0 || b_lo >= b_hi) return;  // nothing of ours (never with a barrier below)
 
         for (int l = 0; l < L; ++l) {
@@ -816,20 +843,9 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
   // computes it on one thread (the projection chain of x goes on into W_hh's
   // whether x was projected ahead, in chunks or not at all), so the results
   // are the same bits.
-  for (int i = 0; i < count; ++i) {  // what may allocate happens before the team
-    const InferenceStage<T>& st = stages[i];
-    const int H = st.spec->hidden_size, G = 4 * H;
-    LstmInference<T>& ws = *st.ws;
-    ws.w_ih.resize(1);
-    ws.w_hh.resize(1);
-    ws.bias_sum.resize(1);
-    ws.outputs.clear();
-    grow(ws.bias_sum[0], static_cast<std::size_t>(G));
-    grow(ws.gates, static_cast<std::size_t>(B) * G);
-    grow(ws.cells, static_cast<std::size_t>(B) * H);
-    if (B <= 2) grow(ws.xproj, static_cast<std::size_t>(B) * steps * G);
-    pack_matrix_resize(st.spec->input_size, G, ws.w_ih[0]);
-    pack_matrix_resize(H, G, ws.w_hh[0]);
+  for (int i = 0; i < count; ++i) {  // as lstm_inference on one thread, upper stages in chunks
+    prepare_inference(*stages[i].spec, const_cast<T*>(stages[i].params), B, steps, false, 1, B <= 2,
+                      *stages[i].ws);
   }
   struct alignas(64) Progress {
     std::atomic<int> steps{0};  // steps of the stage whose output is written
@@ -851,31 +867,21 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
       if ((count - 1 - i) % size != slot) continue;
       const InferenceStage<T>& st = stages[i];
       const LstmSpec& spec = *st.spec;
-      const int F = spec.input_size, H = spec.hidden_size, G = 4 * H;
       LstmInference<T>& ws = *st.ws;
-      T* params_mut = const_cast<T*>(st.params);
-      const Block<T> p = block(spec, params_mut, 0, 0);
-      Vec<T>(ws.bias_sum[0].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
-      // What the packs hold, recorded as lstm_inference does on one thread.
-      if (!(params_unchanged && ws.packed_params == st.params && !ws.packed_split &&
-            ws.packed_team == 1)) {
-        pack_matrix_panels(static_cast<const T*>(p.w_ih), F, true, 0, ws.w_ih[0].panels,
-                           ws.w_ih[0]);
-        pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, 0, ws.w_hh[0].panels,
-                           ws.w_hh[0]);
+      // Packed and recorded as lstm_inference does on one thread.
+      if (!packs_hold(ws, st.params, false, 1, params_unchanged)) {
+        pack_panel_share(spec, const_cast<T*>(st.params), ws, 0, 1);
       }
-      ws.packed_params = st.params;
-      ws.packed_split = false;
-      ws.packed_team = 1;
+      record_packs(ws, st.params, false, 1);
       const DirectionRun<T> run{steps,
-                                F,
-                                H,
+                                spec.input_size,
+                                spec.hidden_size,
                                 1,
                                 0,
                                 0,
                                 B,
                                 0,
-                                H,
+                                spec.hidden_size,
                                 i == 0 ? x : stages[i - 1].y,
                                 st.y,
                                 h0,

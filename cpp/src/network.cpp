@@ -280,9 +280,10 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     }
     in = conv_y_.data();
   }
-  if (!training && D == 1) {
-    // Inference of one-direction layers: the stack may run them as a
-    // pipeline (few rows), with the same results as one after the other.
+  // Inference of one-direction layers: the stack may run them as a pipeline
+  // (few rows), with the same results as one after the other.
+  const bool as_stack = !training && D == 1;
+  if (as_stack) {
     std::vector<InferenceStage<T>> stages(L);
     for (int i = 0; i < L; ++i) {
       Layer& layer = layers_[i];
@@ -297,7 +298,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
                             has_mask_ ? mask_.data() : nullptr, n_threads, params_unchanged);
     in = layer_output(L - 1);
   }
-  for (int i = 0; i < L && (training || D == 2); ++i) {
+  for (int i = 0; i < L && !as_stack; ++i) {
     Layer& layer = layers_[i];
     const int F = layer.spec.input_size, H = layer.spec.hidden_size;
     if (training && spec_.dropout > 0.0) {
