@@ -1,5 +1,8 @@
 """Results are bitwise identical for every thread count."""
 
+import multiprocessing
+import sys
+
 import numpy as np
 import pytest
 
@@ -45,7 +48,9 @@ def test_module_thread_setting_is_used_and_results_agree():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize(
-    "hidden", [(200, 20), (24,), (16, 12, 8)], ids=["H200-20", "H24", "H16-12-8"]
+    "hidden",
+    [(200, 20), (24,), (40,), (16, 12, 8)],
+    ids=["H200-20", "H24", "H40", "H16-12-8"],
 )
 def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectional, hidden):
     # H = 200 spans several packed panels at every SIMD level: a batch of one or
@@ -56,6 +61,8 @@ def test_predict_bitwise_identical_for_any_threads_and_batch(dtype, bidirectiona
     # is one chunk (1, 2 or 9 rows here) and longer than 8 steps, the upper
     # layers projecting their inputs in chunks of steps as they arrive
     # (sequences of up to 19 steps: several chunks and a partial one).
+    # The cells of a step run in groups of up to four blocks of 16 units: one
+    # row of H 24 or H 40 fills two or three, a batch of 40 fills all four.
     # Variable lengths make masked steps. Every split must give the same bits
     # as one thread on the whole batch.
     from lstmlearn import LSTMRegressor
@@ -108,3 +115,34 @@ def test_training_bitwise_identical_for_any_thread_count(dtype):
         .fit(X, y)
         ._params.tobytes()
     )
+
+
+def _predict_in_child(model, X, conn):
+    conn.send(model.predict(X).tobytes())
+    conn.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork on Windows")
+def test_forked_child_predicts_after_parent_used_threads():
+    # The parent's compute threads are not copied into a forked child (as
+    # with multiprocessing's fork start method); the child must start its
+    # own rather than wait for threads that do not exist.
+    from lstmlearn import LSTMRegressor
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(64, 12, 3)).astype(np.float32)
+    model = LSTMRegressor(hidden_layer_sizes=(48,), max_iter=1, random_state=0, n_jobs=2)
+    model.fit(X, rng.normal(size=64))
+    reference = model.predict(X).tobytes()  # the parent's pool threads exist now
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_predict_in_child, args=(model, X, send))
+    child.start()
+    send.close()
+    ready = receive.poll(60)
+    child.join(5 if ready else 0)
+    if child.is_alive():
+        child.kill()
+    assert ready, "the forked child did not answer within 60 s"
+    assert receive.recv() == reference
+    assert child.exitcode == 0

@@ -426,10 +426,10 @@ template <typename T>
 using CellArray = Eigen::Array<T, kCellBlock, 1>;
 template <typename T>
 using CellMap = Eigen::Map<const CellArray<T>, Eigen::Unaligned>;
-template <typename T>
-using GroupArray = Eigen::Array<T, kCellGroup * kCellBlock, 1>;
-template <typename T>
-using GroupMap = Eigen::Map<const GroupArray<T>, Eigen::Aligned64>;
+template <typename T, int Blocks>
+using GroupArray = Eigen::Array<T, Blocks * kCellBlock, 1>;
+template <typename T, int Blocks>
+using GroupMap = Eigen::Map<const GroupArray<T, Blocks>, Eigen::Aligned64>;
 
 // Gate activations and cell updates of inference, kCellGroup blocks of up to
 // kCellBlock units at a time, from any rows. add() queues a block; flush()
@@ -437,9 +437,10 @@ using GroupMap = Eigen::Map<const GroupArray<T>, Eigen::Aligned64>;
 // zeros) and runs each activation over all of them back to back: one block's
 // activations are long serial chains of polynomial steps, and blocks computed
 // one by one left the core waiting on them (tiny inference 8% slower on a
-// Zen 5 machine). Every unit of every split goes through this one function
-// at one place in a fixed-size packet loop, so its result does not depend on
-// its slot, its neighbours or where its block starts.
+// Zen 5 machine). Every unit of every split goes through the same packet
+// instructions (whole packets of fixed-size arrays, however many blocks are
+// queued), so its result does not depend on its slot, its neighbours or
+// where its block starts.
 template <typename T>
 class CellGroup {
  public:
@@ -457,11 +458,29 @@ class CellGroup {
   }
 
   void flush() {
-    if (count_ > 0) compute(slots_, count_, sa_, sb_);
+    // Only the blocks in use are computed (one row of H 32 fills two of four).
+    switch (count_) {
+      case 1:
+        compute<1>(slots_, sa_, sb_);
+        break;
+      case 2:
+        compute<2>(slots_, sa_, sb_);
+        break;
+      case 3:
+        compute<3>(slots_, sa_, sb_);
+        break;
+      case 4:
+        compute<4>(slots_, sa_, sb_);
+        break;
+      default:
+        break;
+    }
     count_ = 0;
   }
 
  private:
+  static_assert(kCellGroup == 4, "flush() dispatches on 1 to 4 blocks");
+
   struct Slot {
     const T* a;
     const T* bias;
@@ -471,13 +490,15 @@ class CellGroup {
     int n;
   };
 
-  static EIGEN_DONT_INLINE void compute(const Slot* slots, int used, std::ptrdiff_t sa,
-                                        std::ptrdiff_t sb) {
-    constexpr int N = kCellGroup * kCellBlock;
+  // Each activation runs over the first `Blocks` slots in whole packets: a
+  // unit's instructions are the same whatever `Blocks` is.
+  template <int Blocks>
+  static EIGEN_DONT_INLINE void compute(const Slot* slots, std::ptrdiff_t sa, std::ptrdiff_t sb) {
+    constexpr int N = Blocks * kCellBlock;
     alignas(64) T gates[4][N];  // [i | f | g | o] of every slot, bias added
     alignas(64) T c_prev[N];
-    for (int k = 0; k < kCellGroup; ++k) {
-      const Slot& s = slots[k < used ? k : 0];  // an unused slot repeats the first
+    for (int k = 0; k < Blocks; ++k) {
+      const Slot& s = slots[k];
       T* dst_c = c_prev + k * kCellBlock;
       if (s.n == kCellBlock) {
         for (int q = 0; q < 4; ++q) {
@@ -499,13 +520,15 @@ class CellGroup {
       }
       for (int u = 0; u < kCellBlock; ++u) dst_c[u] = u < s.n ? s.c_prev[u] : T(0);
     }
-    const GroupArray<T> i = GroupMap<T>(gates[0]).logistic();
-    const GroupArray<T> f = GroupMap<T>(gates[1]).logistic();
-    const GroupArray<T> g = GroupMap<T>(gates[2]).tanh();
-    const GroupArray<T> o = GroupMap<T>(gates[3]).logistic();
-    const GroupArray<T> cv = f * GroupMap<T>(c_prev) + i * g;
-    const GroupArray<T> hv = o * cv.tanh();
-    for (int k = 0; k < used; ++k) {
+    using Group = GroupArray<T, Blocks>;
+    using Map = GroupMap<T, Blocks>;
+    const Group i = Map(gates[0]).logistic();
+    const Group f = Map(gates[1]).logistic();
+    const Group g = Map(gates[2]).tanh();
+    const Group o = Map(gates[3]).logistic();
+    const Group cv = f * Map(c_prev) + i * g;
+    const Group hv = o * cv.tanh();
+    for (int k = 0; k < Blocks; ++k) {
       const Slot& s = slots[k];
       if (s.n == kCellBlock) {  // whole blocks store straight (no copy call)
         Eigen::Map<CellArray<T>, Eigen::Unaligned> c_out(s.c), h_out(s.h);

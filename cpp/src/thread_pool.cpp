@@ -18,8 +18,6 @@
 #endif
 #include <process.h>
 #include <windows.h>
-#else
-#include <unistd.h>
 #endif
 #if defined(__linux__)
 #include <sched.h>
@@ -92,11 +90,26 @@ struct PoolAccess {
 #endif
 };
 
+#ifndef _WIN32
+namespace {
+// Set in a forked child, whose copy of the pool names threads that were not
+// copied. A flag rather than comparing getpid() on every call: that is a
+// system call on each job, measurable on one-sample predictions.
+std::atomic<bool> forked_child{false};
+void mark_forked_child() { forked_child.store(true, std::memory_order_relaxed); }
+}  // namespace
+#endif
+
 ThreadPool& ThreadPool::instance() {
   // Never destroyed: joining threads during interpreter shutdown can deadlock.
-  static ThreadPool* pool = new ThreadPool();
+  static ThreadPool* pool = [] {
 #ifndef _WIN32
-  if (pool->owner_pid_ != 0 && pool->owner_pid_ != static_cast<long>(getpid())) {
+    pthread_atfork(nullptr, nullptr, &mark_forked_child);
+#endif
+    return new ThreadPool();
+  }();
+#ifndef _WIN32
+  if (forked_child.exchange(false, std::memory_order_relaxed)) {
     pool = new ThreadPool();  // after fork the parent's threads do not exist
   }
 #endif
@@ -130,7 +143,6 @@ void ThreadPool::grow(int n_threads) {
     CloseHandle(reinterpret_cast<HANDLE>(handle));  // the thread runs detached
     threads_.push_back(id);
 #else
-    owner_pid_ = static_cast<long>(getpid());
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, kWorkerStackBytes);

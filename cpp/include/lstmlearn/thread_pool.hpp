@@ -92,7 +92,6 @@ class ThreadPool {
   std::vector<unsigned> threads_;  // thread ids; the threads run detached
 #else
   std::vector<pthread_t> threads_;
-  long owner_pid_ = 0;  // a forked child must not use its parent's threads
 #endif
 
   // State of the current job: written under mutex_ before generation_ moves,
