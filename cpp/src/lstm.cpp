@@ -20,6 +20,14 @@
 
 #include "lstmlearn/thread_pool.hpp"
 
+// A prefetch into L2 (locality 2: GCC and Clang's hint for L2 and beyond).
+#if defined(__GNUC__) || defined(__clang__)
+#define LSTMLEARN_PREFETCH_L2(address) __builtin_prefetch(address, 0, 2)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define LSTMLEARN_PREFETCH_L2(address) _mm_prefetch(address, _MM_HINT_T1)
+#endif
+
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
@@ -203,10 +211,10 @@ void copy_row(T* dst, const T* src, int n) {
 // prefetchers do not follow that, and the cell work then waits on L3.
 template <typename T>
 inline void prefetch_l2(const T* p, int n) {
-#if defined(__GNUC__) || defined(__clang__)
+#ifdef LSTMLEARN_PREFETCH_L2
   const char* c = reinterpret_cast<const char*>(p);
   const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(n);
-  for (std::size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 2);
+  for (std::size_t i = 0; i < bytes; i += 64) LSTMLEARN_PREFETCH_L2(c + i);
 #else
   (void)p;
   (void)n;
