@@ -889,14 +889,28 @@ def format_cell(value: float | None, key: str, sgemm_gflops: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def table_lines(results: list[dict[str, Any]], libraries: list[str], sgemm: float) -> list[str]:
+def blas_kernel(machine: dict[str, Any]) -> str | None:
+    """Return the kernel of NumPy's BLAS (e.g. "OpenBLAS Haswell"), if threadpoolctl says."""
+    for info in machine.get("numpy_blas") or []:
+        if info.get("architecture"):
+            return f"{info.get('internal_api', 'BLAS')} {info['architecture']}".replace(
+                "openblas", "OpenBLAS"
+            )
+    return None
+
+
+def table_lines(
+    results: list[dict[str, Any]], libraries: list[str], sgemm: float, kernel: str | None = None
+) -> list[str]:
     """Return the printed table: every figure, the best peer and lstmlearn's ratio to it."""
     width = 16
+    # The kernel matters: OPENBLAS_CORETYPE can hold OpenBLAS to an older CPU's.
+    of = f"NumPy's sgemm ({kernel} kernel)" if kernel else "NumPy's sgemm"
     lines = [
         "ratio = lstmlearn / best peer on the row. samples/s: higher is better, ratio > 1 means "
         "lstmlearn is faster;",
         "latency ms and peak RSS MB: lower is better, ratio < 1 means lstmlearn is faster or "
-        f"smaller. %sgemm: of NumPy's sgemm, {sgemm:.1f} GFLOP/s here.",
+        f"smaller. %sgemm: of {of}, {sgemm:.1f} GFLOP/s here.",
         "",
     ]
     header = f"{'workload':<9} {'figure':<23}" + "".join(f" {lib:>{width}}" for lib in libraries)
@@ -1136,7 +1150,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["libraries"][lib]["memory"] = report
     print(f"done ({time.perf_counter() - started:.0f} s)")
 
-    lines = table_lines(results, libraries, sgemm_gflops)
+    lines = table_lines(results, libraries, sgemm_gflops, blas_kernel(machine))
     print()
     print("\n".join(lines).rstrip())
     if load_after is not None:
