@@ -467,28 +467,11 @@ class CellGroup {
 
   void flush() {
     // Only the blocks in use are computed (one row of H 32 fills two of four).
-    switch (count_) {
-      case 1:
-        compute<1>(slots_, sa_, sb_);
-        break;
-      case 2:
-        compute<2>(slots_, sa_, sb_);
-        break;
-      case 3:
-        compute<3>(slots_, sa_, sb_);
-        break;
-      case 4:
-        compute<4>(slots_, sa_, sb_);
-        break;
-      default:
-        break;
-    }
+    if (count_ > 0) kCompute[count_ - 1](slots_, sa_, sb_);
     count_ = 0;
   }
 
  private:
-  static_assert(kCellGroup == 4, "flush() dispatches on 1 to 4 blocks");
-
   struct Slot {
     const T* a;
     const T* bias;
@@ -548,6 +531,10 @@ class CellGroup {
       }
     }
   }
+
+  using Compute = void (*)(const Slot*, std::ptrdiff_t, std::ptrdiff_t);
+  static_assert(kCellGroup == 4, "kCompute lists compute<1> to compute<4>");
+  static constexpr Compute kCompute[kCellGroup] = {compute<1>, compute<2>, compute<3>, compute<4>};
 
   std::ptrdiff_t sa_, sb_;
   int count_ = 0;
