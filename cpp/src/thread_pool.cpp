@@ -109,7 +109,9 @@ ThreadPool& ThreadPool::instance() {
     return new ThreadPool();
   }();
 #ifndef _WIN32
-  if (forked_child.exchange(false, std::memory_order_relaxed)) {
+  // A plain load first: a read-modify-write on every job would cost more.
+  if (forked_child.load(std::memory_order_relaxed) &&
+      forked_child.exchange(false, std::memory_order_relaxed)) {
     pool = new ThreadPool();  // after fork the parent's threads do not exist
   }
 #endif
