@@ -21,6 +21,11 @@ CONFIGS = [
     (17, 9, 5, 8, 1, True),
     (33, 13, 7, 17, 3, True),
     (40, 30, 16, 64, 2, False),
+    # One or two rows against recurrent weights larger than L1: the packed
+    # one-row product walks them a few panels at a time, and 4H = 364 and
+    # 280 end in a partial panel (and a partial vector) in both dtypes.
+    (1, 6, 5, 91, 1, True),
+    (2, 5, 3, 70, 2, False),
 ]
 # Largest relative error allowed: (outputs and states, gradients).
 TOLERANCE = {np.float32: (1e-5, 1e-4), np.float64: (1e-10, 1e-10)}
