@@ -281,9 +281,9 @@ std::size_t l1_data_bytes() {
 // latency. Larger than L1, on AVX-512: two at a time (six chains). The
 // products then wait on L2 or beyond, and two concurrent streams ran faster
 // there than six: on a Zen 5 machine (48 KB L1), one-row products over 54 KB
-// to 144 KB of panels took 12-40% less time in a microbenchmark, over 2 MB
-// 4%, and at 36 KB (in L1) 30% more. One-sample predict took 7% less time on
-// the large workload, 11% on medium and 21% on stacked.
+// to 144 KB of panels took 13-41% less time in a microbenchmark, over 2 MB
+// 4%, and at 36 KB (in L1) 30-50% more. One-sample predict took 7% less time
+// on the large workload, 11% on medium and 21% on stacked.
 template <typename T>
 void few_rows(int M, const T* A, std::ptrdiff_t lda, const PackedMatrix<T>& B, int p0, int p1, T* C,
               std::ptrdiff_t ldc, bool accumulate, bool reverse) {
