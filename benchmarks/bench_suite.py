@@ -739,13 +739,16 @@ def memory_child(library: str, workload_name: str, threads: int, seed: int, call
     return 0
 
 
+def child_command(*arguments: str) -> list[str]:
+    """Return the command that runs this script again, in a fresh process, with `arguments`."""
+    return [sys.executable, str(Path(__file__).resolve()), *arguments]
+
+
 def measure_memory(
     library: str, workload: Workload, threads: int, seed: int, calls: int
 ) -> dict[str, Any] | None:
     """Run `memory_child` in a fresh process and return its report (None if it failed)."""
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
+    command = child_command(
         "--memory-child",
         library,
         workload.name,
@@ -759,7 +762,7 @@ def measure_memory(
         "default",  # the parent already set the environment this process inherits
         "--peer-denormals",
         os.environ.get(DENORMALS_VARIABLE, "flush"),
-    ]
+    )
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(f"  {library}: memory run failed\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -850,15 +853,8 @@ def measure_sgemm_kernels(threads: int, repeats: int) -> list[dict[str, Any]]:
     runs = [measure_sgemm(threads, repeats)]
     if os.environ.get(CORETYPE_VARIABLE):
         env = {k: v for k, v in os.environ.items() if k != CORETYPE_VARIABLE}
-        command = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--sgemm-child",
-            "--threads",
-            str(threads),
-            "--repeats",
-            str(repeats),
-        ]
+        arguments = ("--threads", str(threads), "--repeats", str(repeats))
+        command = child_command("--sgemm-child", *arguments)
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if done.returncode == 0:
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -173,8 +173,9 @@ void wide_row(int K, const T* A, const T* panels, std::size_t panel_stride, T* C
       }
     }
     const T* b = panels + (PANELS - 1) * panel_stride + static_cast<std::size_t>(k) * kPanel<T>;
-    LSTMLEARN_UNROLL for (int v = 0; v < LAST; ++v) acc[W + v] =
-        pmadd(a, pload<P>(b + v * V), acc[W + v]);
+    LSTMLEARN_UNROLL for (int v = 0; v < LAST; ++v) {
+      acc[W + v] = pmadd(a, pload<P>(b + v * V), acc[W + v]);
+    }
   }
   LSTMLEARN_UNROLL for (int v = 0; v < W; ++v) pstoreu(C + v * V, acc[v]);
   LSTMLEARN_UNROLL for (int v = 0; v < LAST; ++v) {
