@@ -418,6 +418,18 @@ constexpr int kCellGroup = 4;   // cell blocks computed together
 // inference at batch 256 4-7% faster.
 constexpr int kRowBlock = 128;
 constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
+// Split by batch rows, members take tasks of kTaskRows rows as they go when
+// every (layer, direction)'s packed W_ih and W_hh together take at most
+// kTaskWeightBytes, so that a task's pass over them comes from L2: a member
+// whose core is slower at the time (a shared machine) then takes fewer rows
+// rather than holding up the call. Tiny's batch-256 inference on 2 threads
+// of a Zen 5 VM, a fixed half each: one thread waited for the other 11-26%
+// of its time (perf, six runs); with tasks, 3%. One-thread passes of 16
+// rows rather than 128 were no slower on tiny, stacked and medium; at 2 MB
+// (chargen) tasks were no faster. Larger weights keep one share per member,
+// each pass over them serving up to kRowBlock rows.
+constexpr int kTaskRows = 16;
+constexpr std::size_t kTaskWeightBytes = std::size_t{512} << 10;
 // Multiply-adds of one step below which threads do not split hidden units
 // (a barrier per step). On a 2-core AVX2 machine (Zen 3, 512 KB L2) splitting
 // batch-1 steps of 18k and 33k multiply-adds (stacked) was 19-27% faster and
@@ -770,6 +782,13 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   // shared by all. Either way every element is the same FMA chain, so the
   // same bits.
   const int mats = split_units ? team_cap : 1;  // packed matrices per (layer, direction)
+  std::size_t weight_bytes = 0;                 // of the largest (layer, direction)
+  for (int l = 0; l < L; ++l) {
+    weight_bytes = std::max(
+        weight_bytes, sizeof(T) * 4 * H * static_cast<std::size_t>(spec.layer_input_size(l) + H));
+  }
+  const bool row_tasks = !split_units && weight_bytes <= kTaskWeightBytes;
+  std::atomic<int> next_task{0};
   // With one or two rows a step's input projection is a matrix-vector
   // product; projecting all steps up front runs it as one product instead.
   const bool project_ahead = split_units || B <= 2;
@@ -813,40 +832,51 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         if (rank == 0) record_packs(ws, params, split_units, size);
         if (u_n <= 0 || b_lo >= b_hi) return;  // nothing of ours (never with a barrier below)
 
-        for (int l = 0; l < L; ++l) {
-          for (int d = 0; d < D; ++d) {
-            const int ld = l * D + d;
-            const std::size_t state = static_cast<std::size_t>(ld) * B * H;
-            const DirectionRun<T> run{steps,
-                                      spec.layer_input_size(l),
-                                      H,
-                                      D,
-                                      d,
-                                      b_lo,
-                                      b_hi,
-                                      u_lo,
-                                      u_hi,
-                                      l == 0 ? x : ws.outputs[l - 1].data(),
-                                      l == L - 1 ? y : ws.outputs[l].data(),
-                                      h0 + state,
-                                      c0 + state,
-                                      h_n + state,
-                                      c_n + state,
-                                      mask,
-                                      ws.bias_sum[ld].data(),
-                                      &packed(ws.w_ih, ld),
-                                      &packed(ws.w_hh, ld),
-                                      project_ahead ? ws.xproj.data() : nullptr,
-                                      steps,
-                                      ws.gates.data(),
-                                      ws.cells.data()};
-            // Split by units, the next step reads all units of h_t.
-            run_direction(
-                run, [](int) {},
-                [&](int) {
-                  if (split_units && size > 1) barrier.wait();
-                });
+        // Rows [r_lo, r_hi) through every layer.
+        auto run_rows = [&](int r_lo, int r_hi) {
+          for (int l = 0; l < L; ++l) {
+            for (int d = 0; d < D; ++d) {
+              const int ld = l * D + d;
+              const std::size_t state = static_cast<std::size_t>(ld) * B * H;
+              const DirectionRun<T> run{steps,
+                                        spec.layer_input_size(l),
+                                        H,
+                                        D,
+                                        d,
+                                        r_lo,
+                                        r_hi,
+                                        u_lo,
+                                        u_hi,
+                                        l == 0 ? x : ws.outputs[l - 1].data(),
+                                        l == L - 1 ? y : ws.outputs[l].data(),
+                                        h0 + state,
+                                        c0 + state,
+                                        h_n + state,
+                                        c_n + state,
+                                        mask,
+                                        ws.bias_sum[ld].data(),
+                                        &packed(ws.w_ih, ld),
+                                        &packed(ws.w_hh, ld),
+                                        project_ahead ? ws.xproj.data() : nullptr,
+                                        steps,
+                                        ws.gates.data(),
+                                        ws.cells.data()};
+              // Split by units, the next step reads all units of h_t.
+              run_direction(
+                  run, [](int) {},
+                  [&](int) {
+                    if (split_units && size > 1) barrier.wait();
+                  });
+            }
           }
+        };
+        if (!row_tasks) {
+          run_rows(b_lo, b_hi);
+          return;
+        }
+        for (int task = next_task.fetch_add(1, std::memory_order_relaxed); task * kTaskRows < B;
+             task = next_task.fetch_add(1, std::memory_order_relaxed)) {
+          run_rows(task * kTaskRows, std::min(B, (task + 1) * kTaskRows));
         }
       });
 }
