@@ -413,23 +413,19 @@ namespace {
 
 constexpr int kCellBlock = 16;  // hidden units of a cell block
 constexpr int kCellGroup = 4;   // cell blocks computed together
-// Batch rows per pass over a thread's weights. Each pass streams W_hh from L2
-// or beyond; at H 256 and 512 a pass of 128 rows rather than 64 made
-// inference at batch 256 4-7% faster.
+// Most batch rows per pass over a thread's weights (each pass streams W_hh
+// from L2 or beyond), which large batches on few threads reach.
 constexpr int kRowBlock = 128;
 constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
-// Split by batch rows, members take tasks of kTaskRows rows as they go when
-// every (layer, direction)'s packed W_ih and W_hh together take at most
-// kTaskWeightBytes, so that a task's pass over them comes from L2: a member
-// whose core is slower at the time (a shared machine) then takes fewer rows
-// rather than holding up the call. Tiny's batch-256 inference on 2 threads
-// of a Zen 5 VM, a fixed half each: one thread waited for the other 11-26%
-// of its time (perf, six runs); with tasks, 3%. One-thread passes of 16
-// rows rather than 128 were no slower on tiny, stacked and medium; at 2 MB
-// (chargen) tasks were no faster. Larger weights keep one share per member,
-// each pass over them serving up to kRowBlock rows.
-constexpr int kTaskRows = 16;
-constexpr std::size_t kTaskWeightBytes = std::size_t{512} << 10;
+// Split by batch rows, members take tasks of rows as they go rather than a
+// fixed share each, so that a member whose core is slower at the time (a
+// busy or shared machine) takes fewer rows instead of holding up the call:
+// kTasksPerMember tasks each, of kBatchChunk to kRowBlock rows. Tiny's
+// batch-256 inference on 2 threads of a Zen 5 VM, a fixed half each: one
+// thread waited for the other 11-26% of its time (perf, six runs); with
+// 16-row tasks, 3%. Passes of 16 or 32 rows over the weights rather than 128
+// were no slower on one thread (tiny, stacked, medium, large).
+constexpr int kTasksPerMember = 8;
 // Multiply-adds of one step below which threads do not split hidden units
 // (a barrier per step). On a 2-core AVX2 machine (Zen 3, 512 KB L2) splitting
 // batch-1 steps of 18k and 33k multiply-adds (stacked) was 19-27% faster and
@@ -771,7 +767,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
   const InferenceSplit split = inference_split(spec, B, n_threads);
-  const int chunks = split.chunks, unit_groups = split.unit_groups;
+  const int unit_groups = split.unit_groups;
   const bool split_units = split.split_units;
   const int team_max = split.team_max;
   // The team has at most this many.
@@ -782,12 +778,8 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   // shared by all. Either way every element is the same FMA chain, so the
   // same bits.
   const int mats = split_units ? team_cap : 1;  // packed matrices per (layer, direction)
-  std::size_t weight_bytes = 0;                 // of the largest (layer, direction)
-  for (int l = 0; l < L; ++l) {
-    weight_bytes = std::max(
-        weight_bytes, sizeof(T) * 4 * H * static_cast<std::size_t>(spec.layer_input_size(l) + H));
-  }
-  const bool row_tasks = !split_units && weight_bytes <= kTaskWeightBytes;
+  const int task_rows = std::clamp(B / (kTasksPerMember * team_cap) / kBatchChunk * kBatchChunk,
+                                   kBatchChunk, kRowBlock);
   std::atomic<int> next_task{0};
   // With one or two rows a step's input projection is a matrix-vector
   // product; projecting all steps up front runs it as one product instead.
@@ -796,8 +788,6 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
 
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
-        const int b_lo = split_units ? 0 : std::min(B, chunks * rank / size * kBatchChunk);
-        const int b_hi = split_units ? B : std::min(B, chunks * (rank + 1) / size * kBatchChunk);
         const int u_lo = split_units ? std::min(H, unit_groups * rank / size * kUnitGroup) : 0;
         const int u_hi =
             split_units ? std::min(H, unit_groups * (rank + 1) / size * kUnitGroup) : H;
@@ -830,7 +820,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         }
         if (size > 1) barrier.wait();
         if (rank == 0) record_packs(ws, params, split_units, size);
-        if (u_n <= 0 || b_lo >= b_hi) return;  // nothing of ours (never with a barrier below)
+        if (u_n <= 0) return;  // no units of ours (never with a barrier below)
 
         // Rows [r_lo, r_hi) through every layer.
         auto run_rows = [&](int r_lo, int r_hi) {
@@ -870,13 +860,13 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
             }
           }
         };
-        if (!row_tasks) {
-          run_rows(b_lo, b_hi);
+        if (split_units) {
+          run_rows(0, B);
           return;
         }
-        for (int task = next_task.fetch_add(1, std::memory_order_relaxed); task * kTaskRows < B;
+        for (int task = next_task.fetch_add(1, std::memory_order_relaxed); task * task_rows < B;
              task = next_task.fetch_add(1, std::memory_order_relaxed)) {
-          run_rows(task * kTaskRows, std::min(B, (task + 1) * kTaskRows));
+          run_rows(task * task_rows, std::min(B, (task + 1) * task_rows));
         }
       });
 }
