@@ -424,7 +424,7 @@ constexpr int kUnitGroup = 16;  // hidden units split across threads in groups o
 // batch-256 inference on 2 threads of a Zen 5 VM, a fixed half each: one
 // thread waited for the other 11-26% of its time (perf, six runs); with
 // 16-row tasks, 3%. Passes of 16 or 32 rows over the weights rather than 128
-// were no slower on one thread (tiny, stacked, medium, large).
+// were no slower on one thread (tiny, stacked, medium, chargen, large).
 constexpr int kTasksPerMember = 8;
 // Multiply-adds of one step below which threads do not split hidden units
 // (a barrier per step). On a 2-core AVX2 machine (Zen 3, 512 KB L2) splitting
