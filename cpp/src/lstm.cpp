@@ -417,8 +417,8 @@ constexpr int kCellGroup = 4;   // cell blocks computed together
 // from L2 or beyond), which large batches on few threads reach.
 constexpr int kRowBlock = 128;
 constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
-// Split by batch rows, members take tasks of rows as they go rather than a
-// fixed share each, so that a member whose core is slower at the time (a
+// Split by batch rows, threads take tasks of rows as they go rather than a
+// fixed share each, so that a thread whose core is slower at the time (a
 // busy or shared machine) takes fewer rows instead of holding up the call:
 // kTasksPerMember tasks each, of kBatchChunk to kRowBlock rows. Tiny's
 // batch-256 inference on 2 threads of a Zen 5 VM, a fixed half each: one
@@ -778,31 +778,75 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   // shared by all. Either way every element is the same FMA chain, so the
   // same bits.
   const int mats = split_units ? team_cap : 1;  // packed matrices per (layer, direction)
-  const int task_rows = std::clamp(B / (kTasksPerMember * team_cap) / kBatchChunk * kBatchChunk,
-                                   kBatchChunk, kRowBlock);
-  std::atomic<int> next_task{0};
   // With one or two rows a step's input projection is a matrix-vector
   // product; projecting all steps up front runs it as one product instead.
   const bool project_ahead = split_units || B <= 2;
   prepare_inference(spec, params_mut, B, steps, split_units, mats, project_ahead, ws);
 
+  // Rows [r_lo, r_hi) and units [u_lo, u_hi) through every layer, with the
+  // packs of member `member` (0 when shared); step_done() after each step.
+  auto run_rows = [&](int r_lo, int r_hi, int u_lo, int u_hi, int member, auto step_done) {
+    for (int l = 0; l < L; ++l) {
+      for (int d = 0; d < D; ++d) {
+        const int ld = l * D + d;
+        const std::size_t state = static_cast<std::size_t>(ld) * B * H;
+        const std::size_t mat = static_cast<std::size_t>(ld) * mats + member;
+        const DirectionRun<T> run{steps,
+                                  spec.layer_input_size(l),
+                                  H,
+                                  D,
+                                  d,
+                                  r_lo,
+                                  r_hi,
+                                  u_lo,
+                                  u_hi,
+                                  l == 0 ? x : ws.outputs[l - 1].data(),
+                                  l == L - 1 ? y : ws.outputs[l].data(),
+                                  h0 + state,
+                                  c0 + state,
+                                  h_n + state,
+                                  c_n + state,
+                                  mask,
+                                  ws.bias_sum[ld].data(),
+                                  &ws.w_ih[mat],
+                                  &ws.w_hh[mat],
+                                  project_ahead ? ws.xproj.data() : nullptr,
+                                  steps,
+                                  ws.gates.data(),
+                                  ws.cells.data()};
+        run_direction(run, [](int) {}, step_done);
+      }
+    }
+  };
+
+  if (!split_units) {
+    // Shared packs (as lstm_inference_stack records them), then the rows in
+    // tasks that threads take as they go.
+    if (!packs_hold(ws, params, false, 1, params_unchanged)) {
+      parallel_for(team_cap, n_threads, [&](std::size_t k) {
+        pack_panel_share(spec, params_mut, ws, static_cast<int>(k), team_cap);
+      });
+    }
+    record_packs(ws, params, false, 1);
+    const int task_rows = std::clamp(B / (kTasksPerMember * team_cap) / kBatchChunk * kBatchChunk,
+                                     kBatchChunk, kRowBlock);
+    parallel_for((B + task_rows - 1) / task_rows, n_threads, [&](std::size_t task) {
+      const int r_lo = static_cast<int>(task) * task_rows;
+      run_rows(r_lo, std::min(B, r_lo + task_rows), 0, H, 0, [](int) {});
+    });
+    return;
+  }
+
   ThreadPool::instance().run_team(
       team_max, n_threads, [&](int rank, int size, SpinBarrier& barrier) {
-        const int u_lo = split_units ? std::min(H, unit_groups * rank / size * kUnitGroup) : 0;
-        const int u_hi =
-            split_units ? std::min(H, unit_groups * (rank + 1) / size * kUnitGroup) : H;
+        const int u_lo = std::min(H, unit_groups * rank / size * kUnitGroup);
+        const int u_hi = std::min(H, unit_groups * (rank + 1) / size * kUnitGroup);
         const int u_n = u_hi - u_lo;
-        // Packed weights of (layer, direction) ld: ours when split by units.
-        auto packed = [&](std::vector<PackedMatrix<T>>& w, int ld) -> PackedMatrix<T>& {
-          return w[static_cast<std::size_t>(ld) * mats + (split_units ? rank : 0)];
-        };
         // Every member decides alike, before the barrier after which rank 0
-        // records what the packs now hold.
-        const bool reuse = packs_hold(ws, params, split_units, size, params_unchanged);
-        if (!reuse && !split_units) pack_panel_share(spec, params_mut, ws, rank, size);
-        // Split by units, each member packs its units' rows of all four
-        // gates, [i | f | g | o].
-        std::vector<const T*> rows(split_units && !reuse ? 4 * u_n : 0);
+        // records what the packs now hold. Each member packs its units' rows
+        // of all four gates, [i | f | g | o].
+        const bool reuse = packs_hold(ws, params, true, size, params_unchanged);
+        std::vector<const T*> rows(reuse ? 0 : 4 * u_n);
         auto pack_ours = [&](const T* w, int K, PackedMatrix<T>& out) {
           for (int q = 0; q < 4; ++q) {
             for (int u = 0; u < u_n; ++u) {
@@ -811,63 +855,21 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
           }
           pack_matrix_rows(rows.data(), K, 4 * u_n, out);
         };
-        for (int l = 0; l < L && split_units && !reuse && u_n > 0; ++l) {
+        for (int l = 0; l < L && !reuse && u_n > 0; ++l) {
           for (int d = 0; d < D; ++d) {
             const Block<T> p = block(spec, params_mut, l, d);
-            pack_ours(p.w_ih, spec.layer_input_size(l), packed(ws.w_ih, l * D + d));
-            pack_ours(p.w_hh, H, packed(ws.w_hh, l * D + d));
+            const std::size_t mat = static_cast<std::size_t>(l * D + d) * mats + rank;
+            pack_ours(p.w_ih, spec.layer_input_size(l), ws.w_ih[mat]);
+            pack_ours(p.w_hh, H, ws.w_hh[mat]);
           }
         }
         if (size > 1) barrier.wait();
-        if (rank == 0) record_packs(ws, params, split_units, size);
+        if (rank == 0) record_packs(ws, params, true, size);
         if (u_n <= 0) return;  // no units of ours (never with a barrier below)
-
-        // Rows [r_lo, r_hi) through every layer.
-        auto run_rows = [&](int r_lo, int r_hi) {
-          for (int l = 0; l < L; ++l) {
-            for (int d = 0; d < D; ++d) {
-              const int ld = l * D + d;
-              const std::size_t state = static_cast<std::size_t>(ld) * B * H;
-              const DirectionRun<T> run{steps,
-                                        spec.layer_input_size(l),
-                                        H,
-                                        D,
-                                        d,
-                                        r_lo,
-                                        r_hi,
-                                        u_lo,
-                                        u_hi,
-                                        l == 0 ? x : ws.outputs[l - 1].data(),
-                                        l == L - 1 ? y : ws.outputs[l].data(),
-                                        h0 + state,
-                                        c0 + state,
-                                        h_n + state,
-                                        c_n + state,
-                                        mask,
-                                        ws.bias_sum[ld].data(),
-                                        &packed(ws.w_ih, ld),
-                                        &packed(ws.w_hh, ld),
-                                        project_ahead ? ws.xproj.data() : nullptr,
-                                        steps,
-                                        ws.gates.data(),
-                                        ws.cells.data()};
-              // Split by units, the next step reads all units of h_t.
-              run_direction(
-                  run, [](int) {},
-                  [&](int) {
-                    if (split_units && size > 1) barrier.wait();
-                  });
-            }
-          }
-        };
-        if (split_units) {
-          run_rows(0, B);
-          return;
-        }
-        for (int task = next_task.fetch_add(1, std::memory_order_relaxed); task * task_rows < B;
-             task = next_task.fetch_add(1, std::memory_order_relaxed)) {
-          run_rows(task * task_rows, std::min(B, (task + 1) * task_rows));
-        }
+        // The next step reads all units of h_t.
+        run_rows(0, B, u_lo, u_hi, rank, [&](int) {
+          if (size > 1) barrier.wait();
+        });
       });
 }
 
