@@ -148,3 +148,32 @@ def test_stacked_predictions_match_torch(rows):
         )
     got = model.predict(X)
     assert rel_err(got, want.numpy()[:, 0]) < 1e-10
+
+
+@pytest.mark.parametrize("rows", [1, 9, 64])
+@pytest.mark.parametrize("hidden", [24, 200])
+def test_one_hot_predictions_match_torch(hidden, rows):
+    # One-hot steps (character codes, some all-zero padding): the engine
+    # looks their input projections up rather than multiplying. At H = 200
+    # one row splits each step's units across threads, each with its table.
+    from lstmlearn import LSTMRegressor
+
+    rng = np.random.default_rng(12)
+    X = np.eye(12)[rng.integers(0, 12, size=(rows, 15))]
+    X[0, :2] = 0.0
+    model = LSTMRegressor(
+        hidden_layer_sizes=hidden, max_iter=2, random_state=0, dtype=np.float64, n_jobs=2
+    ).fit(X, rng.normal(size=rows))
+    weights = {
+        name: model._params[at : at + int(np.prod(shape))].reshape(shape)
+        for name, at, shape in model._network().layout()
+    }
+    layer = torch.nn.LSTM(12, hidden, batch_first=True).double()
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            p.copy_(torch.tensor(weights[f"layer0.{name}"]))
+        y, _ = layer(torch.tensor(X))
+        want = y[:, -1] @ torch.tensor(weights["dense.weight"]).T + torch.tensor(
+            weights["dense.bias"]
+        )
+    assert rel_err(model.predict(X), want.numpy()[:, 0]) < 1e-10

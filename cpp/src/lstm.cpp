@@ -229,6 +229,79 @@ bool prefetch_step_ahead(int rows, int values) {
   return static_cast<std::size_t>(rows) * values * sizeof(T) <= (std::size_t{256} << 10);
 }
 
+// Where the 1 of the one-hot row x[0, F) is: k if x[k] == 1 and every other
+// value is 0, F if all are 0, -1 if x is not one-hot. No early exit: the loop
+// vectorises, and a row costs a few instructions either way.
+template <typename T>
+int onehot_index(const T* x, int F) {
+  int ones = 0, others = 0, k = F;
+  for (int j = 0; j < F; ++j) {
+    const bool one = x[j] == T(1);
+    ones += one;
+    others += !one && x[j] != T(0);
+    k = one ? j : k;
+  }
+  return others > 0 || ones > 1 ? -1 : k;
+}
+
+// Fewest input features for which layer 0 looks one-hot rows up: with fewer,
+// the product it replaces costs about as much as the lookup.
+constexpr int kOneHotMinFeatures = 8;
+
+// The lookup table of layer 0's input projection, for the units [u_lo, u_hi)
+// of every gate ([i | f | g | o] of those units, as packed): row k = e_k
+// W_ih^T, row F = 0 W_ih^T. The product's FMA chain for e_k starts from +0
+// and adds +-0 at every k but one, where it adds W_ih[j][k]: so the element
+// is W_ih[j][k] + 0 (+0 for -0), to the bit. A non-finite weight would make
+// the chain NaN (0 * inf): the table is then left empty and not used.
+template <typename T>
+void build_onehot(const T* w_ih, int F, int H, int u_lo, int u_hi, AlignedVector<T>& table) {
+  const int n = u_hi - u_lo, cols = 4 * n;
+  for (int q = 0; q < 4; ++q) {
+    const T* w = w_ih + (static_cast<std::size_t>(q) * H + u_lo) * F;
+    if (!ConstVec<T>(w, static_cast<Eigen::Index>(n) * F).isFinite().all()) {
+      table.clear();
+      return;
+    }
+  }
+  grow(table, static_cast<std::size_t>(F + 1) * cols);
+  for (int q = 0; q < 4; ++q) {
+    for (int u = 0; u < n; ++u) {
+      const T* w = w_ih + (static_cast<std::size_t>(q) * H + u_lo + u) * F;
+      T* col = table.data() + q * n + u;
+      for (int k = 0; k < F; ++k) col[static_cast<std::size_t>(k) * cols] = w[k] + T(0);
+    }
+  }
+  std::fill_n(table.data() + static_cast<std::size_t>(F) * cols, cols, T(0));
+}
+
+// Whether layer 0 may look up one-hot rows of x (see build_onehot): enough
+// features, and the first row one-hot. Others are checked as they come.
+template <typename T>
+bool onehot_candidate(const LstmSpec& spec, const T* x) {
+  return spec.input_size >= kOneHotMinFeatures && onehot_index(x, spec.input_size) >= 0;
+}
+
+// Most rows lookup_onehot takes at once.
+constexpr int kLookupRows = 128;
+
+// out[r] = x[r] W_ih^T for the n <= kLookupRows rows of x (stride ldx) from
+// the table (cols columns) when every row is one-hot; returns false, writing
+// nothing, when one is not.
+template <typename T>
+bool lookup_onehot(int n, const T* x, std::ptrdiff_t ldx, int F, const T* table, int cols, T* out,
+                   std::ptrdiff_t ldo) {
+  int index[kLookupRows];
+  for (int r = 0; r < n; ++r) {
+    index[r] = onehot_index(x + r * ldx, F);
+    if (index[r] < 0) return false;
+  }
+  for (int r = 0; r < n; ++r) {
+    copy_row(out + r * ldo, table + static_cast<std::size_t>(index[r]) * cols, cols);
+  }
+  return true;
+}
+
 }  // namespace
 
 void LstmSpec::validate() const {
@@ -328,6 +401,12 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       pack_parallel(static_cast<const T*>(p.w_ih), F, G, F, true, cache.packed_w_ih[l * D + d],
                     n_threads);
     }
+    // One-hot rows of x: projections looked up (lstm_inference's tables).
+    const bool lookup = l == 0 && onehot_candidate(spec, x);
+    cache.onehot.resize(D);
+    for (int d = 0; d < D && lookup; ++d) {
+      build_onehot(block(spec, params_mut, 0, d).w_ih, F, H, 0, H, cache.onehot[d]);
+    }
     parallel_for(static_cast<std::size_t>(D) * groups, n_threads, [&](std::size_t task) {
       const GroupTask g = group_task(task, groups, B, chunks);
       const int d = g.d, b0 = g.b0, nb = g.nb;
@@ -346,8 +425,18 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       }
 
       // Input projection of all steps: [nb*T, F] x [F, G], with the packed
-      // kernel (each element one FMA chain, whatever the rows).
-      gemm_packed(nb * steps, in + row0 * F, F, cache.packed_w_ih[ld], gates + row0 * G, G, false);
+      // kernel (each element one FMA chain, whatever the rows), or looked up
+      // a block of one-hot rows at a time (the same bits).
+      const T* table = lookup && !cache.onehot[d].empty() ? cache.onehot[d].data() : nullptr;
+      const int rows = nb * steps;
+      for (int r0 = 0; r0 < rows; r0 += kLookupRows) {
+        const int m = std::min(kLookupRows, rows - r0);
+        const T* in_r = in + (row0 + r0) * F;
+        T* gates_r = gates + (row0 + r0) * G;
+        if (!table || !lookup_onehot(m, in_r, F, F, table, G, gates_r, G)) {
+          gemm_packed(m, in_r, F, cache.packed_w_ih[ld], gates_r, G, false);
+        }
+      }
 
       const int first = d == 0 ? 0 : steps - 1;
       const int dir = d == 0 ? 1 : -1;
@@ -416,6 +505,7 @@ constexpr int kCellGroup = 4;   // cell blocks computed together
 // Most batch rows per pass over a thread's weights (each pass streams W_hh
 // from L2 or beyond), which large batches on few threads reach.
 constexpr int kRowBlock = 128;
+static_assert(kRowBlock <= kLookupRows, "lookup_onehot takes a row block at once");
 constexpr int kUnitGroup = 16;  // hidden units split across threads in groups of this many
 // Split by batch rows, threads take tasks of rows as they go rather than a
 // fixed share each, so that a thread whose core is slower at the time (a
@@ -566,10 +656,11 @@ struct DirectionRun {
   const T* bias;                // [G] b_ih + b_hh
   const PackedMatrix<T>* w_ih;  // ours when split by units
   const PackedMatrix<T>* w_hh;
-  T* xproj;   // [B, T, G] when the inputs are projected ahead, else null
-  int ahead;  // steps projected at a time (all, or chunks that follow the input)
-  T* gates;   // [B, G]
-  T* cells;   // [B, H]
+  const T* onehot;  // [F + 1, 4 * units] x W_ih^T of one-hot x (build_onehot), or null
+  T* xproj;         // [B, T, G] when the inputs are projected ahead, else null
+  int ahead;        // steps projected at a time (all, or chunks that follow the input)
+  T* gates;         // [B, G]
+  T* cells;         // [B, H]
 };
 
 // need_input(n) runs before the first n steps of the input (in the order of
@@ -599,8 +690,15 @@ void run_direction(const DirectionRun<T>& r, NeedInput need_input, StepDone step
       need_input(s + n);
       const std::size_t t_lo = r.d == 0 ? s : steps - s - n;
       for (int b = r.b_lo; b < r.b_hi; ++b) {
-        const std::size_t row = static_cast<std::size_t>(b) * steps + t_lo;
-        gemm_packed(n, r.in + row * F, F, *r.w_ih, r.xproj + row * G + 4 * u_lo, G, false);
+        for (int s0 = 0; s0 < n; s0 += kLookupRows) {  // one-hot rows looked up a block at a time
+          const int m = std::min(kLookupRows, n - s0);
+          const std::size_t row = static_cast<std::size_t>(b) * steps + t_lo + s0;
+          T* proj = r.xproj + row * G + 4 * u_lo;
+          if (!r.onehot ||
+              !lookup_onehot(m, r.in + row * F, F, F, r.onehot, 4 * (u_hi - u_lo), proj, G)) {
+            gemm_packed(m, r.in + row * F, F, *r.w_ih, proj, G, false);
+          }
+        }
       }
     } else if (!r.xproj) {
       need_input(s + 1);
@@ -628,11 +726,11 @@ void run_direction(const DirectionRun<T>& r, NeedInput need_input, StepDone step
       // last one left in cache (it matters when they are larger than the
       // cache: large H, few rows).
       const bool back = s % 2 == 1;
-      if (r.xproj) {
+      const std::ptrdiff_t ld_x = static_cast<std::ptrdiff_t>(steps) * F;
+      if (r.xproj || (r.onehot && lookup_onehot(nb, x_t, ld_x, F, r.onehot, G, a, lda_a))) {
         gemm_packed(nb, h_prev, ld_h, *r.w_hh, a, lda_a, true, back);
       } else {  // never when split by units
-        gemm_packed2(nb, x_t, static_cast<std::ptrdiff_t>(steps) * F, *r.w_ih, h_prev, ld_h,
-                     *r.w_hh, a, lda_a, false, back);
+        gemm_packed2(nb, x_t, ld_x, *r.w_ih, h_prev, ld_h, *r.w_hh, a, lda_a, false, back);
       }
       for (int i = 0; i < nb; ++i) {
         const int b = r0 + i;
@@ -708,6 +806,7 @@ void prepare_inference(const LstmSpec& spec, T* params, int B, int steps, bool s
   grow(ws.gates, static_cast<std::size_t>(B) * G);
   grow(ws.cells, static_cast<std::size_t>(B) * H);
   if (project_ahead) grow(ws.xproj, BT * G);
+  ws.onehot.resize(static_cast<std::size_t>(D) * mats);
   for (int l = 0; l < L; ++l) {
     for (int d = 0; d < D; ++d) {
       const int ld = l * D + d;
@@ -730,11 +829,30 @@ bool packs_hold(const LstmInference<T>& ws, const T* params, bool split_units, i
          ws.packed_team == team;
 }
 
+// Records what the packs hold, and whether the one-hot tables do: built in
+// this call, or kept with packs reused. Returns the latter.
 template <typename T>
-void record_packs(LstmInference<T>& ws, const T* params, bool split_units, int team) {
+bool record_packs(LstmInference<T>& ws, const T* params, bool split_units, int team,
+                  bool packs_reused, bool onehot_built) {
   ws.packed_params = params;
   ws.packed_split = split_units;
   ws.packed_team = team;
+  return ws.onehot_ready = onehot_built || (packs_reused && ws.onehot_ready);
+}
+
+// Whether this call builds the one-hot tables: when they may be used and do
+// not already hold the packed parameters (`packs_reused`). Call before
+// record_packs(); every member of a team decides alike.
+template <typename T>
+bool onehot_to_build(const LstmInference<T>& ws, bool candidate, bool packs_reused) {
+  return candidate && !(packs_reused && ws.onehot_ready);
+}
+
+// Table `mat` of layer 0 when `lookup` (tables ready and x a candidate) and
+// its weights are finite, else null.
+template <typename T>
+const T* onehot_table(const LstmInference<T>& ws, bool lookup, std::size_t mat) {
+  return lookup && !ws.onehot[mat].empty() ? ws.onehot[mat].data() : nullptr;
 }
 
 // Member `rank` of `size` packs its share of the panels of every (layer,
@@ -782,10 +900,13 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   // product; projecting all steps up front runs it as one product instead.
   const bool project_ahead = split_units || B <= 2;
   prepare_inference(spec, params_mut, B, steps, split_units, mats, project_ahead, ws);
+  const bool onehot = onehot_candidate(spec, x);
 
   // Rows [r_lo, r_hi) and units [u_lo, u_hi) through every layer, with the
   // packs of member `member` (0 when shared); step_done() after each step.
-  auto run_rows = [&](int r_lo, int r_hi, int u_lo, int u_hi, int member, auto step_done) {
+  // `lookup`: one-hot rows of x may be looked up.
+  auto run_rows = [&](int r_lo, int r_hi, int u_lo, int u_hi, int member, bool lookup,
+                      auto step_done) {
     for (int l = 0; l < L; ++l) {
       for (int d = 0; d < D; ++d) {
         const int ld = l * D + d;
@@ -810,6 +931,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                                   ws.bias_sum[ld].data(),
                                   &ws.w_ih[mat],
                                   &ws.w_hh[mat],
+                                  onehot_table(ws, lookup && l == 0, mat),
                                   project_ahead ? ws.xproj.data() : nullptr,
                                   steps,
                                   ws.gates.data(),
@@ -822,17 +944,22 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   if (!split_units) {
     // Shared packs (as lstm_inference_stack records them), then the rows in
     // tasks that threads take as they go.
-    if (!packs_hold(ws, params, false, 1, params_unchanged)) {
+    const bool reused = packs_hold(ws, params, false, 1, params_unchanged);
+    if (!reused) {
       parallel_for(team_cap, n_threads, [&](std::size_t k) {
         pack_panel_share(spec, params_mut, ws, static_cast<int>(k), team_cap);
       });
     }
-    record_packs(ws, params, false, 1);
+    const bool build = onehot_to_build(ws, onehot, reused);
+    for (int d = 0; d < D && build; ++d) {
+      build_onehot(block(spec, params_mut, 0, d).w_ih, spec.input_size, H, 0, H, ws.onehot[d]);
+    }
+    const bool lookup = record_packs(ws, params, false, 1, reused, build) && onehot;
     const int task_rows = std::clamp(B / (kTasksPerMember * team_cap) / kBatchChunk * kBatchChunk,
                                      kBatchChunk, kRowBlock);
     parallel_for((B + task_rows - 1) / task_rows, n_threads, [&](std::size_t task) {
       const int r_lo = static_cast<int>(task) * task_rows;
-      run_rows(r_lo, std::min(B, r_lo + task_rows), 0, H, 0, [](int) {});
+      run_rows(r_lo, std::min(B, r_lo + task_rows), 0, H, 0, lookup, [](int) {});
     });
     return;
   }
@@ -846,6 +973,8 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         // records what the packs now hold. Each member packs its units' rows
         // of all four gates, [i | f | g | o].
         const bool reuse = packs_hold(ws, params, true, size, params_unchanged);
+        const bool build = onehot_to_build(ws, onehot, reuse);
+        const bool lookup = onehot && (build || (reuse && ws.onehot_ready));
         std::vector<const T*> rows(reuse ? 0 : 4 * u_n);
         auto pack_ours = [&](const T* w, int K, PackedMatrix<T>& out) {
           for (int q = 0; q < 4; ++q) {
@@ -863,11 +992,15 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
             pack_ours(p.w_hh, H, ws.w_hh[mat]);
           }
         }
+        for (int d = 0; d < D && build && u_n > 0; ++d) {
+          build_onehot(block(spec, params_mut, 0, d).w_ih, spec.input_size, H, u_lo, u_hi,
+                       ws.onehot[static_cast<std::size_t>(d) * mats + rank]);
+        }
         if (size > 1) barrier.wait();
-        if (rank == 0) record_packs(ws, params, true, size);
+        if (rank == 0) record_packs(ws, params, true, size, reuse, build);
         if (u_n <= 0) return;  // no units of ours (never with a barrier below)
         // The next step reads all units of h_t.
-        run_rows(0, B, u_lo, u_hi, rank, [&](int) {
+        run_rows(0, B, u_lo, u_hi, rank, lookup, [&](int) {
           if (size > 1) barrier.wait();
         });
       });
@@ -936,10 +1069,16 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
       const LstmSpec& spec = *st.spec;
       LstmInference<T>& ws = *st.ws;
       // Packed and recorded as lstm_inference does on one thread.
-      if (!packs_hold(ws, st.params, false, 1, params_unchanged)) {
-        pack_panel_share(spec, const_cast<T*>(st.params), ws, 0, 1);
+      const bool reused = packs_hold(ws, st.params, false, 1, params_unchanged);
+      if (!reused) pack_panel_share(spec, const_cast<T*>(st.params), ws, 0, 1);
+      // The first stage looks up one-hot rows of x as lstm_inference does.
+      const bool onehot = i == 0 && onehot_candidate(spec, x);
+      const bool build = onehot_to_build(ws, onehot, reused);
+      if (build) {
+        build_onehot(block(spec, const_cast<T*>(st.params), 0, 0).w_ih, spec.input_size,
+                     spec.hidden_size, 0, spec.hidden_size, ws.onehot[0]);
       }
-      record_packs(ws, st.params, false, 1);
+      const bool lookup = record_packs(ws, st.params, false, 1, reused, build) && onehot;
       const DirectionRun<T> run{steps,
                                 spec.input_size,
                                 spec.hidden_size,
@@ -959,6 +1098,7 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
                                 ws.bias_sum[0].data(),
                                 &ws.w_ih[0],
                                 &ws.w_hh[0],
+                                onehot_table(ws, lookup, 0),
                                 B <= 2 ? ws.xproj.data() : nullptr,
                                 i == 0 ? steps : kPipelineAhead,
                                 ws.gates.data(),

@@ -80,6 +80,7 @@ struct LstmCache {
   std::vector<PackedMatrix<T>> packed_w_hh;    // per (l, d): W_hh^T [H, G], packed
   std::vector<PackedMatrix<T>> packed_w_hh_t;  // per (l, d): W_hh [G, H], packed (backward)
   std::vector<AlignedVector<T>> bias_sum;      // per (l, d): [G] b_ih + b_hh
+  std::vector<AlignedVector<T>> onehot;        // per d of layer 0: x W_ih^T of one-hot x
 
   // Backward scratch.
   std::vector<AlignedVector<T>> dgates;           // per d: [B, T, G] gradient of a
@@ -98,6 +99,11 @@ struct LstmInference {
   AlignedVector<T> gates;                  // [B, G] pre-activations of the current step
   AlignedVector<T> xproj;                  // [B, T, G] input projections (small batches)
   AlignedVector<T> cells;                  // [B, H] c_t of the current direction
+  // Layer 0's products x W_ih^T for the one-hot x (see lstm_inference): per
+  // (direction, member), [F + 1, 4 * units] (the last row for x = 0), or
+  // empty when W_ih is not finite there. Ready: built from the packed params.
+  std::vector<AlignedVector<T>> onehot;
+  bool onehot_ready = false;
   // What the packed weights hold: packed from these parameters, for this
   // split (by units or not) and team size.
   const T* packed_params = nullptr;
@@ -115,7 +121,10 @@ struct LstmInference {
 // lstm_forward's, whose projection and activations run through other code).
 // `params_unchanged` promises that the values at `params` are those of the
 // last call with this workspace: its packed weights are then reused when
-// packed from the same address for the same split.
+// packed from the same address for the same split. Rows of x that are one-hot
+// (a single 1, else 0; or all 0), as character models feed, take their
+// projection from a table of W_ih^T's rows instead of a product: the same
+// bits, since in the product's FMA chain only the 1 meets a nonzero.
 template <typename T>
 void lstm_inference(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
                     const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
