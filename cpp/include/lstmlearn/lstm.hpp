@@ -158,7 +158,8 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int batch,
 // valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent
 // GEMM reads h_{t-1} * recurrent_mask (Keras's recurrent dropout: the mask,
 // already scaled by 1/(1-p), is fixed across time). `y`, `h_n`, `c_n` are
-// written. The cache keeps what backward needs.
+// written. The cache keeps what backward needs. One-hot rows of x take their
+// projection from a table, as in lstm_inference (the same bits).
 template <typename T>
 void lstm_forward(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
                   const T* h0, const T* c0, const std::uint8_t* mask, const T* recurrent_mask, T* y,
