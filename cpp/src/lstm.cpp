@@ -302,6 +302,26 @@ bool lookup_onehot(int n, const T* x, std::ptrdiff_t ldx, int F, const T* table,
   return true;
 }
 
+// out[r] = x[r] W_ih^T for the M rows of x: blocks of one-hot rows looked up
+// in `table` (cols columns; null: none), the others multiplied by the packed
+// W_ih. The same bits either way.
+template <typename T>
+void project_inputs(int M, const T* x, std::ptrdiff_t ldx, int F, const PackedMatrix<T>& w_ih,
+                    const T* table, int cols, T* out, std::ptrdiff_t ldo) {
+  if (!table) {
+    gemm_packed(M, x, ldx, w_ih, out, ldo, false);
+    return;
+  }
+  for (int r0 = 0; r0 < M; r0 += kLookupRows) {
+    const int m = std::min(kLookupRows, M - r0);
+    const T* x_r = x + r0 * ldx;
+    T* out_r = out + r0 * ldo;
+    if (!lookup_onehot(m, x_r, ldx, F, table, cols, out_r, ldo)) {
+      gemm_packed(m, x_r, ldx, w_ih, out_r, ldo, false);
+    }
+  }
+}
+
 }  // namespace
 
 void LstmSpec::validate() const {
@@ -428,15 +448,8 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
       // kernel (each element one FMA chain, whatever the rows), or looked up
       // a block of one-hot rows at a time (the same bits).
       const T* table = lookup && !cache.onehot[d].empty() ? cache.onehot[d].data() : nullptr;
-      const int rows = nb * steps;
-      for (int r0 = 0; r0 < rows; r0 += kLookupRows) {
-        const int m = std::min(kLookupRows, rows - r0);
-        const T* in_r = in + (row0 + r0) * F;
-        T* gates_r = gates + (row0 + r0) * G;
-        if (!table || !lookup_onehot(m, in_r, F, F, table, G, gates_r, G)) {
-          gemm_packed(m, in_r, F, cache.packed_w_ih[ld], gates_r, G, false);
-        }
-      }
+      project_inputs(nb * steps, in + row0 * F, F, F, cache.packed_w_ih[ld], table, G,
+                     gates + row0 * G, G);
 
       const int first = d == 0 ? 0 : steps - 1;
       const int dir = d == 0 ? 1 : -1;
@@ -690,15 +703,9 @@ void run_direction(const DirectionRun<T>& r, NeedInput need_input, StepDone step
       need_input(s + n);
       const std::size_t t_lo = r.d == 0 ? s : steps - s - n;
       for (int b = r.b_lo; b < r.b_hi; ++b) {
-        for (int s0 = 0; s0 < n; s0 += kLookupRows) {  // one-hot rows looked up a block at a time
-          const int m = std::min(kLookupRows, n - s0);
-          const std::size_t row = static_cast<std::size_t>(b) * steps + t_lo + s0;
-          T* proj = r.xproj + row * G + 4 * u_lo;
-          if (!r.onehot ||
-              !lookup_onehot(m, r.in + row * F, F, F, r.onehot, 4 * (u_hi - u_lo), proj, G)) {
-            gemm_packed(m, r.in + row * F, F, *r.w_ih, proj, G, false);
-          }
-        }
+        const std::size_t row = static_cast<std::size_t>(b) * steps + t_lo;
+        project_inputs(n, r.in + row * F, F, F, *r.w_ih, r.onehot, 4 * (u_hi - u_lo),
+                       r.xproj + row * G + 4 * u_lo, G);
       }
     } else if (!r.xproj) {
       need_input(s + 1);
@@ -829,23 +836,29 @@ bool packs_hold(const LstmInference<T>& ws, const T* params, bool split_units, i
          ws.packed_team == team;
 }
 
-// Records what the packs hold, and whether the one-hot tables do: built in
-// this call, or kept with packs reused. Returns the latter.
+// Whether the one-hot tables hold the packed parameters: built in this call,
+// or built before with the packs that this call reuses.
+template <typename T>
+bool onehot_tables_ready(const LstmInference<T>& ws, bool packs_reused, bool onehot_built) {
+  return onehot_built || (packs_reused && ws.onehot_ready);
+}
+
+// Records what the packs hold, and whether the one-hot tables do; returns
+// the latter.
 template <typename T>
 bool record_packs(LstmInference<T>& ws, const T* params, bool split_units, int team,
                   bool packs_reused, bool onehot_built) {
   ws.packed_params = params;
   ws.packed_split = split_units;
   ws.packed_team = team;
-  return ws.onehot_ready = onehot_built || (packs_reused && ws.onehot_ready);
+  return ws.onehot_ready = onehot_tables_ready(ws, packs_reused, onehot_built);
 }
 
-// Whether this call builds the one-hot tables: when they may be used and do
-// not already hold the packed parameters (`packs_reused`). Call before
-// record_packs(); every member of a team decides alike.
+// Whether this call builds the one-hot tables: when they may be used and are
+// not ready. Call before record_packs(); every member of a team decides alike.
 template <typename T>
 bool onehot_to_build(const LstmInference<T>& ws, bool candidate, bool packs_reused) {
-  return candidate && !(packs_reused && ws.onehot_ready);
+  return candidate && !onehot_tables_ready(ws, packs_reused, false);
 }
 
 // Table `mat` of layer 0 when `lookup` (tables ready and x a candidate) and
@@ -974,7 +987,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         // of all four gates, [i | f | g | o].
         const bool reuse = packs_hold(ws, params, true, size, params_unchanged);
         const bool build = onehot_to_build(ws, onehot, reuse);
-        const bool lookup = onehot && (build || (reuse && ws.onehot_ready));
+        const bool lookup = onehot && onehot_tables_ready(ws, reuse, build);
         std::vector<const T*> rows(reuse ? 0 : 4 * u_n);
         auto pack_ours = [&](const T* w, int K, PackedMatrix<T>& out) {
           for (int q = 0; q < 4; ++q) {
