@@ -60,3 +60,86 @@ def test_backward_before_forward():
         raw.backward(
             np.zeros((1, 1, 3), np.float32), None, None, np.zeros((1, 1, 2), np.float32), z, z, 1
         )
+
+
+def test_gradients_is_a_copy_and_dparams_receives_them():
+    raw = core.LSTMF64(2, 3, 1, False)
+    raw.parameters[:] = np.random.default_rng(0).uniform(-0.5, 0.5, raw.parameters.size)
+    x = np.random.default_rng(1).normal(size=(4, 5, 2))
+    z = np.zeros((1, 4, 3))
+    y = np.empty((4, 5, 3))
+    raw.forward(x, z, z, None, None, y, z.copy(), z.copy(), 1)
+    dparams = np.empty(raw.parameters.size)
+    raw.backward(np.ones_like(y), None, None, np.empty_like(x), z.copy(), z.copy(), 1, dparams)
+    before = raw.gradients
+    np.testing.assert_array_equal(before, dparams)
+    raw.forward(2 * x, z, z, None, None, y, z.copy(), z.copy(), 1)
+    raw.backward(np.ones_like(y), None, None, np.empty_like(x), z.copy(), z.copy(), 1)
+    np.testing.assert_array_equal(before, dparams)  # a copy: the next backward left it alone
+    assert not np.array_equal(raw.gradients, before)
+    with pytest.raises(ValueError, match="dparams"):
+        raw.backward(
+            np.ones_like(y),
+            None,
+            None,
+            np.empty_like(x),
+            z.copy(),
+            z.copy(),
+            1,
+            np.empty(raw.parameters.size, np.float32),
+        )
+
+
+# -- packed weights reused across predict calls: params_version ---------------
+
+
+def network():
+    return core.NetworkF32(3, [16, 8], False, "concat", 0.0, 0.0, 2, False, "squared_error", 1.0)
+
+
+def predict(net, params, X, **version):
+    out = np.empty((len(X), 2), np.float32)
+    net.predict(params, X, None, out, 256, 1, **version)
+    return out
+
+
+@pytest.fixture
+def setup():
+    rng = np.random.default_rng(0)
+    net = network()
+    params = rng.uniform(-0.5, 0.5, net.parameter_count).astype(np.float32)
+    X = rng.normal(size=(5, 7, 3)).astype(np.float32)
+    # Other values for the weights only: the biases are read on every call,
+    # so a stale pack shows as the old result exactly.
+    other = params.copy()
+    for name, offset, shape in net.layout():
+        if "weight" in name:
+            size = int(np.prod(shape))
+            other[offset : offset + size] = rng.uniform(-0.5, 0.5, size)
+    return net, params, other, X
+
+
+@pytest.mark.parametrize("second", [{}, {"params_version": 0}, {"params_version": 6}])
+def test_other_values_at_the_same_address_are_not_served_stale(setup, second):
+    # A new array may be allocated where a freed one was: the address alone
+    # must not make the engine reuse the weights it packed for the old one.
+    net, params, other, X = setup
+    first = predict(net, params, X, params_version=5)
+    params[...] = other  # other values, same address, no params_changed()
+    got = predict(net, params, X, **second)
+    assert not np.array_equal(got, first)
+    np.testing.assert_array_equal(got, predict(network(), other, X))
+
+
+def test_the_same_version_reuses_the_packed_weights(setup):
+    net, params, other, X = setup
+    first = predict(net, params, X, params_version=5)
+    np.testing.assert_array_equal(predict(net, params, X, params_version=5), first)
+    # Proof of the reuse: a promise broken on purpose (other weights under
+    # the same version) still gives the packed weights' result.
+    params[...] = other
+    np.testing.assert_array_equal(predict(net, params, X, params_version=5), first)
+    net.params_changed()  # the generation check still applies
+    np.testing.assert_array_equal(
+        predict(net, params, X, params_version=5), predict(network(), other, X)
+    )

@@ -1,5 +1,7 @@
 """PyTorch's nn.LSTM as the oracle: outputs, final states and every gradient."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -107,6 +109,21 @@ def test_from_torch_without_bias_gives_zero_biases():
     y_ref, _ = module(torch.tensor(x).transpose(0, 1))
     y, _ = ours.forward(x)
     assert rel_err(y, y_ref.detach().numpy().transpose(1, 0, 2)) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "name, shape",
+    [("weight_ih_l0", (16, 1)), ("weight_hh_l1", (4,)), ("bias_ih_l0", (1,)), ("bias_hh_l1", ())],
+)
+def test_from_torch_refuses_tensors_of_another_shape(name, shape):
+    # NumPy would broadcast a (16, 1) weight into (16, 3), or a (1,) bias
+    # into (16,), and the copy would run with made-up weights.
+    module = torch.nn.LSTM(3, 4, 2)
+    expected = tuple(getattr(module, name).shape)
+    setattr(module, name, torch.nn.Parameter(torch.ones(shape)))
+    message = rf"{name}\b.*{re.escape(str(shape))}.*{re.escape(str(expected))}"
+    with pytest.raises(ValueError, match=message):
+        LSTM.from_torch(module)
 
 
 def test_from_torch_refuses_projections_and_other_modules():

@@ -3,6 +3,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include <climits>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +21,34 @@ void register_lstm(pybind11::module_& m);
 void register_network(pybind11::module_& m);
 void register_layers(pybind11::module_& m);
 void register_seq2seq(pybind11::module_& m);
+
+// A size or count argument as Python gave it: any integer (or object with
+// __index__, as NumPy's integers), in 64 bits. Taking `int` instead would let
+// pybind11 refuse 2**31 with its "incompatible function arguments" dump;
+// this way narrow() can say which argument is too large and what the limit is.
+struct PyInt {
+  long long value = 0;  // clamped to [LLONG_MIN, LLONG_MAX]
+};
+
+// `arg` as an int, or std::invalid_argument (ValueError) naming `name` and the
+// limit. Whether the value makes sense (positive, ...) is the engine's check.
+inline int narrow(const char* name, const PyInt& arg) {
+  const long long v = arg.value;
+  if (v > INT_MAX || v < INT_MIN) {
+    throw std::invalid_argument(std::string(name) + " " +
+                                (v == LLONG_MAX || v == LLONG_MIN ? "" : std::to_string(v) + " ") +
+                                "is too " + (v > 0 ? "large" : "small") +
+                                "; the engine's limit is " +
+                                std::to_string(v > 0 ? INT_MAX : INT_MIN));
+  }
+  return static_cast<int>(v);
+}
+
+inline std::vector<int> narrow(const char* name, const std::vector<PyInt>& args) {
+  std::vector<int> out;
+  for (const PyInt& arg : args) out.push_back(narrow(name, arg));
+  return out;
+}
 
 // [(name, offset, shape tuple), ...] of a flat parameter buffer.
 inline pybind11::list layout_to_python(const std::vector<TensorInfo>& layout) {
@@ -64,3 +94,35 @@ inline bool python_interrupted() {
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
+
+namespace pybind11 {
+namespace detail {
+template <>
+struct type_caster<lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt> {
+  PYBIND11_TYPE_CASTER(lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt, const_name("int"));
+
+  bool load(handle src, bool) {
+    // Integers only, as pybind11's int caster: no float, no str.
+    if (!src || PyFloat_Check(src.ptr())) return false;
+    object index = reinterpret_steal<object>(PyNumber_Index(src.ptr()));
+    if (!index) {
+      PyErr_Clear();
+      return false;
+    }
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+    value.value = overflow > 0 ? LLONG_MAX : overflow < 0 ? LLONG_MIN : v;
+    return true;
+  }
+
+  static handle cast(const lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt& src, return_value_policy,
+                     handle) {
+    return PyLong_FromLongLong(src.value);
+  }
+};
+}  // namespace detail
+}  // namespace pybind11

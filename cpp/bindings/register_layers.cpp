@@ -98,8 +98,18 @@ void expect_positive(const char* fn, const char* name, long long value) {
 }
 
 int as_int(const char* fn, const char* name, py::ssize_t value) {
-  if (value > INT32_MAX) fail(fn, std::string(name) + " is too large: " + std::to_string(value));
+  if (value > INT32_MAX) {
+    fail(fn, std::string(name) + " " + std::to_string(value) +
+                 " is too large; the engine's limit is " + std::to_string(INT32_MAX));
+  }
   return static_cast<int>(value);
+}
+
+// A size argument: positive and within the engine's int, checked before any
+// output is allocated from it.
+int size_arg(const char* fn, const char* name, const PyInt& value) {
+  expect_positive(fn, name, value.value);
+  return as_int(fn, name, static_cast<py::ssize_t>(value.value));
 }
 
 // `a` as a C-contiguous array of T: refused (TypeError) if its dtype is not
@@ -294,17 +304,17 @@ void bind_basic(py::module_& m) {
 
   m.def(
       "embedding_backward",
-      [](const py::array& dy_, const py::array& tokens_, py::ssize_t num_embeddings) {
+      [](const py::array& dy_, const py::array& tokens_, PyInt num_embeddings) {
         const char* fn = "embedding_backward";
         return by_dtype(fn, "dy", dy_, [&](auto zero) -> py::object {
           using T = decltype(zero);
           auto dy = input<T>(fn, "dy", dy_);
           auto tokens = token_input(fn, "tokens", tokens_);
-          expect_positive(fn, "num_embeddings", num_embeddings);
+          const int V_int = size_arg(fn, "num_embeddings", num_embeddings);
           const py::ssize_t N = leading_rows(fn, "tokens", tokens, 0, "[...]");
           const py::ssize_t E = dy.ndim() > 0 ? dy.shape(dy.ndim() - 1) : 0;
           expect_shape(fn, "dy", dy, leading_then(tokens, 0, {E}), "[..., E], tokens' shape + E");
-          const py::ssize_t V = num_embeddings;
+          const py::ssize_t V = V_int;
           CArray<T> dW({V, E});
           T* dWp = dW.mutable_data();
           run([&] {
@@ -319,13 +329,13 @@ void bind_basic(py::module_& m) {
 
   m.def(
       "repeat_forward",
-      [](const py::array& x_, py::ssize_t repeats) {
+      [](const py::array& x_, PyInt repeats_arg) {
         const char* fn = "repeat_forward";
         return by_dtype(fn, "x", x_, [&](auto zero) -> py::object {
           using T = decltype(zero);
           auto x = input<T>(fn, "x", x_);
           expect_shape(fn, "x", x, {kAny, kAny}, "[B, D]");
-          expect_positive(fn, "repeats", repeats);
+          const py::ssize_t repeats = size_arg(fn, "repeats", repeats_arg);
           const py::ssize_t B = x.shape(0), D = x.shape(1);
           CArray<T> y({B, repeats, D});
           T* yp = y.mutable_data();
@@ -364,7 +374,7 @@ void bind_basic(py::module_& m) {
 // Shapes of a conv call from x [..., S, C], W [K, C, k] and b [K] (null in
 // backward); Conv1dShape::validate reports a kernel or pool that does not fit.
 Conv1dShape conv1d_shape(const char* fn, const py::array& x, const py::array& W, const py::array* b,
-                         py::ssize_t pool) {
+                         const PyInt& pool) {
   const py::ssize_t N = leading_rows(fn, "x", x, 2, "[..., S, C]");
   const py::ssize_t C = x.shape(x.ndim() - 1);
   expect_shape(fn, "W", W, {kAny, C, kAny}, "[K, C, k]");
@@ -375,14 +385,14 @@ Conv1dShape conv1d_shape(const char* fn, const py::array& x, const py::array& W,
   s.channels = as_int(fn, "C", C);
   s.filters = as_int(fn, "K", W.shape(0));
   s.kernel = as_int(fn, "k", W.shape(2));
-  s.pool = as_int(fn, "pool", pool);
+  s.pool = size_arg(fn, "pool", pool);
   s.validate();
   return s;
 }
 
 // As conv1d_shape for x [..., Y, X, C], W [K, C, kh, kw].
 Conv2dShape conv2d_shape(const char* fn, const py::array& x, const py::array& W, const py::array* b,
-                         py::ssize_t pool) {
+                         const PyInt& pool) {
   const py::ssize_t N = leading_rows(fn, "x", x, 3, "[..., Y, X, C]");
   const py::ssize_t C = x.shape(x.ndim() - 1);
   expect_shape(fn, "W", W, {kAny, C, kAny, kAny}, "[K, C, kh, kw]");
@@ -395,7 +405,7 @@ Conv2dShape conv2d_shape(const char* fn, const py::array& x, const py::array& W,
   s.filters = as_int(fn, "K", W.shape(0));
   s.kernel_h = as_int(fn, "kh", W.shape(2));
   s.kernel_w = as_int(fn, "kw", W.shape(3));
-  s.pool = as_int(fn, "pool", pool);
+  s.pool = size_arg(fn, "pool", pool);
   s.validate();
   return s;
 }
@@ -405,7 +415,7 @@ constexpr bool kIs1d = std::is_same<S, Conv1dShape>::value;
 
 template <typename S>
 S conv_shape(const char* fn, const py::array& x, const py::array& W, const py::array* b,
-             py::ssize_t pool) {
+             const PyInt& pool) {
   if constexpr (kIs1d<S>) {
     return conv1d_shape(fn, x, W, b, pool);
   } else {
@@ -419,7 +429,7 @@ void bind_conv(py::module_& m, const char* forward_name, const char* backward_na
   m.def(
       forward_name,
       [forward_name](const py::array& x_, const py::array& W_, const py::array& b_,
-                     py::ssize_t pool) {
+                     const PyInt& pool) {
         const char* fn = forward_name;
         return by_dtype(fn, "x", x_, [&](auto zero) -> py::object {
           using T = decltype(zero);
@@ -448,7 +458,7 @@ void bind_conv(py::module_& m, const char* forward_name, const char* backward_na
   m.def(
       backward_name,
       [backward_name](const py::array& dy_, const py::array& argmax_, const py::array& x_,
-                      const py::array& W_, py::ssize_t pool, bool compute_dx) {
+                      const py::array& W_, PyInt pool, bool compute_dx) {
         const char* fn = backward_name;
         return by_dtype(fn, "dy", dy_, [&](auto zero) -> py::object {
           using T = decltype(zero);
@@ -653,13 +663,13 @@ void bind_pooling(py::module_& m) {
 
   m.def(
       "mean_pool_backward",
-      [](const py::array& dpooled_, py::ssize_t steps, const py::object& mask_) {
+      [](const py::array& dpooled_, PyInt steps_arg, const py::object& mask_) {
         const char* fn = "mean_pool_backward";
         return by_dtype(fn, "dpooled", dpooled_, [&](auto zero) -> py::object {
           using T = decltype(zero);
           auto dpooled = input<T>(fn, "dpooled", dpooled_);
           expect_shape(fn, "dpooled", dpooled, {kAny, kAny}, "[B, H]");
-          expect_positive(fn, "steps", steps);
+          const py::ssize_t steps = size_arg(fn, "steps", steps_arg);
           const py::ssize_t B = dpooled.shape(0), H = dpooled.shape(1);
           OptionalMask mask = mask_input(fn, "mask", mask_, {B, steps}, "[B, T]");
           CArray<T> dh({B, steps, H});

@@ -5,12 +5,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "bindings.hpp"
 #include "lstmlearn/network.hpp"
+#include "lstmlearn/thread_pool.hpp"
 
 namespace py = pybind11;
 
@@ -102,8 +104,8 @@ struct BoundData {
       throw std::invalid_argument("x must be [N, T, input_size]");
     }
     view.x = x.data();
-    view.samples = static_cast<int>(x.shape(0));
-    view.steps = static_cast<int>(x.shape(1));
+    view.samples = narrow("samples (x.shape[0])", PyInt{static_cast<long long>(x.shape(0))});
+    view.steps = narrow("steps (x.shape[1])", PyInt{static_cast<long long>(x.shape(1))});
     const std::size_t N = view.samples, NT = N * view.steps;
     const std::size_t items = spec.per_step ? NT : N;
     if (!mask_.is_none()) {
@@ -142,20 +144,40 @@ struct BoundData {
 
 template <typename T>
 struct BoundNetwork {
-  Network<T> net;
-  std::mutex busy;  // the network's workspace is shared state
-  explicit BoundNetwork(const NetworkSpec& spec) : net(spec) {}
+  const NetworkSpec spec;
+  std::unique_ptr<Network<T>> net;  // its workspace is shared state, guarded by `busy`
+  const std::size_t parameter_count;
+  const std::vector<TensorInfo> layout;
+  ForkSafeMutex busy;
+  explicit BoundNetwork(const NetworkSpec& s)
+      : spec(s),
+        net(std::make_unique<Network<T>>(s)),
+        parameter_count(net->parameter_count()),
+        layout(net->layout()) {}
 };
+
+// Holds `busy` for a call. In a child forked while another thread was inside
+// a call, the workspace that call left (packed weights, buffers perhaps
+// mid-reallocation) is dropped without being freed, for a fresh one.
+template <typename T>
+std::unique_lock<ForkSafeMutex> hold(BoundNetwork<T>& self) {
+  std::unique_lock<ForkSafeMutex> lock(self.busy);
+  if (self.busy.interrupted_by_fork()) {
+    (void)self.net.release();  // leaked on purpose, see above
+    self.net = std::make_unique<Network<T>>(self.spec);
+  }
+  return lock;
+}
 
 template <typename T>
 T* params_of(BoundNetwork<T>& self, CArray<T>& params) {
-  expect_size(params.size(), self.net.parameter_count(), "params");
+  expect_size(params.size(), self.parameter_count, "params");
   return params.mutable_data();
 }
 
 template <typename T>
 const T* const_params_of(BoundNetwork<T>& self, const CArray<T>& params) {
-  expect_size(params.size(), self.net.parameter_count(), "params");
+  expect_size(params.size(), self.parameter_count, "params");
   return params.data();  // may be read-only (a memory-mapped model)
 }
 
@@ -163,89 +185,106 @@ template <typename T>
 void bind_network(py::module_& m, const char* name) {
   using Self = BoundNetwork<T>;
   py::class_<Self>(m, name, py::module_local())
-      .def(py::init([](int input_size, std::vector<int> hidden, bool bidirectional,
-                       const std::string& merge, double dropout, double recurrent_dropout,
-                       int output_size, bool per_step, const std::string& loss, double huber_delta,
-                       const std::string& front_end, const std::vector<int>& frame,
-                       int conv_filters, const std::vector<int>& kernel, int pool_size,
-                       const std::string& pooling, int attention_units) {
-             NetworkSpec spec;
-             spec.input_size = input_size;
-             spec.hidden = std::move(hidden);
-             spec.bidirectional = bidirectional;
-             spec.merge = parse_merge(merge);
-             spec.dropout = dropout;
-             spec.recurrent_dropout = recurrent_dropout;
-             spec.output_size = output_size;
-             spec.per_step = per_step;
-             spec.loss = parse_loss(loss);
-             spec.huber_delta = huber_delta;
-             set_front_end(spec, front_end, frame, conv_filters, kernel, pool_size);
-             spec.pooling = parse_pooling(pooling);
-             spec.attention_units = attention_units;
-             return new Self(spec);
-           }),
-           py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
-           py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
-           py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"),
-           py::arg("front_end") = "none", py::arg("frame") = std::vector<int>{},
-           py::arg("conv_filters") = 1, py::arg("kernel") = std::vector<int>{},
-           py::arg("pool_size") = 1, py::arg("pooling") = "last", py::arg("attention_units") = 16)
+      .def(
+          py::init([](PyInt input_size, const std::vector<PyInt>& hidden, bool bidirectional,
+                      const std::string& merge, double dropout, double recurrent_dropout,
+                      PyInt output_size, bool per_step, const std::string& loss, double huber_delta,
+                      const std::string& front_end, const std::vector<PyInt>& frame,
+                      PyInt conv_filters, const std::vector<PyInt>& kernel, PyInt pool_size,
+                      const std::string& pooling, PyInt attention_units) {
+            // Sizes arrive in 64 bits: one that does not fit an int is named
+            // here; the spec's validate() checks the tensors they make.
+            NetworkSpec spec;
+            spec.input_size = narrow("input_size", input_size);
+            spec.hidden = narrow("hidden layer size", hidden);
+            spec.bidirectional = bidirectional;
+            spec.merge = parse_merge(merge);
+            spec.dropout = dropout;
+            spec.recurrent_dropout = recurrent_dropout;
+            spec.output_size = narrow("output_size", output_size);
+            spec.per_step = per_step;
+            spec.loss = parse_loss(loss);
+            spec.huber_delta = huber_delta;
+            set_front_end(spec, front_end, narrow("frame size", frame),
+                          narrow("conv_filters", conv_filters), narrow("kernel size", kernel),
+                          narrow("pool_size", pool_size));
+            spec.pooling = parse_pooling(pooling);
+            spec.attention_units = narrow("attention_units", attention_units);
+            return new Self(spec);
+          }),
+          py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
+          py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
+          py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"),
+          py::arg("front_end") = "none", py::arg("frame") = std::vector<PyInt>{},
+          py::arg("conv_filters") = PyInt{1}, py::arg("kernel") = std::vector<PyInt>{},
+          py::arg("pool_size") = PyInt{1}, py::arg("pooling") = "last",
+          py::arg("attention_units") = PyInt{16})
       .def_property_readonly("parameter_count",
-                             [](const Self& self) { return self.net.parameter_count(); })
-      .def("layout", [](const Self& self) { return layout_to_python(self.net.layout()); })
+                             [](const Self& self) { return self.parameter_count; })
+      .def("layout", [](const Self& self) { return layout_to_python(self.layout); })
       .def(
           "predict",
           [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
-             CArray<T>& out, int batch_size, int n_threads) {
-            BoundData<T> data(self.net.spec(), x, mask, py::none(), py::none(), py::none());
-            const auto& spec = self.net.spec();
+             CArray<T>& out, PyInt batch_size_arg, PyInt n_threads_arg,
+             std::uint64_t params_version) {
+            const int batch_size = narrow("batch_size", batch_size_arg);
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            BoundData<T> data(self.spec, x, mask, py::none(), py::none(), py::none());
+            const auto& spec = self.spec;
             const std::size_t per_row = spec.per_step ? data.view.steps : 1;
             expect_size(out.size(), data.view.samples * per_row * spec.output_size, "out");
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
             const T* p = const_params_of(self, params);
             T* o = out.mutable_data();
             py::gil_scoped_release release;  // arrays are held by this call's arguments
-            std::lock_guard<std::mutex> lock(self.busy);
-            self.net.predict(p, data.view, batch_size, o, n_threads);
+            auto lock = hold(self);
+            self.net->predict(p, data.view, batch_size, o, n_threads, params_version);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
-          py::arg("n_threads"))
+          py::arg("n_threads"), py::arg("params_version") = 0,
+          "Outputs for x into `out`. Weights packed by the last complete predict are reused "
+          "only when both calls pass the same nonzero `params_version` for the same `params` "
+          "array; the caller promises that a version never names two different sets of values. "
+          "0 (the default): unknown, pack again.")
       .def(
           "params_changed",
           [](Self& self) {
             py::gil_scoped_release release;
-            std::lock_guard<std::mutex> lock(self.busy);
-            self.net.params_changed();
+            auto lock = hold(self);
+            self.net->params_changed();
           },
           "Say that the parameter values changed outside train_epoch (packed weights are stale).")
       .def(
           "attention_weights",
           [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
-             CArray<T>& out, int batch_size, int n_threads) {
-            BoundData<T> data(self.net.spec(), x, mask, py::none(), py::none(), py::none());
+             CArray<T>& out, PyInt batch_size_arg, PyInt n_threads_arg) {
+            const int batch_size = narrow("batch_size", batch_size_arg);
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            BoundData<T> data(self.spec, x, mask, py::none(), py::none(), py::none());
             expect_size(out.size(), static_cast<std::size_t>(data.view.samples) * data.view.steps,
                         "out");
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
             const T* p = const_params_of(self, params);
             T* o = out.mutable_data();
             py::gil_scoped_release release;  // as in predict
-            std::lock_guard<std::mutex> lock(self.busy);
-            self.net.attention_weights(p, data.view, batch_size, o, n_threads);
+            auto lock = hold(self);
+            self.net->attention_weights(p, data.view, batch_size, o, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
           py::arg("n_threads"))
       .def(
           "evaluate",
           [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
-             py::object targets, py::object labels, py::object weights, int batch_size,
-             int n_threads) {
-            BoundData<T> data(self.net.spec(), x, mask, targets, labels, weights);
+             py::object targets, py::object labels, py::object weights, PyInt batch_size_arg,
+             PyInt n_threads_arg) {
+            const int batch_size = narrow("batch_size", batch_size_arg);
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            BoundData<T> data(self.spec, x, mask, targets, labels, weights);
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
             const T* p = const_params_of(self, params);
             py::gil_scoped_release release;  // as in predict
-            std::lock_guard<std::mutex> lock(self.busy);
-            return self.net.evaluate(p, data.view, batch_size, n_threads);
+            auto lock = hold(self);
+            return self.net->evaluate(p, data.view, batch_size, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("targets"), py::arg("labels"),
           py::arg("weights"), py::arg("batch_size"), py::arg("n_threads"))
@@ -253,29 +292,30 @@ void bind_network(py::module_& m, const char* name) {
           "train_epoch",
           [](Self& self, CArray<T>& params, CArray<T>& m, CArray<T>& v, std::int64_t step,
              const CArray<T>& x, py::object mask, py::object targets, py::object labels,
-             py::object weights, int batch_size, bool shuffle, double alpha, double clipnorm,
+             py::object weights, PyInt batch_size_arg, bool shuffle, double alpha, double clipnorm,
              const std::string& optimizer, double learning_rate, double beta_1, double beta_2,
              double epsilon, double momentum, bool nesterov, double rho, std::uint64_t seed,
-             int n_threads) {
-            BoundData<T> data(self.net.spec(), x, mask, targets, labels, weights);
+             PyInt n_threads_arg) {
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            BoundData<T> data(self.spec, x, mask, targets, labels, weights);
             TrainOptions options;
-            options.batch_size = batch_size;
+            options.batch_size = narrow("batch_size", batch_size_arg);
             options.shuffle = shuffle;
             options.alpha = alpha;
             options.clipnorm = clipnorm;
             options.optimizer = optimizer_spec(optimizer, learning_rate, beta_1, beta_2, epsilon,
                                                momentum, nesterov, rho);
             T* p = params_of(self, params);
-            expect_size(m.size(), self.net.parameter_count(), "m");
-            expect_size(v.size(), self.net.parameter_count(), "v");
+            expect_size(m.size(), self.parameter_count, "m");
+            expect_size(v.size(), self.parameter_count, "v");
             T* mp = m.mutable_data();
             T* vp = v.mutable_data();
             EpochResult result;
             {
               py::gil_scoped_release release;  // arrays are held by this call's arguments
-              std::lock_guard<std::mutex> lock(self.busy);
-              result = self.net.train_epoch(p, mp, vp, step, data.view, options, seed,
-                                            python_interrupted, n_threads);
+              auto lock = hold(self);
+              result = self.net->train_epoch(p, mp, vp, step, data.view, options, seed,
+                                             python_interrupted, n_threads);
             }
             if (result.status == EpochStatus::Interrupted) throw py::error_already_set();
             const char* status = result.status == EpochStatus::NonFinite ? "non_finite" : "ok";

@@ -7,12 +7,15 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "bindings.hpp"
+#include "lstmlearn/limits.hpp"
 #include "lstmlearn/seq2seq.hpp"
+#include "lstmlearn/thread_pool.hpp"
 
 namespace py = pybind11;
 
@@ -71,8 +74,8 @@ struct BoundData {
     }
     const py::array& xa = spec.tokens_in() ? static_cast<const py::array&>(x_tokens)
                                            : static_cast<const py::array&>(x);
-    view.samples = static_cast<int>(xa.shape(0));
-    view.in_steps = static_cast<int>(xa.shape(1));
+    view.samples = narrow("samples (x.shape[0])", PyInt{static_cast<long long>(xa.shape(0))});
+    view.in_steps = narrow("steps (x.shape[1])", PyInt{static_cast<long long>(xa.shape(1))});
     if (view.in_steps < 1) throw std::invalid_argument("x needs at least one step");
     if (!x_mask_.is_none()) {
       x_mask = x_mask_.cast<MaskArray>();
@@ -93,14 +96,14 @@ struct BoundData {
       }
       check_range(y_tokens, spec.output_vocab, "output");
       view.y_tokens = y_tokens.data();
-      view.out_steps = static_cast<int>(y_tokens.shape(1));
+      view.out_steps = narrow("y steps", PyInt{static_cast<long long>(y_tokens.shape(1))});
     } else {
       y = y_.cast<CArray<T>>();
       if (y.ndim() != 3 || y.shape(0) != view.samples || y.shape(2) != spec.output_features) {
         throw std::invalid_argument("y must be [N, T_out, output_features]");
       }
       view.y = y.data();
-      view.out_steps = static_cast<int>(y.shape(1));
+      view.out_steps = narrow("y steps", PyInt{static_cast<long long>(y.shape(1))});
     }
     if (view.out_steps < 1) throw std::invalid_argument("y needs at least one step");
     if (!y_mask_.is_none()) {
@@ -113,17 +116,35 @@ struct BoundData {
 
 template <typename T>
 struct BoundSeq2Seq {
-  Seq2Seq<T> model;
-  std::mutex busy;  // the model's workspace is shared state
-  explicit BoundSeq2Seq(const Seq2SeqSpec& spec) : model(spec) {}
+  const Seq2SeqSpec spec;
+  std::unique_ptr<Seq2Seq<T>> model;  // its workspace is shared state, guarded by `busy`
+  const std::size_t parameter_count;
+  const std::vector<TensorInfo> layout;
+  ForkSafeMutex busy;
+  explicit BoundSeq2Seq(const Seq2SeqSpec& s)
+      : spec(s),
+        model(std::make_unique<Seq2Seq<T>>(s)),
+        parameter_count(model->parameter_count()),
+        layout(model->layout()) {}
 };
+
+// Holds `busy` for a call; after a fork that cut a call short, drops its
+// workspace without freeing it (see register_network.cpp).
+template <typename T>
+std::unique_lock<ForkSafeMutex> hold(BoundSeq2Seq<T>& self) {
+  std::unique_lock<ForkSafeMutex> lock(self.busy);
+  if (self.busy.interrupted_by_fork()) {
+    (void)self.model.release();  // leaked on purpose
+    self.model = std::make_unique<Seq2Seq<T>>(self.spec);
+  }
+  return lock;
+}
 
 template <typename T>
 void expect_count(const BoundSeq2Seq<T>& self, const py::array& a, const char* what) {
-  if (static_cast<std::size_t>(a.size()) != self.model.parameter_count()) {
+  if (static_cast<std::size_t>(a.size()) != self.parameter_count) {
     throw std::invalid_argument(std::string(what) + " has " + std::to_string(a.size()) +
-                                " elements, expected " +
-                                std::to_string(self.model.parameter_count()));
+                                " elements, expected " + std::to_string(self.parameter_count));
   }
 }
 
@@ -132,16 +153,19 @@ void bind_seq2seq(py::module_& m, const char* name) {
   using Self = BoundSeq2Seq<T>;
   using Writable = py::array_t<T, py::array::c_style>;
   py::class_<Self>(m, name, py::module_local())
-      .def(py::init([](int input_vocab, int input_features, int output_vocab, int output_features,
-                       int embedding_dim, std::vector<int> hidden, const std::string& mode,
-                       const std::string& attention, int attention_units) {
+      .def(py::init([](PyInt input_vocab, PyInt input_features, PyInt output_vocab,
+                       PyInt output_features, PyInt embedding_dim, const std::vector<PyInt>& hidden,
+                       const std::string& mode, const std::string& attention,
+                       PyInt attention_units) {
+             // Sizes arrive in 64 bits: one that does not fit an int is named
+             // here; the spec's validate() checks the tensors they make.
              Seq2SeqSpec spec;
-             spec.input_vocab = input_vocab;
-             spec.input_features = input_features;
-             spec.output_vocab = output_vocab;
-             spec.output_features = output_features;
-             spec.embedding_dim = embedding_dim;
-             spec.hidden = std::move(hidden);
+             spec.input_vocab = narrow("input_vocab", input_vocab);
+             spec.input_features = narrow("input_features", input_features);
+             spec.output_vocab = narrow("output_vocab", output_vocab);
+             spec.output_features = narrow("output_features", output_features);
+             spec.embedding_dim = narrow("embedding_dim", embedding_dim);
+             spec.hidden = narrow("hidden layer size", hidden);
              if (mode == "repeat") {
                spec.mode = DecoderMode::Repeat;
              } else if (mode == "teacher_forcing") {
@@ -158,24 +182,32 @@ void bind_seq2seq(py::module_& m, const char* name) {
              } else {
                throw std::invalid_argument("unknown attention: " + attention);
              }
-             spec.attention_units = attention_units;
+             spec.attention_units = narrow("attention_units", attention_units);
              return new Self(spec);
            }),
            py::arg("input_vocab"), py::arg("input_features"), py::arg("output_vocab"),
            py::arg("output_features"), py::arg("embedding_dim"), py::arg("hidden"), py::arg("mode"),
            py::arg("attention"), py::arg("attention_units"))
       .def_property_readonly("parameter_count",
-                             [](const Self& self) { return self.model.parameter_count(); })
-      .def("layout", [](const Self& self) { return layout_to_python(self.model.layout()); })
+                             [](const Self& self) { return self.parameter_count; })
+      .def("layout", [](const Self& self) { return layout_to_python(self.layout); })
       .def(
           "predict",
-          [](Self& self, const CArray<T>& params, py::object x, py::object x_mask, int steps,
-             int end_token, bool with_weights, int batch_size, int n_threads) {
-            const Seq2SeqSpec& spec = self.model.spec();
+          [](Self& self, const CArray<T>& params, py::object x, py::object x_mask, PyInt steps_arg,
+             PyInt end_token_arg, bool with_weights, PyInt batch_size_arg, PyInt n_threads_arg) {
+            const int steps = narrow("steps", steps_arg);
+            const int end_token = narrow("end_token", end_token_arg);
+            const int batch_size = narrow("batch_size", batch_size_arg);
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            const Seq2SeqSpec& spec = self.spec;
             BoundData<T> data(spec, x, x_mask, py::none(), py::none());
             expect_count(self, params, "params");
             if (steps < 1) throw std::invalid_argument("steps must be positive");
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+            // Before the outputs are allocated (the engine checks it again).
+            if (data.view.samples > 0) {
+              check_rows("predict", std::min(batch_size, data.view.samples), steps);
+            }
             const py::ssize_t N = data.view.samples, Tk = data.view.in_steps;
             py::array out;
             std::int32_t* tokens = nullptr;
@@ -200,9 +232,9 @@ void bind_seq2seq(py::module_& m, const char* name) {
             const T* p = params.data();
             {
               py::gil_scoped_release release;  // every array is held by this frame
-              std::lock_guard<std::mutex> lock(self.busy);
-              self.model.predict(p, data.view, steps, end_token, batch_size, tokens, values,
-                                 weights, n_threads);
+              auto lock = hold(self);
+              self.model->predict(p, data.view, steps, end_token, batch_size, tokens, values,
+                                  weights, n_threads);
             }
             return py::make_tuple(out, weights_out);
           },
@@ -212,26 +244,30 @@ void bind_seq2seq(py::module_& m, const char* name) {
       .def(
           "evaluate",
           [](Self& self, const CArray<T>& params, py::object x, py::object x_mask, py::object y,
-             py::object y_mask, int batch_size, int n_threads) {
-            BoundData<T> data(self.model.spec(), x, x_mask, y, y_mask);
+             py::object y_mask, PyInt batch_size_arg, PyInt n_threads_arg) {
+            const int batch_size = narrow("batch_size", batch_size_arg);
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            BoundData<T> data(self.spec, x, x_mask, y, y_mask);
             if (y.is_none()) throw std::invalid_argument("evaluate needs y");
             expect_count(self, params, "params");
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
             const T* p = params.data();
             py::gil_scoped_release release;  // as in predict
-            std::lock_guard<std::mutex> lock(self.busy);
-            return self.model.evaluate(p, data.view, batch_size, n_threads);
+            auto lock = hold(self);
+            return self.model->evaluate(p, data.view, batch_size, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("x_mask"), py::arg("y"), py::arg("y_mask"),
           py::arg("batch_size"), py::arg("n_threads"))
       .def(
           "train_epoch",
           [](Self& self, Writable& params, Writable& m, Writable& v, std::int64_t step,
-             py::object x, py::object x_mask, py::object y, py::object y_mask, int batch_size,
+             py::object x, py::object x_mask, py::object y, py::object y_mask, PyInt batch_size_arg,
              bool shuffle, double clipnorm, const std::string& optimizer, double learning_rate,
              double beta_1, double beta_2, double epsilon, double momentum, bool nesterov,
-             double rho, std::uint64_t seed, int n_threads) {
-            BoundData<T> data(self.model.spec(), x, x_mask, y, y_mask);
+             double rho, std::uint64_t seed, PyInt n_threads_arg) {
+            const int batch_size = narrow("batch_size", batch_size_arg);
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            BoundData<T> data(self.spec, x, x_mask, y, y_mask);
             if (y.is_none()) throw std::invalid_argument("train_epoch needs y");
             expect_count(self, params, "params");
             expect_count(self, m, "m");
@@ -248,9 +284,9 @@ void bind_seq2seq(py::module_& m, const char* name) {
             Seq2SeqEpochResult result;
             {
               py::gil_scoped_release release;  // every array is held by this frame
-              std::lock_guard<std::mutex> lock(self.busy);
-              result = self.model.train_epoch(p, mp, vp, step, data.view, options, seed,
-                                              python_interrupted, n_threads);
+              auto lock = hold(self);
+              result = self.model->train_epoch(p, mp, vp, step, data.view, options, seed,
+                                               python_interrupted, n_threads);
             }
             if (result.interrupted) throw py::error_already_set();
             return py::make_tuple(result.finite ? "ok" : "non_finite", result.loss, result.batches,

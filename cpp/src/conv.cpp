@@ -22,6 +22,7 @@
 
 #include "layer_support.hpp"
 #include "lstmlearn/layers.hpp"
+#include "lstmlearn/limits.hpp"
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
@@ -64,6 +65,20 @@ void require_positive(const char* what, const char* name, int value) {
     throw std::invalid_argument(std::string(what) + ": " + name + " must be positive, got " +
                                 std::to_string(value));
   }
+}
+
+// The weights [K, C, kh, kw] and a row of the output [Py*Px*K] must fit an
+// int (limits.hpp): the network feeds the output to the LSTM as F_0.
+void require_int_sizes(const char* what, const Geometry& g, std::int64_t output_width) {
+  const bool is_1d = std::strcmp(what, "conv1d") == 0;
+  if (is_1d) {
+    check_tensor("conv1d: filters", g.K, "weight", {g.K, g.C, g.kw});  // [K, C, k]
+  } else {
+    check_tensor("conv2d: filters", g.K, "weight", {g.K, g.C, g.kh, g.kw});
+  }
+  check_index(is_1d ? "conv1d: the output width (pooled length x filters)"
+                    : "conv2d: the output width (pooled height x width x filters)",
+              output_width);
 }
 
 void require_int32_positions(const char* what, const Geometry& g) {
@@ -267,6 +282,7 @@ void Conv1dShape::validate() const {
         std::to_string(conv_length()) + " (input length " + std::to_string(length) +
         " - kernel size " + std::to_string(kernel) + " + 1)");
   }
+  require_int_sizes(what, geometry(*this), output_width());
   require_int32_positions(what, geometry(*this));
 }
 
@@ -291,6 +307,7 @@ void Conv2dShape::validate() const {
                                 std::to_string(conv_height()) + " x " +
                                 std::to_string(conv_width()) + " (input - kernel + 1)");
   }
+  require_int_sizes(what, geometry(*this), output_width());
   require_int32_positions(what, geometry(*this));
 }
 

@@ -67,7 +67,8 @@ inline void tile_products(const Source<T>& s, Packet<T> (&acc)[ROWS][NV]) {
   constexpr int V = kVector<T>;
   for (int k = 0; k < s.K; ++k) {
     P b[NV];
-    LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) b[v] = pload<P>(s.panel + k * kPanel<T> + v * V);
+    const T* row = s.panel + static_cast<std::size_t>(k) * kPanel<T>;  // K * kPanel may pass 2^31
+    LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) b[v] = pload<P>(row + v * V);
     LSTMLEARN_UNROLL for (int r = 0; r < ROWS; ++r) {
       const P a = pset1<P>(s.A[r * s.lda + k]);
       LSTMLEARN_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = pmadd(a, b[v], acc[r][v]);

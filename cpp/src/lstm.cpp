@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "lstmlearn/limits.hpp"
 #include "lstmlearn/thread_pool.hpp"
 
 // A prefetch into L2 (locality 2: GCC and Clang's hint for L2 and beyond).
@@ -202,8 +203,8 @@ inline void cell_backward(const T* act, const T* c, const T* c_prev, const T* dh
 }
 
 template <typename T>
-void copy_row(T* dst, const T* src, int n) {
-  std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+void copy_row(T* dst, const T* src, std::size_t n) {
+  std::memcpy(dst, src, sizeof(T) * n);
 }
 
 // Asks for n values from p to be brought into L2. The time loops visit each
@@ -330,6 +331,21 @@ void LstmSpec::validate() const {
         "LSTM sizes must be positive: input_size=" + std::to_string(input_size) + ", hidden_size=" +
         std::to_string(hidden_size) + ", num_layers=" + std::to_string(num_layers));
   }
+  // In 64 bits: the ints derived below (G = 4H, D*H, F + H, L*D) and every
+  // tensor's element count must fit an int (see limits.hpp). W_hh [G, H]
+  // bounds H to 23170, so D*H and F + H fit once W_ih [G, F] does.
+  const std::int64_t F = input_size, H = hidden_size, L = num_layers, D = directions(), G = 4 * H;
+  check_tensor("hidden_size", H, "weight_hh_l0", {G, H});
+  check_tensor("input_size", F, "weight_ih_l0", {G, F});
+  if (L > 1) check_tensor("hidden_size", H, "weight_ih_l1", {G, D * H});
+  check_index("num_layers x directions", L * D);
+  // Each block holds W_ih, W_hh and two biases: at most 2^33 values.
+  const std::int64_t first = D * G * (F + H + 2), upper = D * G * (D * H + H + 2);
+  if (L > 1 && upper > (kMaxParameters - first) / (L - 1)) {
+    throw std::invalid_argument("num_layers " + std::to_string(L) + " of " + std::to_string(upper) +
+                                " parameters each is too many; the engine's limit is " +
+                                std::to_string(kMaxParameters) + " parameters");
+  }
 }
 
 std::size_t lstm_block_offset(const LstmSpec& spec, int layer, int direction) {
@@ -373,6 +389,7 @@ void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const
                   T* c_n, LstmCache<T>& cache, int n_threads) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
+  check_rows("LSTM forward", B, steps);
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
   const std::size_t BT = static_cast<std::size_t>(B) * steps;
   const std::size_t states = static_cast<std::size_t>(L) * D * B * H;
@@ -894,6 +911,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                     LstmInference<T>& ws, int n_threads, bool params_unchanged) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
+  check_rows("LSTM forward", B, steps);
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
@@ -1024,6 +1042,7 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
                           const T* h0, const T* c0, const std::uint8_t* mask, int n_threads,
                           bool params_unchanged) {
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
+  check_rows("LSTM forward", B, steps);
   // A pipeline only when every stage would run on one thread anyway, a
   // second thread is free and the sequences are long enough for the stages
   // to overlap; otherwise each stage runs on its own, using all threads.
@@ -1184,11 +1203,11 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
       const std::size_t state0 = (static_cast<std::size_t>(ld) * B + b0) * H;
       const std::size_t n_state = static_cast<std::size_t>(nb) * H;
       if (dh_n)
-        copy_row(dh, dh_n + state0, static_cast<int>(n_state));
+        copy_row(dh, dh_n + state0, n_state);
       else
         std::fill(dh, dh + n_state, T(0));
       if (dc_n)
-        copy_row(dc, dc_n + state0, static_cast<int>(n_state));
+        copy_row(dc, dc_n + state0, n_state);
       else
         std::fill(dc, dc + n_state, T(0));
 
@@ -1241,8 +1260,8 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
         }
         std::swap(dh, dh_next);
       }
-      copy_row(dh0 + state0, static_cast<const T*>(dh), static_cast<int>(n_state));
-      copy_row(dc0 + state0, static_cast<const T*>(dc), static_cast<int>(n_state));
+      copy_row(dh0 + state0, static_cast<const T*>(dh), n_state);
+      copy_row(dc0 + state0, static_cast<const T*>(dc), n_state);
     });
 
     // Input gradient per batch chunk, weight gradients per block of gate rows.

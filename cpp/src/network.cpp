@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "lstmlearn/limits.hpp"
 #include "lstmlearn/random.hpp"
 #include "lstmlearn/thread_pool.hpp"
 
@@ -135,14 +136,38 @@ void NetworkSpec::validate() const {
   if (pooling == Pooling::Attention && attention_units < 1) {
     throw std::invalid_argument("attention_units must be positive");
   }
+  // In 64 bits (limits.hpp): every tensor fits, and so do the widths that
+  // lstm_input_size() and merged_width() compute in int (the conv block's
+  // output width was checked by its shape above).
+  std::int64_t width = lstm_input_size(), total = 0;  // F_0, then W_i
+  for (std::size_t i = 0; i < hidden.size(); ++i) {
+    const LstmSpec layer{static_cast<int>(width), hidden[i], 1, bidirectional};
+    try {
+      layer.validate();
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("LSTM layer " + std::to_string(i) + ": " + e.what());
+    }
+    width = (bidirectional && merge == Merge::Concat ? 2 : 1) * std::int64_t{hidden[i]};
+    total += static_cast<std::int64_t>(lstm_parameter_count(layer));
+    if (total > kMaxParameters) {
+      throw std::invalid_argument(std::to_string(i + 1) + " LSTM layers have " +
+                                  std::to_string(total) + " parameters; the engine's limit is " +
+                                  std::to_string(kMaxParameters));
+    }
+  }
+  check_tensor("output_size", output_size, "dense.weight", {output_size, width});
+  if (pooling == Pooling::Attention) {
+    check_tensor("attention_units", attention_units, "pool.weight", {attention_units, width});
+  }
 }
 
 int NetworkSpec::lstm_input_size() const {
+  // The conv shape's validate() has checked that its width fits an int.
   switch (front_end) {
     case FrontEnd::Conv1d:
-      return conv1d_shape(1).output_width();
+      return static_cast<int>(conv1d_shape(1).output_width());
     case FrontEnd::Conv2d:
-      return conv2d_shape(1).output_width();
+      return static_cast<int>(conv2d_shape(1).output_width());
     case FrontEnd::None:
       break;
   }
@@ -485,7 +510,8 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
   const T* dense = params + dense_offset_;
   T* d_dense = grads + dense_offset_;
   ConstMatMap<T> d_out(d_out_.data(), rows, O);
-  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d_dense + O * W, O) = d_out.colwise().sum();
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d_dense + static_cast<std::size_t>(O) * W, O) =
+      d_out.colwise().sum();
   grow(d_features_, rows * W);
   pack_matrix(dense, O, W, W, false, dense_back_packed_);
   const std::size_t col_tasks = (W + kHeadCols - 1) / kHeadCols;
@@ -589,12 +615,16 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
 
 template <typename T>
 void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch_size, T* out,
-                         int n_threads) {
-  // The values behind `params` are those of the last complete call when it
-  // had the same address and no change was made since; an unaligned `params`
-  // is copied to the same aligned buffer every call, so that holds there too.
-  const bool unchanged = user_params == predicted_from_ && predicted_generation_ == generation_;
-  predicted_from_ = nullptr;  // until this call completes
+                         int n_threads, std::uint64_t params_version) {
+  // The values behind `params` are those of the last complete call when the
+  // caller says so: the same nonzero version, at the same address, and no
+  // change since. The address alone would not do: NumPy may allocate another
+  // array, of other values, where a freed one was. An unaligned `params` is
+  // copied to the same aligned buffer every call, so that holds there too.
+  check_batch(data, batch_size, "predict");
+  const bool unchanged = params_version != 0 && params_version == predicted_version_ &&
+                         user_params == predicted_from_ && predicted_generation_ == generation_;
+  forget_packs();  // until this call completes: a call cut short leaves nothing to reuse
   const T* params = aligned_params(user_params);
   const int N = data.samples;
   const std::size_t O = spec_.output_size;
@@ -624,16 +654,18 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
                 sizeof(T) * n * O);
   }
   predicted_from_ = user_params;
+  predicted_version_ = params_version;
   predicted_generation_ = generation_;
 }
 
 template <typename T>
 void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data, int batch_size,
                                    T* out, int n_threads) {
-  predicted_from_ = nullptr;  // the packed weights will be other ones
+  forget_packs();  // the packed weights will be other ones
   if (spec_.pooling != Pooling::Attention || spec_.per_step) {
     throw std::invalid_argument("attention weights need pooling == Attention");
   }
+  check_batch(data, batch_size, "attention_weights");
   const T* params = aligned_params(user_params);
   const int N = data.samples;
   const std::size_t T_ = data.steps;
@@ -652,7 +684,8 @@ void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data,
 template <typename T>
 double Network<T>::evaluate(const T* user_params, const DataSet<T>& data, int batch_size,
                             int n_threads) {
-  predicted_from_ = nullptr;  // the packed weights will be other ones
+  forget_packs();  // the packed weights will be other ones
+  check_batch(data, batch_size, "evaluate");
   const T* params = aligned_params(user_params);
   const int N = data.samples;
   std::vector<std::uint32_t> rows(N);
@@ -676,10 +709,11 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
                                     std::uint64_t seed, const std::function<bool()>& interrupted,
                                     int n_threads) {
   // The parameters change: no packed weights survive.
-  predicted_from_ = nullptr;
+  forget_packs();
   ++generation_;
   const int N = data.samples;
   if (options.batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+  check_batch(data, options.batch_size, "train_epoch");
   std::uint64_t rng = seed;
   const std::vector<std::uint32_t> order = epoch_order(N, options.shuffle, rng);
   grow(grads_, count_);
@@ -730,6 +764,20 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
   result.loss = total_items ? total / static_cast<double>(total_items) : 0.0;
   if (params != user_params) std::copy(params, params + count_, user_params);
   return result;
+}
+
+template <typename T>
+void Network<T>::forget_packs() {
+  predicted_from_ = nullptr;
+  predicted_version_ = 0;
+}
+
+template <typename T>
+void Network<T>::check_batch(const DataSet<T>& data, int batch_size, const char* what) const {
+  // Mini-batches of B rows of T steps: B*T rows in int (limits.hpp).
+  if (batch_size >= 1 && data.samples >= 1 && data.steps >= 1) {
+    check_rows(what, std::min(batch_size, data.samples), data.steps);
+  }
 }
 
 template <typename T>

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "lstmlearn/layers.hpp"
+#include "lstmlearn/limits.hpp"
 #include "lstmlearn/random.hpp"
 
 namespace lstmlearn {
@@ -53,6 +54,39 @@ void Seq2SeqSpec::validate() const {
     if (h < 1) throw std::invalid_argument("hidden layer sizes must be positive");
   }
   if (attention_units < 0) throw std::invalid_argument("attention_units must not be negative");
+  // In 64 bits (limits.hpp): every tensor fits, and so do the ints computed
+  // from the sizes (O + 1 start symbol, W = 2H).
+  const std::int64_t E = embedding_dim, O = outputs(), H = hidden.back();
+  if (tokens_in()) check_tensor("input_vocab", input_vocab, "encoder.embedding", {input_vocab, E});
+  if (mode == DecoderMode::TeacherForcing && tokens_out()) {
+    // One row per output token and one for the start symbol.
+    check_tensor("output_vocab", O, "decoder.embedding", {O + 1, E});
+  }
+  auto check_lstm = [](const std::string& name, const LstmSpec& lstm) {
+    try {
+      lstm.validate();
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(name + ": " + e.what());
+    }
+  };
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < hidden.size(); ++i) {
+    const LstmSpec layer{i == 0 ? encoder_input_size() : hidden[i - 1], hidden[i], 1, false};
+    check_lstm("encoder layer " + std::to_string(i), layer);
+    total += static_cast<std::int64_t>(lstm_parameter_count(layer));
+    if (total > kMaxParameters) {
+      throw std::invalid_argument(std::to_string(i + 1) + " encoder layers have " +
+                                  std::to_string(total) + " parameters; the engine's limit is " +
+                                  std::to_string(kMaxParameters));
+    }
+  }
+  check_lstm("decoder", LstmSpec{decoder_input_size(), hidden.back(), 1, false});
+  const std::int64_t A = attention_units ? attention_units : H;
+  if (attention == AttentionKind::Additive) {
+    check_tensor("attention_units", A, "attention.Wq", {A, H});
+  }
+  const std::int64_t W = attention == AttentionKind::None ? H : 2 * H;
+  check_tensor(tokens_out() ? "output_vocab" : "output_features", O, "dense.weight", {O, W});
 }
 
 int Seq2SeqSpec::decoder_input_size() const {
@@ -105,6 +139,16 @@ Seq2Seq<T>::Seq2Seq(const Seq2SeqSpec& spec) : spec_(spec) {
   }
   dense_ = add("dense.weight", {O, static_cast<std::size_t>(spec_.feature_width())});
   add("dense.bias", {O});
+}
+
+template <typename T>
+void Seq2Seq<T>::check_batch(const Seq2SeqData<T>& data, int batch_size, int out_steps,
+                             const char* what) const {
+  // B*Tk encoder rows and B*Tq decoder rows, each in int (limits.hpp).
+  const int B = std::min(batch_size, data.samples);
+  if (B < 1) return;
+  if (data.in_steps >= 1) check_rows(what, B, data.in_steps);
+  if (out_steps >= 1) check_rows(what, B, out_steps);
 }
 
 template <typename T>
@@ -388,6 +432,7 @@ template <typename T>
 double Seq2Seq<T>::evaluate(const T* user_params, const Seq2SeqData<T>& data, int batch_size,
                             int n_threads) {
   if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+  check_batch(data, batch_size, data.out_steps, "evaluate");
   const T* params = aligned(user_params);
   const int N = data.samples;
   std::vector<std::uint32_t> rows(N);
@@ -411,6 +456,7 @@ void Seq2Seq<T>::predict(const T* user_params, const Seq2SeqData<T>& data, int s
                          int n_threads) {
   if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
   if (steps < 1) throw std::invalid_argument("steps must be positive");
+  check_batch(data, batch_size, steps, "predict");
   const T* params = aligned(user_params);
   const int N = data.samples, Tk = data.in_steps, O = spec_.outputs(), H = spec_.top_hidden();
   const bool attention = spec_.attention != AttentionKind::None;
@@ -498,6 +544,7 @@ Seq2SeqEpochResult Seq2Seq<T>::train_epoch(T* user_params, T* m, T* v, std::int6
                                            int n_threads) {
   const int N = data.samples;
   if (options.batch_size < 1) throw std::invalid_argument("batch_size must be positive");
+  check_batch(data, options.batch_size, data.out_steps, "train_epoch");
   std::uint64_t rng = seed;
   const std::vector<std::uint32_t> order = epoch_order(N, options.shuffle, rng);
   grow(grads_, count_);

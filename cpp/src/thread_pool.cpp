@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <new>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
@@ -273,6 +274,63 @@ void ThreadPool::run_job(std::size_t n_tasks, int helpers,
   }
   if (error) std::rethrow_exception(error);
 }
+
+#ifndef _WIN32
+// Every live ForkSafeMutex, and the pthread_atfork handlers that keep them
+// usable in a child (see thread_pool.hpp). Never destroyed, like the pool: an
+// object may outlive static destruction at interpreter exit.
+struct ForkRegistry {
+  std::mutex mutex;  // guards `members`; held across fork()
+  std::vector<ForkSafeMutex*> members;
+
+  static ForkRegistry& get() {
+    static ForkRegistry* registry = [] {
+      auto* r = new ForkRegistry();
+      pthread_atfork(&prepare, &parent, &child);
+      return r;
+    }();
+    return *registry;
+  }
+
+  // Held across fork() so that the child's list is not half-updated. Nobody
+  // waits for the GIL while holding it, so a thread forking from Python
+  // cannot deadlock here.
+  static void prepare() { get().mutex.lock(); }
+  static void parent() { get().mutex.unlock(); }
+  // Only the forking thread exists in the child, and it holds none of these
+  // mutexes (a call takes its own only after releasing the GIL, which a fork
+  // from Python needs): the threads that held any are gone. A mutex still
+  // locked is re-created unlocked (placement new: std::mutex has no other way
+  // to reset) and flagged.
+  static void child() {
+    ForkRegistry& r = get();
+    new (&r.mutex) std::mutex();
+    for (ForkSafeMutex* m : r.members) {
+      if (m->mutex_.try_lock()) {
+        m->mutex_.unlock();
+      } else {
+        new (&m->mutex_) std::mutex();
+        m->interrupted_ = true;
+      }
+    }
+  }
+};
+
+ForkSafeMutex::ForkSafeMutex() {
+  ForkRegistry& r = ForkRegistry::get();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.members.push_back(this);
+}
+
+ForkSafeMutex::~ForkSafeMutex() {
+  ForkRegistry& r = ForkRegistry::get();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.members.erase(std::find(r.members.begin(), r.members.end(), this));
+}
+#else
+ForkSafeMutex::ForkSafeMutex() = default;
+ForkSafeMutex::~ForkSafeMutex() = default;
+#endif
 
 void SpinBarrier::wait() {
   const unsigned phase = phase_.load(std::memory_order_acquire);

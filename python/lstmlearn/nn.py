@@ -7,6 +7,7 @@ frameworks). Most users want the scikit-learn estimators instead.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -87,6 +88,20 @@ class LSTM:
         Compute threads; -1 (or any value < 1) uses every core available.
         Results are bitwise identical for every thread count.
 
+    Notes
+    -----
+    **Thread safety.** Calls on one module from several threads never crash:
+    the engine runs one call at a time per module. But :meth:`backward`
+    pairs with the last :meth:`forward` made on the module, so
+    forward/backward pairs from several threads would mix up their batches;
+    a backward whose forward was followed by another thread's raises
+    ``RuntimeError`` instead. Give each thread its own module
+    (``copy.deepcopy(module)`` copies the weights into a new one), or hold a
+    lock around each forward + backward pair. Writing parameters while
+    another thread computes is a data race, as with any NumPy array.
+    Forward-only calls (inference) may share one module freely, and a process
+    forked while another thread computes gets a usable module.
+
     Examples
     --------
     >>> import numpy as np
@@ -118,29 +133,85 @@ class LSTM:
         dt = np.dtype(dtype)
         if dt not in _DTYPES:
             raise ValueError(f"dtype must be float32 or float64; got {dt}")
-        state = self.__dict__
-        state["input_size"] = int(input_size)
-        state["hidden_size"] = int(hidden_size)
-        state["num_layers"] = int(num_layers)
-        state["bidirectional"] = bool(bidirectional)
-        state["dtype"] = dt
-        state["n_threads"] = int(n_threads)
-        state["_impl"] = getattr(_engine.core, _DTYPES[dt])(
-            int(input_size), int(hidden_size), int(num_layers), bool(bidirectional)
+        # The engine refuses sizes whose tensors it cannot index (ValueError
+        # naming the size and the limit) before allocating anything.
+        self._build(
+            int(input_size), int(hidden_size), int(num_layers), bool(bidirectional), dt, n_threads
         )
-        flat = self._impl.parameters
-        grads = self._impl.gradients
-        params, gradients = {}, {}
-        for name, offset, shape in self._impl.layout():
-            size = int(np.prod(shape))
-            params[name] = flat[offset : offset + size].reshape(shape)
-            gradients[name] = grads[offset : offset + size].reshape(shape)
-        state["_params"] = params
-        state["_grads"] = gradients
-        state["_batch"] = None  # (B, T) of the last forward pass
         rng = np.random.default_rng(random_state)
         bound = 1.0 / np.sqrt(hidden_size)
+        flat = self._impl.parameters
         flat[:] = rng.uniform(-bound, bound, size=flat.size)
+
+    def _build(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dtype: np.dtype,
+        n_threads: int,
+    ) -> None:
+        """Set every attribute, with a new engine object (parameters all zero)."""
+        state = self.__dict__
+        state["input_size"] = input_size
+        state["hidden_size"] = hidden_size
+        state["num_layers"] = num_layers
+        state["bidirectional"] = bidirectional
+        state["dtype"] = dtype
+        state["n_threads"] = int(n_threads)
+        state["_impl"] = getattr(_engine.core, _DTYPES[dtype])(
+            input_size, hidden_size, num_layers, bidirectional
+        )
+        flat = self._impl.parameters  # a view: the engine's buffer is never reallocated
+        state["_layout"] = [
+            (name, offset, tuple(shape)) for name, offset, shape in self._impl.layout()
+        ]
+        state["_params"] = {
+            name: flat[offset : offset + int(np.prod(shape))].reshape(shape)
+            for name, offset, shape in self._layout
+        }
+        # (B, T, thread id) of the last forward pass; the engine keeps the
+        # authoritative record, under its lock (see backward).
+        state["_batch"] = None
+
+    # -- copying and pickling ---------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "dtype": self.dtype.name,
+            "n_threads": self.n_threads,
+            "parameters": self._impl.parameters.copy(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A new engine object of the same sizes: the copy shares no cache,
+        # gradient or lock with the original, so each thread may own one.
+        self._build(
+            int(state["input_size"]),
+            int(state["hidden_size"]),
+            int(state["num_layers"]),
+            bool(state["bidirectional"]),
+            np.dtype(state["dtype"]),
+            state["n_threads"],
+        )
+        flat = self._impl.parameters
+        values = np.asarray(state["parameters"])
+        if values.shape != flat.shape:
+            raise ValueError(
+                f"the saved parameters have shape {values.shape}; this LSTM needs {flat.shape}"
+            )
+        flat[...] = values
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LSTM:
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(self.__getstate__())
+        return new
 
     # -- parameters -------------------------------------------------------
 
@@ -225,8 +296,17 @@ class LSTM:
             tensor = getattr(module, name, None)
             if tensor is None:  # bias=False
                 view[...] = 0
-            else:
-                view[...] = tensor.detach().cpu().numpy()
+                continue
+            value = tensor.detach().cpu().numpy()
+            # Exactly PyTorch's shape: NumPy would broadcast a (4H, 1) weight
+            # or a (1,) bias into the view without a word.
+            if value.shape != view.shape:
+                raise ValueError(
+                    f"{name} of the torch module has shape {tuple(value.shape)}; an LSTM with "
+                    f"input_size={new.input_size}, hidden_size={new.hidden_size} needs "
+                    f"{view.shape}"
+                )
+            view[...] = value
         return new
 
     # -- computation ------------------------------------------------------
@@ -306,7 +386,7 @@ class LSTM:
         h_n = np.empty_like(h0a)
         c_n = np.empty_like(c0a)
         self._impl.forward(x, h0a, c0a, m, rmask, y, h_n, c_n, self._threads(n_threads))
-        self.__dict__["_batch"] = (batch, steps)
+        self.__dict__["_batch"] = (batch, steps, threading.get_ident())
         return y, (h_n, c_n)
 
     __call__ = forward
@@ -333,24 +413,44 @@ class LSTM:
         Returns
         -------
         LSTMGradients
-            ``dx``, ``dh0``, ``dc0`` and a dict of parameter gradients (copies).
+            ``dx``, ``dh0``, ``dc0`` and a dict of parameter gradients, all
+            new arrays of this call.
+
+        Raises
+        ------
+        RuntimeError
+            When the last forward on this module was made by another thread
+            (see the class's notes on thread safety).
         """
-        if self._batch is None:
+        last = self._batch
+        if last is None:
             raise RuntimeError("backward needs a forward pass first; call forward(x) before it")
-        batch, steps = self._batch
+        width = self.directions * self.hidden_size
         dya = _float_array(dy, "dy", self.dtype)
-        _check_shape(
-            dya,
-            "dy",
-            (batch, steps, self.directions * self.hidden_size),
-            "(the shape of the last forward output)",
-        )
+        if last[2] == threading.get_ident():
+            # Friendly checks against this thread's last forward. Were it
+            # another thread's, the engine says so below: it checks, under
+            # its lock, that the last forward is this thread's and that every
+            # array fits that forward's cache.
+            _check_shape(dya, "dy", (*last[:2], width), "(the shape of the last forward output)")
+        elif dya.ndim != 3 or dya.shape[2] != width:
+            raise ValueError(
+                f"dy must be a 3-D array [batch, timesteps, {width}] (directions * hidden_size); "
+                f"got {_describe(dya)}"
+            )
+        batch, steps = dya.shape[:2]
         dh = None if dh_n is None else self._state(dh_n, "dh_n", batch)
         dc = None if dc_n is None else self._state(dc_n, "dc_n", batch)
         dx = np.empty((batch, steps, self.input_size), dtype=self.dtype)
         shape = (self.num_layers * self.directions, batch, self.hidden_size)
         dh0 = np.empty(shape, dtype=self.dtype)
         dc0 = np.empty(shape, dtype=self.dtype)
-        self._impl.backward(dya, dh, dc, dx, dh0, dc0, self._threads(n_threads))
-        grads = {name: g.copy() for name, g in self._grads.items()}
+        # The engine copies the parameter gradients into `flat` under its
+        # lock: a view of its own buffer would change under the next backward.
+        flat = np.empty(self._impl.parameters.size, dtype=self.dtype)
+        self._impl.backward(dya, dh, dc, dx, dh0, dc0, self._threads(n_threads), flat)
+        grads = {
+            name: flat[offset : offset + int(np.prod(shape))].reshape(shape)
+            for name, offset, shape in self._layout
+        }
         return LSTMGradients(dx, dh0, dc0, grads)

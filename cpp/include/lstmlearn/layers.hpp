@@ -105,11 +105,13 @@ struct Conv1dShape {
   int kernel = 1;    // k
   int pool = 1;      // p
 
-  int conv_length() const { return length - kernel + 1; }         // L
-  int pooled_length() const { return conv_length() / pool; }      // P
-  int output_width() const { return pooled_length() * filters; }  // P*K
-  // Throws std::invalid_argument when a size is not positive or the kernel
-  // and pool do not fit in the input (P < 1).
+  int conv_length() const { return length - kernel + 1; }     // L
+  int pooled_length() const { return conv_length() / pool; }  // P
+  // P*K, in 64 bits: validate() checks that it fits an int.
+  std::int64_t output_width() const { return static_cast<std::int64_t>(pooled_length()) * filters; }
+  // Throws std::invalid_argument when a size is not positive, the kernel and
+  // pool do not fit in the input (P < 1), or the weights or a row of the
+  // output have more elements than an int counts (see limits.hpp).
   void validate() const;
 };
 
@@ -137,7 +139,9 @@ struct Conv2dShape {
   int conv_width() const { return width - kernel_w + 1; }
   int pooled_height() const { return conv_height() / pool; }  // Py
   int pooled_width() const { return conv_width() / pool; }    // Px
-  int output_width() const { return pooled_height() * pooled_width() * filters; }
+  std::int64_t output_width() const {  // Py*Px*K, in 64 bits as Conv1dShape's
+    return static_cast<std::int64_t>(pooled_height()) * pooled_width() * filters;
+  }
   void validate() const;  // as Conv1dShape::validate
 };
 

@@ -115,10 +115,14 @@ class Network {
 
   // Outputs for `data` in mini-batches of `batch_size`: [N, O] or [N, T, O];
   // probabilities (softmax) for cross-entropy, linear values otherwise.
-  // The weights packed for one call are reused by the next when it gets the
-  // same `params` address and nothing changed them in between: train_epoch
-  // or params_changed().
-  void predict(const T* params, const DataSet<T>& data, int batch_size, T* out, int n_threads);
+  // The weights packed for one call are reused by the next when both pass
+  // the same nonzero `params_version` and `params` address, the first call
+  // completed, and nothing changed them in between (train_epoch,
+  // params_changed(), evaluate, attention_weights). The caller promises that
+  // one version never names two different sets of values; 0 means unknown
+  // (never reused).
+  void predict(const T* params, const DataSet<T>& data, int batch_size, T* out, int n_threads,
+               std::uint64_t params_version = 0);
 
   // Says that the values of the parameters changed outside train_epoch.
   void params_changed() { ++generation_; }
@@ -170,6 +174,11 @@ class Network {
   const T* layer_output(int layer) const;  // merged output [B, T, W_i]
   // `params`, or a copy at Eigen's alignment if it is not aligned.
   const T* aligned_params(const T* params);
+  // No packed weights are reused by the next predict.
+  void forget_packs();
+  // Throws std::invalid_argument when a mini-batch has more rows (B*T) than
+  // an int counts.
+  void check_batch(const DataSet<T>& data, int batch_size, const char* what) const;
 
   NetworkSpec spec_;
   std::vector<TensorInfo> layout_;
@@ -209,8 +218,9 @@ class Network {
   AlignedVector<T> params_copy_;       // [P] aligned copy of unaligned parameters
 
   // Reuse of packed weights across predict calls (see predict).
-  std::uint64_t generation_ = 0;       // bumped whenever the parameters change
-  const T* predicted_from_ = nullptr;  // params of the last complete predict
+  std::uint64_t generation_ = 0;         // bumped whenever the parameters change
+  const T* predicted_from_ = nullptr;    // params of the last complete predict
+  std::uint64_t predicted_version_ = 0;  // its params_version (0: reuse nothing)
   std::uint64_t predicted_generation_ = 0;
 };
 

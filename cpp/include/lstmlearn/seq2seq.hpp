@@ -141,6 +141,10 @@ class Seq2Seq {
   double loss(int B, bool gradient, std::size_t& items);
   void backward(const T* params, T* grads, int B, int n_threads);
   const T* aligned(const T* params);
+  // Throws std::invalid_argument when a mini-batch has more encoder or
+  // decoder rows (B*Tk, B*Tq) than an int counts.
+  void check_batch(const Seq2SeqData<T>& data, int batch_size, int out_steps,
+                   const char* what) const;
 
   Seq2SeqSpec spec_;
   std::vector<TensorInfo> layout_;

@@ -105,6 +105,41 @@ class ThreadPool {
   std::exception_ptr error_;  // first exception of the job, under mutex_
 };
 
+// A mutex that survives fork(). Each engine object that Python threads share
+// takes one around every call (its workspace is shared state). A child forked
+// while another thread held such a mutex would wait forever for a thread that
+// was not copied; so every ForkSafeMutex is listed in a registry, and
+// pthread_atfork handlers hold the registry's own mutex across fork() (the
+// list is then whole in the child) and, in the child, re-create every listed
+// mutex unlocked, remembering those that were held: the call that held one
+// was cut short, and the state it guards may be half-written (see
+// interrupted_by_fork). Windows has no fork(): a plain mutex there.
+// BasicLockable, for std::lock_guard and std::unique_lock.
+class ForkSafeMutex {
+ public:
+  ForkSafeMutex();
+  ~ForkSafeMutex();
+  ForkSafeMutex(const ForkSafeMutex&) = delete;
+  ForkSafeMutex& operator=(const ForkSafeMutex&) = delete;
+
+  void lock() { mutex_.lock(); }
+  void unlock() { mutex_.unlock(); }
+
+  // True, once, in a child forked while another thread held this mutex.
+  // Call with the mutex held; the owner then drops the state the cut-short
+  // call left (without freeing it: a buffer may be mid-reallocation).
+  bool interrupted_by_fork() {
+    const bool interrupted = interrupted_;
+    interrupted_ = false;
+    return interrupted;
+  }
+
+ private:
+  friend struct ForkRegistry;
+  std::mutex mutex_;
+  bool interrupted_ = false;  // set only in a forked child, before any other thread exists
+};
+
 // Convenience wrapper over the shared pool.
 inline void parallel_for(std::size_t n_tasks, int n_threads,
                          const std::function<void(std::size_t)>& fn) {
