@@ -237,7 +237,7 @@ def build_lstmlearn(workload: Workload, data: Data, threads: int, seed: int) -> 
     }
     x, y = data.x_train, data.y_train
     if w.per_step:
-        estimator: Any = LSTMClassifier(**common)
+        estimator: Any = LSTMClassifier(return_sequences=True, **common)
         estimator.partial_fit(x, y, classes=np.arange(w.outputs))  # initialises: not timed
     else:
         y = y[:, 0] if w.outputs == 1 else y  # one output: a 1-D y, as a user would pass

@@ -37,6 +37,7 @@ def main() -> None:
         model = LSTMClassifier(
             hidden_layer_sizes=units,
             bidirectional=bidirectional,
+            return_sequences=True,
             learning_rate=0.01,
             max_iter=30,
             n_iter_no_change=30,

@@ -191,7 +191,9 @@ class TestBadInput:
         rng = np.random.default_rng(0)
         X = rng.normal(size=(8, 5, 2))
         with pytest.raises(ValueError, match="per-step targets"):
-            LSTMClassifier(pooling=pooling, **FAST).fit(X, rng.integers(0, 2, size=(8, 5)))
+            LSTMClassifier(pooling=pooling, return_sequences=True, **FAST).fit(
+                X, rng.integers(0, 2, size=(8, 5))
+            )
 
     def test_failed_fit_keeps_the_fitted_model_and_its_pickle(self, conv2d, tmp_path):
         model, X = conv2d

@@ -103,7 +103,12 @@ def test_training_bitwise_identical_for_any_thread_count(dtype):
     fitted = {}
     for n_jobs in (1, 2, 3):
         model = LSTMClassifier(
-            hidden_layer_sizes=(70,), max_iter=3, random_state=0, dtype=dtype, n_jobs=n_jobs
+            hidden_layer_sizes=(70,),
+            return_sequences=True,
+            max_iter=3,
+            random_state=0,
+            dtype=dtype,
+            n_jobs=n_jobs,
         )
         fitted[n_jobs] = model.fit(X, y)
     reference = fitted[1]._params.tobytes()
@@ -111,7 +116,9 @@ def test_training_bitwise_identical_for_any_thread_count(dtype):
         assert fitted[n_jobs]._params.tobytes() == reference, f"n_jobs={n_jobs} differs from 1"
     assert (
         fitted[1]._params.tobytes()
-        != LSTMClassifier(hidden_layer_sizes=(70,), max_iter=1, random_state=0, dtype=dtype)
+        != LSTMClassifier(
+            hidden_layer_sizes=(70,), return_sequences=True, max_iter=1, random_state=0, dtype=dtype
+        )
         .fit(X, y)
         ._params.tobytes()
     )

@@ -78,7 +78,13 @@ def test_classifier_remembers_over_50_steps():
 
 def test_per_step_labelling():
     X, y = running_sum_task(800)
-    model = LSTMClassifier(hidden_layer_sizes=32, max_iter=25, learning_rate=0.01, random_state=0)
+    model = LSTMClassifier(
+        hidden_layer_sizes=32,
+        return_sequences=True,
+        max_iter=25,
+        learning_rate=0.01,
+        random_state=0,
+    )
     model.fit(X[:600], y[:600])
     assert model.predict(X[600:]).shape == (200, 15)
     assert model.predict_proba(X[600:]).shape == (200, 15, 2)

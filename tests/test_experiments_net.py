@@ -30,8 +30,8 @@ def test_bidirectional_beats_forward_only_at_equal_size():
     scores, sizes = {}, {}
     for bidirectional, units in ((True, 8), (False, 12)):
         model = LSTMClassifier(
-            units, bidirectional=bidirectional, learning_rate=0.01, max_iter=30,
-            n_iter_no_change=30, random_state=0,
+            units, bidirectional=bidirectional, return_sequences=True, learning_rate=0.01,
+            max_iter=30, n_iter_no_change=30, random_state=0,
         )  # fmt: skip
         model.fit(X, y)
         scores[bidirectional] = model.score(X_test, y_test)

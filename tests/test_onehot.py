@@ -82,7 +82,9 @@ def test_per_step_classifier_and_later_calls_see_new_weights():
 
     X = one_hot(64, 20, seed=4)
     y = np.random.default_rng(5).integers(0, 4, size=(64, 20))
-    model = LSTMClassifier(hidden_layer_sizes=(48,), max_iter=1, random_state=0, n_jobs=2)
+    model = LSTMClassifier(
+        hidden_layer_sizes=(48,), return_sequences=True, max_iter=1, random_state=0, n_jobs=2
+    )
     model.fit(X, y)
     before = model.predict_proba(X)
     model.partial_fit(X, y)

@@ -150,6 +150,8 @@ def per_step_target(y: object, seqs: Sequences, name: str = "y") -> np.ndarray |
     if not seqs.ragged or not isinstance(y, (list, tuple)):
         return None
     parts = [np.asarray(v) for v in y]
+    if any(p.ndim == 0 for p in parts):
+        return None  # one target per sequence, as a plain list
     if len(parts) != len(seqs.lengths) or any(
         len(p) != n for p, n in zip(parts, seqs.lengths, strict=False)
     ):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
@@ -11,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import compute_class_weight
@@ -19,14 +17,57 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from . import _engine
+from . import _engine, _training
 from ._data import Sequences, as_sequences, per_step_target, unpad
 from ._frames import FrontEnd, flatten_frames
+from ._training import FitPlan, aligned_copy
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
 _NETWORKS = {np.dtype(np.float32): "NetworkF32", np.dtype(np.float64): "NetworkF64"}
 _PREDICT_BATCH = 256
+
+
+# The engine indexes with 32-bit ints: every size, and every tensor's element
+# count, must stay below this.
+MAX_SIZE = 2**31 - 1
+
+
+def _check_layer_sizes(hidden: list[int], n_features: int, bidirectional: bool) -> None:
+    """Refuse LSTM layers whose weight matrices the engine cannot index."""
+    width = n_features
+    for k, units in enumerate(hidden):
+        for what, cols in (("input weight", width), ("recurrent weight", units)):
+            if 4 * units * cols > MAX_SIZE:
+                raise ValueError(
+                    f"hidden_layer_sizes[{k}]={units} gives layer {k} an {what} of 4*{units} x "
+                    f"{cols} = {4 * units * cols} elements; the engine's limit is {MAX_SIZE} "
+                    "elements per tensor. Use fewer units (or fewer input features)"
+                )
+        width = units * (2 if bidirectional else 1)
+
+
+def _check_labels(y: np.ndarray) -> None:
+    """Refuse missing values and mixed types among class labels, naming them."""
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("Input y contains NaN or infinity")
+    if y.dtype != object:
+        return
+    flat = y.ravel()
+    missing = [k for k, v in enumerate(flat) if v is None or (isinstance(v, float) and np.isnan(v))]
+    if missing:
+        raise ValueError(
+            f"y contains missing values (NaN or None), e.g. at index {missing[0]} of "
+            f"{flat.size}: every sample needs a label; drop or fill those samples first"
+        )
+    kinds = sorted(
+        {type(v).__name__ for v in flat if not isinstance(v, (str, np.str_))}
+        | ({"str"} if any(isinstance(v, (str, np.str_)) for v in flat) else set())
+    )
+    if "str" in kinds and len(kinds) > 1:
+        raise ValueError(
+            f"y mixes label types ({', '.join(kinds)}); labels must all be strings or all numbers"
+        )
 
 
 def _threads(n_jobs: int | None) -> int:
@@ -37,19 +78,6 @@ def _threads(n_jobs: int | None) -> int:
     if n_jobs < 0:
         return max(1, cores + 1 + n_jobs)
     return int(n_jobs)
-
-
-def _aligned_copy(a: np.ndarray) -> np.ndarray:
-    """A writable copy of `a` starting on a 64-byte boundary.
-
-    The engine copies unaligned parameters before each call (its results must
-    not depend on where NumPy allocated them); aligned ones are used in place.
-    """
-    buf = np.empty(a.size * a.itemsize + 64, dtype=np.uint8)
-    start = -buf.ctypes.data % 64
-    out = buf[start : start + a.size * a.itemsize].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
@@ -69,7 +97,7 @@ class _BaseLSTM(BaseEstimator):
     """Shared fitting machinery; see LSTMRegressor and LSTMClassifier."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, MAX_SIZE, closed="both")],
         "bidirectional": ["boolean"],
         "merge_mode": [StrOptions({"concat", "sum", "mul", "ave"})],
         "return_sequences": ["boolean", None],
@@ -85,25 +113,25 @@ class _BaseLSTM(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "rho": [Interval(Real, 0, 1, closed="left")],
         "clipnorm": [Interval(Real, 0, None, closed="neither"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, MAX_SIZE, closed="both")],
+        "max_iter": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "shuffle": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "restore_best_weights": ["boolean"],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Interval(Integral, None, MAX_SIZE, closed="right"), None],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
         "warm_start": ["boolean"],
         "callbacks": [list, tuple, callable, None],
         "dtype": [type, str, np.dtype],
-        "conv_filters": [Interval(Integral, 1, None, closed="left"), None],
-        "conv_kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "conv_filters": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        "conv_kernel_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), tuple, list],
+        "pool_size": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "pooling": [StrOptions({"last", "mean", "attention"})],
-        "attention_units": [Interval(Integral, 1, None, closed="left")],
+        "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both")],
     }
 
     def __init__(
@@ -196,10 +224,13 @@ class _BaseLSTM(BaseEstimator):
     def _hidden_sizes(self) -> list[int]:
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        if not sizes or any(not isinstance(s, Integral) or s < 1 for s in sizes):
+        if not sizes or any(
+            not isinstance(s, Integral) or isinstance(s, bool) or not 1 <= s <= MAX_SIZE
+            for s in sizes
+        ):
             raise ValueError(
                 "hidden_layer_sizes must be a positive integer or a non-empty sequence of "
-                f"positive integers; got {self.hidden_layer_sizes!r}"
+                f"positive integers of at most {MAX_SIZE}; got {self.hidden_layer_sizes!r}"
             )
         return [int(s) for s in sizes]
 
@@ -268,7 +299,14 @@ class _BaseLSTM(BaseEstimator):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_net", None)
+        state.pop("_params_version", None)  # a token of this process only
         return state
+
+    def _version(self) -> int:
+        """The token of the parameter values, for the engine's packed-weight cache."""
+        if "_params_version" not in self.__dict__:
+            _training.params_written(self)
+        return self._params_version
 
     def _init_parameters(self, rng: np.random.RandomState) -> None:
         """Glorot-uniform input weights, orthogonal recurrent weights, forget bias 1."""
@@ -288,20 +326,24 @@ class _BaseLSTM(BaseEstimator):
             elif "bias_ih" in name:
                 hidden = shape[0] // 4
                 view[hidden : 2 * hidden] = 1.0  # forget gate
-        self._params = _aligned_copy(params)
-        self._params_written()  # the new array may lie where an old one did
-        self._opt_m = _aligned_copy(np.zeros_like(params))
-        self._opt_v = _aligned_copy(np.zeros_like(params))
+        self._params = aligned_copy(params)
+        _training.params_written(self)
+        self._opt_m = aligned_copy(np.zeros_like(params))
+        self._opt_v = aligned_copy(np.zeros_like(params))
         self._opt_step = 0
 
-    def _infer_per_step(self, y: np.ndarray, seqs: Sequences) -> bool:
-        # Only a regressor asks: a classifier's 2-D y is always per step.
+    def _infer_per_step(self, y: np.ndarray, ragged_per_step: bool, per_step_ndim: int) -> bool:
+        """Whether the targets are per step, on a first fit.
+
+        Only an unambiguous shape says so when ``return_sequences`` is None:
+        per-step arrays for a list of sequences, or a y of `per_step_ndim`
+        dimensions (3 for a regressor). A 2-D y whose width happens to equal
+        the number of timesteps is a multi-output (or one-hot) target, not a
+        per-step one: that needs ``return_sequences=True``.
+        """
         if self.return_sequences is not None:
             return bool(self.return_sequences)
-        steps = seqs.x.shape[1]
-        if y.ndim == 3:
-            return True
-        return y.ndim == 2 and y.shape[1] == steps and (steps > 1 or seqs.ragged)
+        return ragged_per_step or y.ndim == per_step_ndim
 
     def _train_mask(self, seqs: Sequences) -> np.ndarray | None:
         return seqs.mask
@@ -367,7 +409,13 @@ class _BaseLSTM(BaseEstimator):
         shape = (n, steps, self._n_outputs) if self._per_step else (n, self._n_outputs)
         out = np.empty(shape, dtype=self._dtype)
         net.predict(
-            self._params, seqs.x, seqs.mask, out, min(_PREDICT_BATCH, n), _threads(self.n_jobs)
+            self._params,
+            seqs.x,
+            seqs.mask,
+            out,
+            min(_PREDICT_BATCH, n),
+            _threads(self.n_jobs),
+            params_version=self._version(),
         )
         return out
 
@@ -387,16 +435,17 @@ class _BaseLSTM(BaseEstimator):
         score = self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
         return float(loss), float(score)
 
-    def _callbacks(self) -> list[Callable]:
-        if self.callbacks is None:
-            return []
-        if callable(self.callbacks):
-            return [self.callbacks]
-        return list(self.callbacks)
-
     # -- fitting --------------------------------------------------------------
 
     def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
+        return _training.fit(
+            self,
+            lambda: self._prepare_fit(X, y, sample_weight, incremental, classes),
+            incremental=incremental,
+        )
+
+    def _prepare_fit(self, X, y, sample_weight, incremental: bool, classes=None) -> FitPlan:
+        """Check the input and set up the state to train (see _training)."""
         dtype = self._float_dtype()
         hidden = self._hidden_sizes()
         fitted = hasattr(self, "_params")
@@ -429,36 +478,8 @@ class _BaseLSTM(BaseEstimator):
                 f"y has {n_outputs} output(s){' per step' if per_step else ''}; the fitted model "
                 f"has {self._n_outputs}{' per step' if self._per_step else ''}"
             )
-
         if not reuse:
-            self.__dict__.pop("_net", None)
-            self._dtype = dtype
-            self._hidden = hidden
-            self.n_features_in_ = seqs.x.shape[2]
-            self._n_outputs = n_outputs
-            self._per_step = per_step
-            self._fitted_arch = arch
-            self.frame_shape_ = frame
-            self._rng = np.random.RandomState(
-                self.random_state
-                if not isinstance(self.random_state, np.random.RandomState)
-                else self.random_state.randint(2**31 - 1)
-            )
-            self._init_parameters(self._rng)
-            self.loss_curve_ = []
-            self.validation_scores_ = [] if self.early_stopping else None
-            self.history_ = {"loss": [], "seconds": []}
-            self.best_loss_ = np.inf
-            self.best_validation_score_ = -np.inf if self.early_stopping else None
-            self._no_improvement = 0
-            self.n_iter_ = 0
-            self.t_ = 0
-        else:
-            # Unpickled arrays may be read-only memory maps, or unaligned.
-            for name in ("_params", "_opt_m", "_opt_v"):
-                a = getattr(self, name)
-                if not a.flags.writeable or a.ctypes.data % 64:
-                    setattr(self, name, _aligned_copy(a))
+            self._new_network(dtype, hidden, seqs.x.shape[2], n_outputs, per_step, arch, frame)
         if reuse and self._net_config() != self.__dict__.get("_net_config_used"):
             self.__dict__.pop("_net", None)  # dropout or merge changed between fits
         self.__dict__["_net_config_used"] = self._net_config()
@@ -467,68 +488,29 @@ class _BaseLSTM(BaseEstimator):
         train, val = (seqs, y_enc, weights), None
         if self.early_stopping and not incremental:
             train, val = self._split_validation(seqs, y_enc, weights, self._rng)
-            self.history_.setdefault("val_loss", [])
-            self.history_.setdefault("val_score", [])
-            if self.validation_scores_ is None:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-        self._no_improvement = 0
-        best_params = None
-        epochs = 1 if incremental else self.max_iter
-        stopped_early = False
-        # Whatever stops training (Ctrl-C, a non-finite loss), the model ends
-        # in the state of its last completed epoch.
-        checkpoint = self._checkpoint()
-        try:
-            for _ in range(epochs):
-                logs = self._run_epoch(train, val)
-                if val is not None:
-                    score = logs["val_score"]
-                    if score > self.best_validation_score_:
-                        if self.restore_best_weights:
-                            best_params = self._params.copy()
-                        improved = score > self.best_validation_score_ + self.tol
-                        self.best_validation_score_ = score
-                    else:
-                        improved = False
-                else:
-                    improved = logs["loss"] < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, logs["loss"])
-                self._no_improvement = 0 if improved else self._no_improvement + 1
-                checkpoint = self._checkpoint()  # this epoch is complete
-                stop = any(bool(cb(self, logs)) for cb in self._callbacks())
-                if stop:
-                    stopped_early = True
-                    break
-                if not incremental and self._no_improvement > self.n_iter_no_change:
-                    stopped_early = True
-                    if self.verbose:
-                        what = "Validation score" if val is not None else "Training loss"
-                        print(
-                            f"{what} did not improve more than tol={self.tol} for "
-                            f"{self.n_iter_no_change} consecutive epochs. Stopping.",
-                            file=sys.stderr,
-                        )
-                    break
-        except (KeyboardInterrupt, FloatingPointError) as error:
-            self._rollback(checkpoint)
-            if self.verbose and isinstance(error, KeyboardInterrupt):
-                epoch = self.n_iter_
-                print(f"\nInterrupted: keeping the weights of epoch {epoch}.", file=sys.stderr)
-            raise
-        if self.verbose == 1:
-            print(file=sys.stderr)
-        if best_params is not None:
-            self._params[...] = best_params
-            self._params_written()
-        if not incremental and not stopped_early:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
+        return FitPlan(train, train[0].x.shape[0], 1 if incremental else self.max_iter, val)
+
+    def _new_network(self, dtype, hidden, n_features, n_outputs, per_step, arch, frame) -> None:
+        """Set up the fitted state of a fresh network with initial weights."""
+        self.__dict__.pop("_net", None)
+        _training.forget_history(self)
+        self._dtype = dtype
+        self._hidden = hidden
+        self.n_features_in_ = n_features
+        self._n_outputs = n_outputs
+        self._per_step = self.return_sequences_ = per_step
+        self._fitted_arch = arch
+        self.frame_shape_ = frame
+        n_in = n_features if arch[0] is None else arch[0].output_width(frame)
+        if n_in > MAX_SIZE:
+            raise ValueError(
+                f"conv_filters={self.conv_filters} gives the conv block an output of {n_in} "
+                f"features per step; the engine's limit is {MAX_SIZE}. Use fewer filters or a "
+                "larger pool_size"
             )
-        return self
+        _check_layer_sizes(hidden, n_in, self.bidirectional)
+        self._rng = _training.make_rng(self.random_state)
+        self._init_parameters(self._rng)
 
     def _net_config(self) -> tuple:
         return (
@@ -553,30 +535,10 @@ class _BaseLSTM(BaseEstimator):
             _threads(self.n_jobs),
         )
 
-    def _epoch_done(self, status: str, loss: float, step: int, samples: int, start: float) -> dict:
-        """Record a finished engine epoch; a non-finite loss raises FloatingPointError."""
-        if status != "ok":
-            raise FloatingPointError(
-                f"The training loss became NaN or infinite in epoch {self.n_iter_ + 1}; the "
-                f"model keeps the weights of epoch {self.n_iter_}. Try a lower learning_rate "
-                f"(now {self.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y "
-                "(for example with StandardScaler), or a float64 dtype."
-            )
-        self._opt_step = step
-        self.n_iter_ += 1
-        self.t_ += samples
-        seconds = time.perf_counter() - start
-        self.loss_curve_.append(float(loss))
-        self.history_["loss"].append(float(loss))
-        self.history_["seconds"].append(seconds)
-        return {"epoch": self.n_iter_, "loss": float(loss), "seconds": seconds}
-
-    def _run_epoch(self, train, val) -> dict[str, float]:
+    def _train_epoch(self, train) -> tuple[str, float, int]:
         seqs, y_enc, weights = train
         targets, labels = self._engine_targets(y_enc)
-        net = self._network()
-        start = time.perf_counter()
-        status, loss, _batches, step = net.train_epoch(
+        status, loss, _batches, step = self._network().train_epoch(
             self._params,
             self._opt_m,
             self._opt_v,
@@ -592,70 +554,7 @@ class _BaseLSTM(BaseEstimator):
             float(self.clipnorm or 0.0),
             *self._optimizer_args(),
         )
-        logs = self._epoch_done(status, loss, step, seqs.x.shape[0], start)
-        if val is not None:
-            val_loss, val_score = self._validation_metrics(val)
-            self.validation_scores_.append(val_score)
-            self.history_["val_loss"].append(val_loss)
-            self.history_["val_score"].append(val_score)
-            logs.update(val_loss=val_loss, val_score=val_score)
-        self._report(logs)
-        return logs
-
-    def _checkpoint(self) -> dict:
-        """Everything an epoch changes, to roll back to."""
-        names = ("_opt_step", "n_iter_", "t_", "best_loss_", "best_validation_score_")
-        return {
-            "arrays": (self._params.copy(), self._opt_m.copy(), self._opt_v.copy()),
-            "scalars": {name: getattr(self, name) for name in (*names, "_no_improvement")},
-            "lengths": {key: len(values) for key, values in self._histories().items()},
-            "rng": self._rng.get_state(),
-        }
-
-    def _histories(self) -> dict[str, list]:
-        lists = {f"history:{key}": values for key, values in self.history_.items()}
-        lists["loss_curve_"] = self.loss_curve_
-        if self.validation_scores_ is not None:
-            lists["validation_scores_"] = self.validation_scores_
-        return lists
-
-    def _params_written(self) -> None:
-        """Tell the engine that the parameter values changed outside its training.
-
-        It keeps the weights packed for one prediction for the next; any write
-        to ``_params`` from Python must be followed by this call.
-        """
-        changed = getattr(self.__dict__.get("_net"), "params_changed", None)
-        if changed is not None:
-            changed()
-
-    def _rollback(self, checkpoint: dict) -> None:
-        arrays = (self._params, self._opt_m, self._opt_v)
-        for target, saved in zip(arrays, checkpoint["arrays"], strict=True):
-            target[...] = saved
-        self._params_written()
-        for name, value in checkpoint["scalars"].items():
-            setattr(self, name, value)
-        for key, values in self._histories().items():
-            del values[checkpoint["lengths"].get(key, 0) :]
-        self._rng.set_state(checkpoint["rng"])
-
-    def _report(self, logs: dict[str, float]) -> None:
-        if not self.verbose:
-            return
-        text = f"loss: {logs['loss']:.6g}"
-        if "val_loss" in logs:
-            text += f" - val_loss: {logs['val_loss']:.6g} - val_score: {logs['val_score']:.4f}"
-        text += f" - {logs['seconds']:.2f}s"
-        if self.verbose == 2:
-            print(f"Epoch {logs['epoch']}: {text}", file=sys.stderr)
-        else:
-            width = 30
-            done = int(width * min(1.0, logs["epoch"] / self.max_iter))
-            bar = "=" * done + "." * (width - done)
-            print(
-                f"\rEpoch {logs['epoch']}/{self.max_iter} [{bar}] {text}", end="", file=sys.stderr
-            )
+        return status, loss, step
 
     # -- scikit-learn plumbing ----------------------------------------------------
 
@@ -751,8 +650,12 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
     merge_mode : {'concat', 'sum', 'mul', 'ave'}, default='concat'
         How the two directions of a bidirectional layer are combined (Keras).
     return_sequences : bool or None, default=None
-        Predict at every step. None infers it from y: a 3-D y, or a 2-D y with
-        as many columns as X has timesteps, is per step.
+        Predict at every step. None infers it from y's shape only where that
+        is unambiguous: a 3-D y ``[n, T, O]``, or a list of per-step arrays
+        for a list of sequences, is per step; a 2-D y ``[n, k]`` is ``k``
+        outputs per sequence, even when ``k`` equals the number of timesteps.
+        For per-step targets ``[n, T]`` (a classifier's per-step labels
+        included), set True. The mode used is ``return_sequences_``.
     dropout : float, default=0.0
         Fraction of each layer's input features dropped per sample in training.
     recurrent_dropout : float, default=0.0
@@ -850,6 +753,8 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         Epochs run.
     history_ : dict of lists
         Per epoch: loss, seconds and, with early stopping, val_loss, val_score.
+    return_sequences_ : bool
+        Whether the model predicts at every step (see ``return_sequences``).
 
     Examples
     --------
@@ -893,7 +798,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
             )
         if not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity")
-        per_step = self._infer_per_step(y_arr, seqs) if first else self._per_step
+        per_step = self._infer_per_step(y_arr, padded is not None, 3) if first else self._per_step
         if per_step:
             steps = seqs.x.shape[1]
             if y_arr.ndim not in (2, 3) or y_arr.shape[1] != steps:
@@ -1019,7 +924,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     n_features_in_, frame_shape_, loss_curve_, validation_scores_, best_loss_,
-    best_validation_score_, n_iter_, history_
+    best_validation_score_, n_iter_, history_, return_sequences_
         As in :class:`LSTMRegressor`.
 
     Examples
@@ -1131,6 +1036,7 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
                 stacklevel=4,
             )
             y_arr = y_arr.ravel()
+        _check_labels(y_arr)
         if y_arr.size and type_of_target(y_arr.ravel()) == "continuous":
             raise ValueError(
                 "Unknown label type: continuous. LSTMClassifier needs class labels; use "
@@ -1141,18 +1047,29 @@ class LSTMClassifier(ClassifierMixin, _BaseLSTM):
                 f"X and y have different numbers of samples: {n} and "
                 f"{y_arr.shape[0] if y_arr.ndim else 'a scalar'}"
             )
-        if y_arr.ndim > 2 or (y_arr.ndim == 2 and y_arr.shape[1] != seqs.x.shape[1]):
+        steps = seqs.x.shape[1]
+        if y_arr.ndim > 2 or (y_arr.ndim == 2 and y_arr.shape[1] != steps):
             raise ValueError(
                 f"y must be labels of shape ({n},), or per-step labels of shape "
-                f"({n}, {seqs.x.shape[1]}); got {y_arr.shape}"
+                f"({n}, {steps}) with return_sequences=True; got {y_arr.shape}. One-hot labels: "
+                "pass y.argmax(axis=1)"
             )
-        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
-            raise ValueError("Input y contains NaN or infinity")
-        per_step = y_arr.ndim == 2 if first else self._per_step
+        per_step = self._infer_per_step(y_arr, padded is not None, 3) if first else self._per_step
         if per_step and y_arr.ndim != 2:
-            raise ValueError(f"This model labels every step; y must have shape ({n}, T)")
+            raise ValueError(
+                f"This model labels every step (return_sequences); y must have shape ({n}, "
+                f"{steps}); got {y_arr.shape}"
+            )
         if not per_step and y_arr.ndim != 1:
-            raise ValueError(f"This model labels whole sequences; y must have shape ({n},)")
+            hint = (
+                "set return_sequences=True for a label at every step"
+                if first
+                else "the model was fitted with one label per sequence"
+            )
+            raise ValueError(
+                f"y has shape {y_arr.shape}, but this model takes one label per sequence, shape "
+                f"({n},): {hint}. One-hot labels: pass y.argmax(axis=1)"
+            )
         keep = None
         if per_step and seqs.mask is not None:
             keep = seqs.mask.astype(bool)

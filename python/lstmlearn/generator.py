@@ -12,8 +12,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from . import _training
 from ._data import Sequences
-from .estimators import _COMMON_PARAMS, _BaseLSTM, _constraints
+from ._training import FitPlan
+from .estimators import _COMMON_PARAMS, MAX_SIZE, _BaseLSTM, _constraints
 
 __all__ = ["LSTMGenerator"]
 
@@ -39,7 +41,7 @@ def _tokens(seq: object, k: int) -> np.ndarray:
         whole = a == np.round(a)
         if not whole.all():
             i = int(np.flatnonzero(~whole)[0])
-            raise ValueError(f"Tokens must be integers; sequence {k} has {a[i]!r} at position {i}")
+            raise ValueError(f"Tokens must be integers; sequence {k} has {a[i]:g} at position {i}")
     return a.astype(np.int64)
 
 
@@ -118,9 +120,9 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             "validation_fraction",
             "restore_best_weights",
         ),
-        "seq_length": [Interval(Integral, 1, None, closed="left")],
-        "step": [Interval(Integral, 1, None, closed="left")],
-        "n_tokens": [Interval(Integral, 2, None, closed="left"), None],
+        "seq_length": [Interval(Integral, 1, MAX_SIZE, closed="both")],
+        "step": [Interval(Integral, 1, MAX_SIZE, closed="both")],
+        "n_tokens": [Interval(Integral, 2, MAX_SIZE, closed="both"), None],
     }
 
     def __init__(
@@ -318,27 +320,24 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         return float(logp.mean())
 
     def _train(self, X, incremental: bool):
+        return _training.fit(
+            self, lambda: self._prepare_windows(X, incremental), incremental=incremental
+        )
+
+    def _prepare_windows(self, X, incremental: bool) -> FitPlan:
+        """Tokens to one-hot windows and their next tokens, then the shared set-up."""
         first = not hasattr(self, "_params") or not (incremental or self.warm_start)
-        saved = {k: getattr(self, k) for k in ("vocabulary_", "n_tokens_") if hasattr(self, k)}
-        try:
-            docs = self._documents(X, first)
-            windows = self._windows(docs, int(self.step))
-        except ValueError:
-            self.__dict__.update(saved)  # a failed call leaves a fitted model as it was
-            raise
+        docs = self._documents(X, first)
+        windows = self._windows(docs, int(self.step))
         self._dtype = self._float_dtype()
         seqs = self._one_hot([w[:-1] for w in windows])
         inputs = seqs.x
         if seqs.lengths is not None:
             inputs = [seqs.x[k, :n] for k, n in enumerate(seqs.lengths)]
-        try:
-            self._fit(inputs, [w[1:] for w in windows], None, incremental=incremental)
-        except ValueError:
-            self.__dict__.update(saved)
-            raise
+        plan = self._prepare_fit(inputs, [w[1:] for w in windows], None, incremental)
         if first:
             self._default_seed = windows[0][:-1]
-        return self
+        return plan
 
     # -- public API -----------------------------------------------------------------
 
@@ -479,8 +478,10 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             if temperature == 0:
                 token = int(p.argmax())
             else:
-                logits = np.log(np.maximum(p, 1e-300)) / temperature
-                q = np.exp(logits - logits.max())
+                # Shifted before dividing: the top token's logit is 0 for any
+                # temperature, so a tiny one tends to greedy instead of inf - inf.
+                logp = np.log(np.maximum(p, 1e-300))
+                q = np.exp((logp - logp.max()) / temperature)
                 token = int(rng.choice(len(q), p=q / q.sum()))
             out[i] = token
             context.append(token)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Integral
@@ -13,16 +10,17 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _engine
+from . import _engine, _training
+from ._training import FitPlan, aligned_copy
 from .estimators import (
     _COMMON_PARAMS,
-    _aligned_copy,
+    MAX_SIZE,
     _BaseLSTM,
+    _check_layer_sizes,
     _constraints,
     _glorot,
     _orthogonal,
@@ -103,6 +101,7 @@ def _as_side(X: object, name: str, dtype: np.dtype) -> _Side:
                 )
             if s.size == 0:
                 raise ValueError(f"{name}[{i}] is an empty sequence; each needs one token")
+            _check_token_range(s[None], name, i)
         lengths = np.array([len(s) for s in seqs])
         data = np.zeros((len(seqs), lengths.max()), dtype=np.int64)
         for i, s in enumerate(seqs):
@@ -134,13 +133,27 @@ def _as_side(X: object, name: str, dtype: np.dtype) -> _Side:
         raise ValueError(f"{name} has 0 features per step (shape {a.shape})")
     tokens = a.dtype.kind in "iu" and a.ndim <= 2
     if tokens:
-        data = a.reshape(a.shape[0], -1).astype(np.int64)
+        data = a.reshape(a.shape[0], -1)
+        _check_token_range(data, name)
+        data = data.astype(np.int64)
     else:
         data = a.astype(dtype).reshape(a.shape[0], a.shape[1] if a.ndim > 1 else 1, -1)
         if not np.isfinite(data).all():
             raise ValueError(f"Input {name} contains NaN or infinity.")
         data = np.ascontiguousarray(data)
     return _Side(data, None, tokens, False, a.ndim)
+
+
+def _check_token_range(tokens: np.ndarray, name: str, row: int = 0) -> None:
+    """Refuse token ids the engine cannot hold, before any cast could wrap them."""
+    big = tokens > MAX_SIZE - 1
+    if big.any():
+        i, t = np.argwhere(big)[0]
+        raise ValueError(
+            f"token {tokens[i, t]} at {name}[{row + i}][{t}] is too large: token ids must be "
+            f"integers in [0, {MAX_SIZE}) (each id takes a row of the embedding or output "
+            "layer); map the tokens to consecutive ids first"
+        )
 
 
 def _check_vocabulary(side: _Side, size: int, name: str, what: str) -> None:
@@ -230,11 +243,11 @@ class LSTMSeq2Seq(_BaseLSTM):
         **_constraints(*_COMMON_PARAMS),
         "mode": [StrOptions({"teacher_forcing", "repeat"})],
         "attention": [StrOptions({"dot", "additive"}), None],
-        "attention_units": [Interval(Integral, 1, None, closed="left"), None],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "input_vocab_size": [Interval(Integral, 1, None, closed="left"), None],
-        "output_vocab_size": [Interval(Integral, 1, None, closed="left"), None],
-        "max_length": [Interval(Integral, 1, None, closed="left"), None],
+        "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        "embedding_dim": [Interval(Integral, 1, MAX_SIZE, closed="both")],
+        "input_vocab_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        "output_vocab_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        "max_length": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
     }
 
     def __init__(
@@ -349,9 +362,10 @@ class LSTMSeq2Seq(_BaseLSTM):
                 view[...] = rng.uniform(-0.05, 0.05, size=shape)
             elif leaf == "v":
                 view[...] = _glorot(rng, (1, shape[0]))[0]
-        self._params = _aligned_copy(params)
-        self._opt_m = _aligned_copy(np.zeros_like(params))
-        self._opt_v = _aligned_copy(np.zeros_like(params))
+        self._params = aligned_copy(params)
+        _training.params_written(self)
+        self._opt_m = aligned_copy(np.zeros_like(params))
+        self._opt_v = aligned_copy(np.zeros_like(params))
         self._opt_step = 0
 
     # -- data ---------------------------------------------------------------------
@@ -421,6 +435,12 @@ class LSTMSeq2Seq(_BaseLSTM):
     # -- fitting ------------------------------------------------------------------
 
     def _fit(self, X, y, incremental: bool):
+        return _training.fit(
+            self, lambda: self._prepare_fit(X, y, incremental), incremental=incremental
+        )
+
+    def _prepare_fit(self, X, y, incremental: bool) -> FitPlan:
+        """Check the input and set up the state to train (see _training)."""
         dtype = self._float_dtype()
         hidden = self._hidden_sizes()
         fitted = hasattr(self, "_params")
@@ -432,11 +452,11 @@ class LSTMSeq2Seq(_BaseLSTM):
                 "cannot change between fits when warm_start=True or in partial_fit; fit a fresh "
                 "estimator instead"
             )
-        # Every check runs before any fitted state changes.
         xs = self._inputs(X, dtype, reuse)
         ys = self._outputs(y, xs.data.shape[0], dtype, reuse)
         if not reuse:
             self.__dict__.pop("_net", None)
+            _training.forget_history(self)
             self._dtype = dtype
             self._hidden = hidden
             self._s2s_arch = arch
@@ -451,72 +471,32 @@ class LSTMSeq2Seq(_BaseLSTM):
                 self._n_classes = self.output_vocab_size_ + ys.ragged
                 self.n_features_out_ = 1
             else:
-                self.output_vocab_size_ = self.end_token_ = None
+                self.output_vocab_size_ = self.end_token_ = self._n_classes = None
                 self.n_features_out_ = ys.data.shape[2]
+            self._check_sizes()
             self._y_ndim = ys.ndim
             self._out_steps = ys.data.shape[1]
-            self._rng = np.random.RandomState(
-                self.random_state
-                if not isinstance(self.random_state, np.random.RandomState)
-                else self.random_state.randint(2**31 - 1)
-            )
+            self._rng = _training.make_rng(self.random_state)
             self._init_parameters(self._rng)
-            self.loss_curve_ = []
-            self.validation_scores_ = None
-            self.history_ = {"loss": [], "seconds": []}
-            self.best_loss_ = np.inf
-            self.best_validation_score_ = None
-            self._no_improvement = 0
-            self.n_iter_ = 0
-            self.t_ = 0
-        else:
-            for name in ("_params", "_opt_m", "_opt_v"):
-                a = getattr(self, name)
-                if not a.flags.writeable or a.ctypes.data % 64:
-                    setattr(self, name, _aligned_copy(a))
-        self._no_improvement = 0
-        epochs = 1 if incremental else self.max_iter
-        stopped_early = False
-        checkpoint = self._checkpoint()
-        try:
-            for _ in range(epochs):
-                logs = self._run_epoch(xs, ys)
-                improved = logs["loss"] < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, logs["loss"])
-                self._no_improvement = 0 if improved else self._no_improvement + 1
-                checkpoint = self._checkpoint()  # this epoch is complete
-                if any(bool(cb(self, logs)) for cb in self._callbacks()):
-                    stopped_early = True
-                    break
-                if not incremental and self._no_improvement > self.n_iter_no_change:
-                    stopped_early = True
-                    if self.verbose:
-                        print(
-                            f"Training loss did not improve more than tol={self.tol} for "
-                            f"{self.n_iter_no_change} consecutive epochs. Stopping.",
-                            file=sys.stderr,
-                        )
-                    break
-        except (KeyboardInterrupt, FloatingPointError) as error:
-            self._rollback(checkpoint)
-            if self.verbose and isinstance(error, KeyboardInterrupt):
-                print(
-                    f"\nInterrupted: keeping the weights of epoch {self.n_iter_}.", file=sys.stderr
-                )
-            raise
-        if self.verbose == 1:
-            print(file=sys.stderr)
-        if not incremental and not stopped_early:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return self
+        return FitPlan((xs, ys), xs.data.shape[0], 1 if incremental else self.max_iter)
 
-    def _run_epoch(self, xs: _Side, ys: _Side) -> dict[str, float]:
-        start = time.perf_counter()
+    def _check_sizes(self) -> None:
+        """Refuse embeddings and output layers the engine cannot index."""
+        units = self._hidden[-1]
+        for what, rows, cols in (
+            ("input_vocab_size", self.input_vocab_size_ or 0, self.embedding_dim),
+            ("output_vocab_size", self.output_vocab_size_ or 0, max(self.embedding_dim, units)),
+        ):
+            if rows * cols > MAX_SIZE:
+                raise ValueError(
+                    f"{what}={rows} gives a {rows} x {cols} weight of {rows * cols} elements; the "
+                    f"engine's limit is {MAX_SIZE} elements per tensor. Map the tokens to a "
+                    "smaller range of ids"
+                )
+        _check_layer_sizes(self._hidden, max(self.n_features_in_, self.embedding_dim), False)
+
+    def _train_epoch(self, train) -> tuple[str, float, int]:
+        xs, ys = train
         status, loss, _batches, step = self._network().train_epoch(
             self._params,
             self._opt_m,
@@ -531,9 +511,7 @@ class LSTMSeq2Seq(_BaseLSTM):
             float(self.clipnorm or 0.0),
             *self._optimizer_args(),
         )
-        logs = self._epoch_done(status, loss, step, xs.data.shape[0], start)
-        self._report(logs)
-        return logs
+        return status, loss, step
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> LSTMSeq2Seq:

@@ -1,0 +1,320 @@
+"""The training loop every estimator shares, run as a transaction on its fitted state.
+
+An estimator supplies what differs between models:
+
+- ``_prepare_fit()``: check the input, build the network and the state to
+  train, and return a :class:`FitPlan` (it may set fitted attributes freely:
+  they are undone if the fit fails);
+- ``_train_epoch(train)``: one epoch in the engine, ``(status, loss, step)``;
+- ``_validation_metrics(validation)``: ``(loss, score)`` on held-out data.
+
+Everything else is here, once: the epoch loop, the stopping rule, validation
+and best weights, callbacks, progress, the convergence warning, and what a
+failure leaves behind.
+
+A fit works on private copies of the estimator's fitted state (copy on write),
+so the arrays and lists it had, which copies of the estimator or a memory map
+may share, are never written. If the fit raises, the estimator gets that state
+back exactly. The one exception is Ctrl-C or a non-finite loss after at least
+one completed epoch: the estimator then keeps the state of its last completed
+epoch, and the exception propagates.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = [
+    "FitPlan",
+    "aligned_copy",
+    "fit",
+    "forget_history",
+    "make_rng",
+    "params_written",
+    "start_history",
+]
+
+# What the loop records; a fresh fit starts them anew.
+_HISTORY = (
+    "loss_curve_",
+    "history_",
+    "best_loss_",
+    "validation_scores_",
+    "best_validation_score_",
+    "n_iter_",
+    "t_",
+)
+
+# Tokens of parameter values: a new one whenever an estimator's parameter array
+# is replaced or written, never reused, so the engine's packed-weight cache
+# cannot mistake new values for old ones (as an array address can).
+_versions = itertools.count(1)
+
+
+@dataclass
+class FitPlan:
+    """What ``_prepare_fit`` hands the loop.
+
+    Attributes
+    ----------
+    train : object
+        The training data, as the estimator's ``_train_epoch`` takes it.
+    n_samples : int
+        Samples in ``train`` (for ``t_``).
+    epochs : int
+        Epochs to run at most.
+    validation : object or None
+        Held-out data for ``_validation_metrics``; None for none.
+    """
+
+    train: Any
+    n_samples: int
+    epochs: int
+    validation: Any = None
+
+
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A writable copy of `a` starting on a 64-byte boundary.
+
+    The engine copies unaligned parameters before each call (its results must
+    not depend on where NumPy allocated them); aligned ones are used in place.
+    """
+    buf = np.empty(a.size * a.itemsize + 64, dtype=np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + a.size * a.itemsize].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def make_rng(random_state) -> np.random.RandomState:
+    """The generator of a fresh fit: seeded by `random_state` (drawing from it if a RandomState)."""
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.RandomState(random_state.randint(2**31 - 1))
+    return np.random.RandomState(random_state)
+
+
+def params_written(est) -> None:
+    """Give `est`'s parameter values a new version token (after any write)."""
+    if "_params" in est.__dict__:
+        est.__dict__["_params_version"] = next(_versions)
+
+
+def forget_history(est) -> None:
+    """Drop the records of earlier fits (a fresh fit, not a warm start)."""
+    for name in _HISTORY:
+        est.__dict__.pop(name, None)
+
+
+# -- the fitted state ------------------------------------------------------------
+
+
+def _is_state(name: str) -> bool:
+    # Fitted attributes end in "_" and private ones start with it; the
+    # estimator's parameters (the user's objects) are neither.
+    return name.startswith("_") or name.endswith("_")
+
+
+def _copy(name: str, value: object) -> object:
+    # Fitted state is arrays, scalars, tuples, and lists and dicts of
+    # immutable values; lists (the loss curve grows with every epoch) are
+    # copied shallowly, which is cheap, rather than deep-copied.
+    if name == "_net":  # the engine object: shared, never written by Python
+        return value
+    if isinstance(value, np.ndarray):
+        return aligned_copy(value) if value.dtype.kind == "f" else value.copy()
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: _copy(k, v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+def _state(est) -> dict[str, object]:
+    """The fitted state by reference."""
+    return {k: v for k, v in est.__dict__.items() if _is_state(k)}
+
+
+def _copied_state(est) -> dict[str, object]:
+    return {k: _copy(k, v) for k, v in est.__dict__.items() if _is_state(k)}
+
+
+def _put_state(est, state: dict[str, object]) -> None:
+    for name in [k for k in est.__dict__ if _is_state(k) and k not in state]:
+        del est.__dict__[name]
+    est.__dict__.update(state)
+
+
+# -- the loop ----------------------------------------------------------------------
+
+
+def fit(est, prepare, *, incremental: bool):
+    """Run a fit of `est` as a transaction; see the module docstring.
+
+    Parameters
+    ----------
+    est : estimator
+        Provides ``_train_epoch``, ``_validation_metrics`` and the training
+        parameters (``max_iter``, ``tol``, ``n_iter_no_change``, ...).
+    prepare : callable
+        ``prepare()`` checks the input, sets up the network and state on `est`
+        and returns a :class:`FitPlan`.
+    incremental : bool
+        A ``partial_fit``: one epoch, no stopping rule, no convergence warning.
+
+    Returns
+    -------
+    est
+    """
+    saved = _state(est)
+    _put_state(est, _copied_state(est))  # train on copies: `saved` stays as it is
+    params_written(est)
+    checkpoint = None
+    try:
+        plan = prepare()
+        start_history(est, plan.validation is not None)
+        est._no_improvement = 0
+        best_params = None
+        stopped = False
+        callbacks = _callbacks(est)
+        for epoch in range(plan.epochs):
+            logs = _epoch(est, plan)
+            improved, best = _improvement(est, logs, plan.validation is not None)
+            if best and getattr(est, "restore_best_weights", False):
+                best_params = est._params.copy()
+            est._no_improvement = 0 if improved else est._no_improvement + 1
+            if callbacks or epoch + 1 < plan.epochs:  # something may still fail
+                checkpoint = _copied_state(est)  # this epoch is complete
+            if any(bool(cb(est, logs)) for cb in callbacks):
+                stopped = True
+                break
+            if not incremental and est._no_improvement > est.n_iter_no_change:
+                stopped = True
+                if est.verbose:
+                    what = "Validation score" if plan.validation is not None else "Training loss"
+                    print(
+                        f"{what} did not improve more than tol={est.tol} for "
+                        f"{est.n_iter_no_change} consecutive epochs. Stopping.",
+                        file=sys.stderr,
+                    )
+                break
+    except BaseException as error:
+        if checkpoint is not None and isinstance(error, (KeyboardInterrupt, FloatingPointError)):
+            _put_state(est, checkpoint)
+            params_written(est)
+            if est.verbose and isinstance(error, KeyboardInterrupt):
+                print(
+                    f"\nInterrupted: keeping the weights of epoch {est.n_iter_}.", file=sys.stderr
+                )
+        else:
+            _put_state(est, saved)
+        raise
+    if est.verbose == 1:
+        print(file=sys.stderr)
+    if best_params is not None:
+        est._params[...] = best_params
+        params_written(est)
+    if not incremental and not stopped:
+        warnings.warn(
+            f"Stochastic optimizer: maximum iterations ({est.max_iter}) reached and the "
+            "optimization hasn't converged yet.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+    return est
+
+
+def start_history(est, validation: bool) -> None:
+    """Start the records of a fresh fit (or add validation records to a model's)."""
+    if "loss_curve_" not in est.__dict__:
+        est.loss_curve_ = []
+        est.history_ = {"loss": [], "seconds": []}
+        est.best_loss_ = np.inf
+        est.validation_scores_ = None
+        est.best_validation_score_ = None
+        est.n_iter_ = 0
+        est.t_ = 0
+    if validation and est.validation_scores_ is None:
+        est.validation_scores_ = []
+        est.best_validation_score_ = -np.inf
+    if validation:
+        est.history_.setdefault("val_loss", [])
+        est.history_.setdefault("val_score", [])
+
+
+def _epoch(est, plan: FitPlan) -> dict[str, float]:
+    """One epoch and its records; a non-finite loss raises FloatingPointError."""
+    start = time.perf_counter()
+    status, loss, step = est._train_epoch(plan.train)
+    if status != "ok":
+        raise FloatingPointError(
+            f"The training loss became NaN or infinite in epoch {est.n_iter_ + 1}; the "
+            f"model keeps the weights of epoch {est.n_iter_}. Try a lower learning_rate "
+            f"(now {est.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y "
+            "(for example with StandardScaler), or a float64 dtype."
+        )
+    params_written(est)
+    est._opt_step = step
+    est.n_iter_ += 1
+    est.t_ += plan.n_samples
+    seconds = time.perf_counter() - start
+    loss = float(loss)
+    est.loss_curve_.append(loss)
+    est.history_["loss"].append(loss)
+    est.history_["seconds"].append(seconds)
+    logs = {"epoch": est.n_iter_, "loss": loss, "seconds": seconds}
+    if plan.validation is not None:
+        val_loss, val_score = est._validation_metrics(plan.validation)
+        est.validation_scores_.append(val_score)
+        est.history_["val_loss"].append(val_loss)
+        est.history_["val_score"].append(val_score)
+        logs.update(val_loss=val_loss, val_score=val_score)
+    _report(est, logs)
+    return logs
+
+
+def _improvement(est, logs: dict[str, float], validation: bool) -> tuple[bool, bool]:
+    """(improved by more than tol, a new best validation score); updates the bests."""
+    best = False
+    if validation:
+        score = logs["val_score"]
+        improved = score > est.best_validation_score_ + est.tol
+        if score > est.best_validation_score_:
+            est.best_validation_score_ = score
+            best = True
+    else:
+        improved = logs["loss"] < est.best_loss_ - est.tol
+    est.best_loss_ = min(est.best_loss_, logs["loss"])
+    return improved, best
+
+
+def _callbacks(est) -> list:
+    if est.callbacks is None:
+        return []
+    if callable(est.callbacks):
+        return [est.callbacks]
+    return list(est.callbacks)
+
+
+def _report(est, logs: dict[str, float]) -> None:
+    if not est.verbose:
+        return
+    text = f"loss: {logs['loss']:.6g}"
+    if "val_loss" in logs:
+        text += f" - val_loss: {logs['val_loss']:.6g} - val_score: {logs['val_score']:.4f}"
+    text += f" - {logs['seconds']:.2f}s"
+    if est.verbose == 2:
+        print(f"Epoch {logs['epoch']}: {text}", file=sys.stderr)
+    else:
+        width = 30
+        done = int(width * min(1.0, logs["epoch"] / est.max_iter))
+        bar = "=" * done + "." * (width - done)
+        print(f"\rEpoch {logs['epoch']}/{est.max_iter} [{bar}] {text}", end="", file=sys.stderr)
