@@ -218,12 +218,12 @@ else
 fi
 
 # --------------------------------------------------------------------------
-step "Fresh virtual environment: the repaired wheel with its [test] extra, numpy, $torch_requirement"
+step "Fresh virtual environment: the repaired wheel with its [test,oracle] extras, numpy, $torch_requirement"
 venv="$work/venv"
 quietly "$python" -m venv "$venv"
 quietly "$venv/bin/python" -m pip install --upgrade pip
-# The [test] extra brings pytest and whatever else the tests declare.
-quietly "$venv/bin/python" -m pip install "${repaired}[test]" pytest numpy "$torch_requirement"
+# The [test] and [oracle] extras bring pytest and the oracles the tests declare.
+quietly "$venv/bin/python" -m pip install "${repaired}[test,oracle]" pytest numpy "$torch_requirement"
 if "$venv/bin/python" - <<'PY'; then
 import importlib.metadata
 import sys

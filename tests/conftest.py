@@ -1,5 +1,8 @@
 import os
 
+# Keras runs on its PyTorch backend in the tests: no TensorFlow needed.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 import numpy as np
 import pytest
 

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, nn
 from ._config import config, show_config
+from ._persist import load
 from .estimators import LSTMClassifier, LSTMRegressor
 from .generator import LSTMGenerator
 from .seq2seq import LSTMSeq2Seq
@@ -16,6 +17,7 @@ __all__ = [
     "__version__",
     "config",
     "datasets",
+    "load",
     "nn",
     "show_config",
 ]
@@ -24,3 +26,12 @@ try:
     __version__ = version("lstmlearn")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "unknown"
+
+
+def __getattr__(name: str):
+    # onnx is an optional extra: the skl2onnx registration is imported on first use.
+    if name == "register_skl2onnx":
+        from ._onnx import register_skl2onnx
+
+        return register_skl2onnx
+    raise AttributeError(f"module 'lstmlearn' has no attribute {name!r}")

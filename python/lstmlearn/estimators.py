@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from . import _engine, _training
+from . import _engine, _persist, _training
 from ._data import Sequences, as_sequences, per_step_target, unpad
 from ._frames import FrontEnd, flatten_frames
 from ._training import FitPlan, aligned_copy
@@ -297,10 +297,104 @@ class _BaseLSTM(BaseEstimator):
         return self.loss
 
     def __getstate__(self) -> dict:
+        """The state in plain types (numbers, strings, tuples, lists, dicts, arrays).
+
+        Pickle, joblib, skops and :meth:`save` all take this: no NumPy dtype,
+        random generator or other object that a safe loader would have to
+        trust.
+        """
         state = self.__dict__.copy()
         state.pop("_net", None)
         state.pop("_params_version", None)  # a token of this process only
+        if not isinstance(state.get("dtype"), str):
+            state["dtype"] = np.dtype(state["dtype"]).name
+        if "_dtype" in state:
+            state["_dtype"] = np.dtype(state["_dtype"]).name
+        if isinstance(state.get("_rng"), np.random.RandomState):
+            state["_rng"] = state["_rng"].get_state()
+        arch = state.get("_fitted_arch")
+        if arch is not None and isinstance(arch[0], FrontEnd):
+            front = arch[0]
+            plain = (front.kind, list(front.kernel), front.filters, front.pool)
+            state["_fitted_arch"] = (plain, *arch[1:])
+        if "_s2s_arch" in state:
+            state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]).name)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        if "_dtype" in state:
+            state["_dtype"] = np.dtype(state["_dtype"])
+        if isinstance(state.get("_rng"), tuple):
+            rng = np.random.RandomState()
+            rng.set_state(state["_rng"])
+            state["_rng"] = rng
+        arch = state.get("_fitted_arch")
+        if arch is not None and isinstance(arch[0], (tuple, list)):
+            kind, kernel, filters, pool = arch[0]
+            front = FrontEnd(str(kind), tuple(int(k) for k in kernel), int(filters), int(pool))
+            state["_fitted_arch"] = (front, *arch[1:])
+        if "_s2s_arch" in state:
+            state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]))
+        self.__dict__.update(state)
+
+    def save(self, path) -> None:
+        """Write the fitted model to one file that loads without running code.
+
+        The file is a safetensors file: the arrays as tensors, the rest as
+        JSON metadata with a format version and a checksum; it is written
+        atomically, so a crash or Ctrl-C while saving leaves an existing file
+        intact. Load it with :func:`lstmlearn.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (``.safetensors`` by convention).
+        """
+        _persist.save(self, path)
+
+    def to_onnx(self, path=None, opset=None, *, sequence_lens=False, recurrence=None):
+        """Export the fitted model to ONNX (needs ``pip install "lstmlearn[onnx]"``).
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Write the model there, atomically (LSTMSeq2Seq: the decoder step
+            there and the encoder at ``path.with_suffix('.encoder.onnx')``).
+        opset : int, optional
+            ONNX opset, from 14; default 17.
+        sequence_lens : bool, default=False
+            Add the int32 input ``sequence_lens [batch]`` for sequences of
+            different lengths padded at the end.
+        recurrence : {'lstm', 'scan'} or None, default=None
+            The standard ONNX ``LSTM`` operator or a ``Scan`` over the same
+            cell; None takes 'lstm' for float32 and 'scan' for float64 (ONNX
+            Runtime's LSTM kernel is float32 only).
+
+        Returns
+        -------
+        model : onnx.ModelProto, or dict {'encoder', 'decoder_step'} for LSTMSeq2Seq
+        """
+        from ._onnx import to_onnx
+
+        return to_onnx(self, path, opset, sequence_lens=sequence_lens, recurrence=recurrence)
+
+    def _check_restored(self) -> None:
+        """Raise ValueError unless the arrays fit the network the state describes."""
+        count = self._network().parameter_count
+        for name in ("_params", "_opt_m", "_opt_v"):
+            a = getattr(self, name)
+            if a.shape != (count,) or a.dtype != self._dtype:
+                raise ValueError(
+                    f"{name} has shape {a.shape} and dtype {a.dtype}; the network needs "
+                    f"({count},) of {self._dtype}"
+                )
+        for name in ("_params", "_opt_m", "_opt_v"):
+            setattr(self, name, aligned_copy(getattr(self, name)))
+        if isinstance(self, ClassifierMixin) and self.classes_.shape != (self._n_outputs,):
+            raise ValueError(
+                f"classes_ has {self.classes_.shape} labels for {self._n_outputs} outputs"
+            )
 
     def _version(self) -> int:
         """The token of the parameter values, for the engine's packed-weight cache."""
@@ -602,6 +696,93 @@ class _BaseLSTM(BaseEstimator):
         return out.astype(np.float64)
 
 
+class _WeightsInOut:
+    """Weights from and to PyTorch and Keras, for LSTMRegressor and LSTMClassifier."""
+
+    @classmethod
+    def from_torch(cls, lstm, head, *, classes=None, return_sequences: bool = False, **params):
+        """An estimator with the weights of a ``torch.nn.LSTM`` and a ``torch.nn.Linear``.
+
+        The estimator computes ``head`` on the final hidden state of the top
+        layer (both directions concatenated: ``h_n``, Keras' semantics), or on
+        every step's output with ``return_sequences=True``; a classifier
+        applies softmax to the head's output. It predicts what that PyTorch
+        model computes and can be fine-tuned with ``partial_fit``.
+
+        Parameters
+        ----------
+        lstm : torch.nn.LSTM
+            Any sizes, layers and directions; ``proj_size`` must be 0. The
+            LSTM's batch_first setting does not matter: estimators take
+            ``[n, T, F]``.
+        head : torch.nn.Linear
+            From ``directions * hidden_size`` features to the outputs.
+        classes : array-like, optional
+            A classifier's labels, one per output of the head (default
+            ``0 .. n_outputs - 1``).
+        return_sequences : bool, default=False
+            Apply the head at every step.
+        **params
+            Other estimator parameters (learning rate, ... for fine-tuning).
+
+        Returns
+        -------
+        estimator
+            Fitted (``n_iter_ == 0``), with a fresh optimizer state.
+        """
+        from ._interop import from_torch
+
+        return from_torch(
+            cls, lstm, head, classes=classes, return_sequences=return_sequences, **params
+        )
+
+    @classmethod
+    def from_keras(cls, model, *, classes=None, **params):
+        """An estimator with the weights of a Keras ``Sequential`` model.
+
+        The model is ``LSTM`` or ``Bidirectional(LSTM)`` layers (tanh and
+        sigmoid activations, not stateful; ``Dropout`` layers are inactive in
+        prediction and skipped) and a ``Dense`` head: linear for a regressor,
+        softmax for a classifier (or sigmoid with one unit: two classes). A
+        last LSTM with ``return_sequences=True`` gives a per-step model.
+        Keras' kernel ``[F, 4H]`` is transposed into lstmlearn's (PyTorch's)
+        ``[4H, F]``; the gate order (i, f, c, o) is the same.
+
+        Parameters
+        ----------
+        model : keras.Sequential
+        classes : array-like, optional
+            A classifier's labels, one per output (default ``0 .. O - 1``).
+        **params
+            Other estimator parameters.
+
+        Returns
+        -------
+        estimator
+            Fitted (``n_iter_ == 0``), with a fresh optimizer state.
+        """
+        from ._interop import from_keras
+
+        return from_keras(cls, model, classes=classes, **params)
+
+    def to_torch(self):
+        """A ``torch.nn.Module`` (``.lstm``, an ``nn.LSTM``, and ``.head``, an ``nn.Linear``).
+
+        Its ``forward(x)`` on ``x [n, T, F]`` returns what :meth:`predict`
+        (regressor, as ``[n, O]`` / ``[n, T, O]``) or :meth:`predict_proba`
+        (classifier) returns. Models that ``nn.LSTM`` cannot express (a conv
+        front end, pooling other than 'last', layers of different sizes,
+        ``merge_mode`` other than 'concat') are refused.
+
+        Returns
+        -------
+        torch.nn.Module
+        """
+        from ._interop import to_torch
+
+        return to_torch(self)
+
+
 # Parameters every model shares: network size, optimizer and training loop.
 _COMMON_PARAMS = (
     "hidden_layer_sizes",
@@ -633,7 +814,7 @@ def _constraints(*names: str) -> dict:
     return {name: _BaseLSTM._parameter_constraints[name] for name in names}
 
 
-class LSTMRegressor(RegressorMixin, _BaseLSTM):
+class LSTMRegressor(_WeightsInOut, RegressorMixin, _BaseLSTM):
     """LSTM regression for sequences, trained by the C++ engine.
 
     Input is ``[samples, timesteps, features]`` like Keras (a 2-D array is one
@@ -897,7 +1078,7 @@ class LSTMRegressor(RegressorMixin, _BaseLSTM):
         return self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
 
 
-class LSTMClassifier(ClassifierMixin, _BaseLSTM):
+class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
     """LSTM classification for sequences, trained by the C++ engine.
 
     One label per sequence (from the last step) or one label per step

@@ -339,6 +339,19 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             self._default_seed = windows[0][:-1]
         return plan
 
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        if not self.n_tokens_ == self.n_features_in_ == self._n_outputs:
+            raise ValueError(
+                f"n_tokens_={self.n_tokens_} does not match the network's {self.n_features_in_} "
+                f"inputs and {self._n_outputs} outputs"
+            )
+        if self.vocabulary_ is not None and len(self.vocabulary_) > self.n_tokens_:
+            raise ValueError(f"{len(self.vocabulary_)} characters for {self.n_tokens_} tokens")
+        seed = self._default_seed
+        if seed.size == 0 or seed.min() < 0 or seed.max() >= self.n_tokens_:
+            raise ValueError("the default seed holds tokens outside the vocabulary")
+
     # -- public API -----------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)

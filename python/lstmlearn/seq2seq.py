@@ -495,6 +495,21 @@ class LSTMSeq2Seq(_BaseLSTM):
                 )
         _check_layer_sizes(self._hidden, max(self.n_features_in_, self.embedding_dim), False)
 
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        ragged = self.end_token_ is not None
+        if self.output_vocab_size_ is None:
+            ok = self._n_classes is None and not ragged
+        else:
+            ok = self._n_classes == self.output_vocab_size_ + ragged and (
+                not ragged or self.end_token_ == self.output_vocab_size_
+            )
+        if not ok:
+            raise ValueError(
+                f"_n_classes={self._n_classes}, output_vocab_size_={self.output_vocab_size_} and "
+                f"end_token_={self.end_token_} do not agree"
+            )
+
     def _train_epoch(self, train) -> tuple[str, float, int]:
         xs, ys = train
         status, loss, _batches, step = self._network().train_epoch(
