@@ -686,3 +686,25 @@ def test_fuzz_bad_predict_input_raises_only_clear_errors(shape, dtype, fill):
         assert str(error)
     else:
         assert np.isfinite(out).all() or fill == 1e300
+
+
+# -- missing values: refused with advice, or masked as padding is ----------------------
+
+
+def test_nan_steps_are_refused_with_advice_or_masked_out():
+    X, y = data(n=30, steps=6)
+    holes = X.copy()
+    holes[3, 2, 1] = np.nan  # an interior step
+    holes[5, 4:, :] = np.nan  # a missing tail
+    with pytest.raises(ValueError, match=r"NaN at step 2 of sequence 3.*missing='mask'"):
+        LSTMRegressor(**FAST).fit(holes, y)
+    model = LSTMRegressor(missing="mask", **FAST).fit(holes, y)
+    assert np.isnan(holes).sum() == 5  # the caller's array is not touched
+    # A masked step is skipped: the state is carried over it.
+    got = model.predict(holes[[3, 5]])
+    alone = [np.delete(X[3], 2, axis=0), X[5, :4]]
+    np.testing.assert_array_equal(got, model.predict(alone))
+    with pytest.raises(ValueError, match="Sequence 0 of X has no step without NaN"):
+        model.predict(np.full((1, 3, 2), np.nan))
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict(np.full((1, 3, 2), np.inf))

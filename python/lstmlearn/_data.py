@@ -42,11 +42,32 @@ def _check_numeric(a: np.ndarray, name: str) -> None:
 
 
 def _check_finite(a: np.ndarray, name: str) -> None:
-    if not np.isfinite(a).all():
+    if np.isinf(a).any():
         raise ValueError(
-            f"Input {name} contains NaN or infinity; impute those values, or pass the "
-            "sequences as a list of different lengths so that missing steps are masked"
+            f"Input {name} contains NaN or infinity (infinity); replace those values first"
         )
+    if np.isnan(a).any():
+        i, t = np.argwhere(np.isnan(a).any(axis=-1))[0] if a.ndim == 3 else (0, 0)
+        raise ValueError(
+            f"Input {name} contains NaN or infinity (NaN at step {t} of sequence {i}); impute "
+            "those values, or pass missing='mask' to mask out the steps that hold NaN, as "
+            "padding is"
+        )
+
+
+def _mask_missing(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Mask out (and zero) the steps holding NaN; returns the combined mask."""
+    if np.isinf(x).any():
+        raise ValueError("Input X contains NaN or infinity (infinity); replace those values first")
+    missing = np.isnan(x).any(axis=2)
+    x[np.isnan(x)] = 0
+    keep = ~missing if mask is None else (mask.astype(bool) & ~missing)
+    empty = np.flatnonzero(~keep.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"Sequence {int(empty[0])} of X has no step without NaN; every sequence needs one"
+        )
+    return keep.astype(np.uint8)
 
 
 def _is_ragged_list(X: object) -> bool:
@@ -57,7 +78,9 @@ def _is_ragged_list(X: object) -> bool:
     return len({len(s) for s in X}) > 1
 
 
-def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> Sequences:
+def as_sequences(
+    X: object, dtype: np.dtype, n_features: int | None = None, missing: str = "raise"
+) -> Sequences:
     """Validate sequence input.
 
     Parameters
@@ -69,6 +92,9 @@ def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> S
         The model's float dtype.
     n_features : int, optional
         Features per step the model was fitted with.
+    missing : {'raise', 'mask'}, default='raise'
+        What a step holding NaN means: an error, or a missing step, masked
+        out as padding is (the state is carried over it).
     """
     lengths = None
     if X is None:
@@ -133,7 +159,8 @@ def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> S
         )
     if x.shape[1] == 0 or x.shape[2] == 0:
         raise ValueError(f"Found array with 0 timestep(s) or feature(s): shape={x.shape}")
-    _check_finite(x, "X")
+    if missing == "raise":
+        _check_finite(x, "X")
     if n_features is not None and x.shape[2] != n_features:
         raise ValueError(
             f"X has {x.shape[2]} features per step, but this model was fitted with "
@@ -142,6 +169,9 @@ def as_sequences(X: object, dtype: np.dtype, n_features: int | None = None) -> S
     mask = None
     if lengths is not None:
         mask = (np.arange(x.shape[1])[None, :] < lengths[:, None]).astype(np.uint8)
+    if missing == "mask" and not np.isfinite(x).all():
+        x = x.copy()  # x may be the caller's array: never write into it
+        mask = _mask_missing(x, mask)
     return Sequences(x, mask, lengths)
 
 

@@ -132,6 +132,7 @@ class _BaseLSTM(BaseEstimator):
         "pool_size": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "pooling": [StrOptions({"last", "mean", "attention"})],
         "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both")],
+        "missing": [StrOptions({"raise", "mask"})],
     }
 
     def __init__(
@@ -173,6 +174,7 @@ class _BaseLSTM(BaseEstimator):
         pool_size: int = 2,
         pooling: str = "last",
         attention_units: int = 16,
+        missing: str = "raise",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
@@ -210,6 +212,7 @@ class _BaseLSTM(BaseEstimator):
         self.pool_size = pool_size
         self.pooling = pooling
         self.attention_units = attention_units
+        self.missing = missing
 
     # -- subclass hooks -----------------------------------------------------
 
@@ -288,10 +291,11 @@ class _BaseLSTM(BaseEstimator):
         """as_sequences after flattening the frames of a conv front end; and the frame."""
         front = self._arch[0] if fitted else self._architecture()[0]
         n_features = self.n_features_in_ if fitted else None
+        missing = getattr(self, "missing", "raise")
         if front is None:
-            return as_sequences(X, dtype, n_features), None
+            return as_sequences(X, dtype, n_features, missing), None
         flat, frame = flatten_frames(X, front, self.frame_shape_ if fitted else None)
-        return as_sequences(flat, dtype, n_features), frame
+        return as_sequences(flat, dtype, n_features, missing), frame
 
     def _loss_name(self) -> str:
         return self.loss
@@ -913,6 +917,10 @@ class LSTMRegressor(_WeightsInOut, RegressorMixin, _BaseLSTM):
         :meth:`attention_weights`). Not for per-step targets.
     attention_units : int, default=16
         Units of the attention score with ``pooling='attention'``.
+    missing : {'raise', 'mask'}, default='raise'
+        A step of X holding NaN is an error, or (``'mask'``) a missing step:
+        masked out as padding is (the state is carried over it, and it counts
+        in no loss or pooling), in fit and in predict.
 
     Attributes
     ----------
@@ -1093,7 +1101,7 @@ class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
     n_iter_no_change, early_stopping, validation_fraction,
     restore_best_weights, random_state, n_jobs, verbose, warm_start,
     callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
-    attention_units
+    attention_units, missing
         As in :class:`LSTMRegressor`; the validation score is accuracy.
     loss : {'log_loss'}, default='log_loss'
         Training loss.
@@ -1165,6 +1173,7 @@ class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
         pool_size: int = 2,
         pooling: str = "last",
         attention_units: int = 16,
+        missing: str = "raise",
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -1203,6 +1212,7 @@ class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
             pool_size=pool_size,
             pooling=pooling,
             attention_units=attention_units,
+            missing=missing,
         )
         self.class_weight = class_weight
 
