@@ -6,11 +6,13 @@ from . import datasets, nn
 from ._config import config, show_config
 from ._persist import load
 from .estimators import LSTMClassifier, LSTMRegressor
+from .forecaster import LSTMForecaster
 from .generator import LSTMGenerator
 from .seq2seq import LSTMSeq2Seq
 
 __all__ = [
     "LSTMClassifier",
+    "LSTMForecaster",
     "LSTMGenerator",
     "LSTMRegressor",
     "LSTMSeq2Seq",
