@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, nn
+from . import datasets, nn, preprocessing
 from ._config import config, show_config
 from ._persist import load
 from .estimators import LSTMClassifier, LSTMRegressor
@@ -21,6 +21,7 @@ __all__ = [
     "datasets",
     "load",
     "nn",
+    "preprocessing",
     "show_config",
 ]
 
