@@ -311,8 +311,12 @@ def test_a_safetensors_file_from_elsewhere(tmp_path):
         lstmlearn.load(tmp_path / "w.safetensors")
 
 
+# LSTMLEARN_FUZZ_EXAMPLES runs a deeper fuzz on demand.
 FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+    max_examples=int(os.environ.get("LSTMLEARN_FUZZ_EXAMPLES", 150)),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
 )
 
 

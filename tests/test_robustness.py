@@ -9,6 +9,7 @@ expected and what was given.
 
 import _thread
 import copy
+import os
 import pickle
 import re
 import threading
@@ -599,8 +600,12 @@ def test_bad_input_gets_a_clear_error(name, call, error, message):
 
 # -- a property-based fuzz ----------------------------------------------------------------------
 
+# LSTMLEARN_FUZZ_EXAMPLES runs a deeper fuzz on demand.
 FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    max_examples=int(os.environ.get("LSTMLEARN_FUZZ_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
 )
 
 
