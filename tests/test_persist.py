@@ -254,6 +254,10 @@ def saved(tmp_path):
         (lambda d: d["state"]["$dict"].update(extra=1), r"unexpected \['extra'\]"),
         (lambda d: d["params"]["$dict"].update(evil=1), r"unknown parameters \['evil'\]"),
         (
+            lambda d: d["params"]["$dict"].update(random_state={"$tuple": []}),
+            r"random_state = \(\) is not a random generator's state",
+        ),
+        (
             lambda d: d["params"]["$dict"].update(hidden_layer_sizes=-1),
             r"invalid parameters: The 'hidden_layer_sizes' parameter",
         ),

@@ -455,12 +455,11 @@ def _build(cls, params: dict, state: dict):
     if unknown:
         raise _Damaged(f"unknown parameters {sorted(unknown)} for {cls.__name__}")
     rs = params.get("random_state")
-    if isinstance(rs, tuple):
-        try:
-            params["random_state"] = np.random.RandomState()
-            params["random_state"].set_state(rs)
-        except (TypeError, ValueError) as error:
-            raise _Damaged(f"random_state: {error}") from None
+    if isinstance(rs, tuple):  # a RandomState, saved as its state
+        if not _KINDS["rng"](rs):
+            raise _Damaged(f"random_state = {str(rs)[:60]} is not a random generator's state")
+        params["random_state"] = np.random.RandomState()
+        params["random_state"].set_state(rs)
     est = cls(**params)
     try:
         est._validate_params()
