@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+import lstmlearn
+
+# The folder holding the lstmlearn these tests import (installed, or the tree).
+PYTHON_DIR = Path(lstmlearn.__file__).resolve().parents[1]
 LIMIT = "2147483647"
 
 NET = (

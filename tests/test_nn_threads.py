@@ -21,9 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lstmlearn
+
 from conftest import random_lstm
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+# The folder holding the lstmlearn these tests import (installed, or the tree).
+PYTHON_DIR = Path(lstmlearn.__file__).resolve().parents[1]
 OTHER_THREAD = "pairs each backward with the last forward made on the same module"
 
 
