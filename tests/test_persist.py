@@ -254,6 +254,10 @@ def saved(tmp_path):
         (lambda d: d["state"]["$dict"].update(extra=1), r"unexpected \['extra'\]"),
         (lambda d: d["params"]["$dict"].update(evil=1), r"unknown parameters \['evil'\]"),
         (
+            lambda d: d["state"]["$dict"].update(_dtype={"$array": "state/_params"}),
+            r"fitted attribute _dtype = .* is not a valid dtype",
+        ),
+        (
             lambda d: d["params"]["$dict"].update(random_state={"$tuple": []}),
             r"random_state = \(\) is not a random generator's state",
         ),

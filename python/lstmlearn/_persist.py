@@ -302,6 +302,11 @@ def load(path: str | os.PathLike):
         est = _build(cls, params, state)
     except _Damaged as error:
         _fail(path, str(error))
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as error:
+        # A check that did not foresee this file: still the same clear error.
+        raise ValueError(
+            f"{path} is not a valid lstmlearn model file: {type(error).__name__}: {error}"
+        ) from error
     return est
 
 
@@ -446,7 +451,11 @@ def check_state(cls, state: dict) -> None:
         optional = kind.endswith("?")
         if optional and value is None:
             continue
-        if not _KINDS[kind.rstrip("?")](value):
+        try:
+            valid = bool(_KINDS[kind.rstrip("?")](value))
+        except (TypeError, ValueError):  # e.g. an array where a scalar belongs
+            valid = False
+        if not valid:
             raise _Damaged(f"fitted attribute {name} = {str(value)[:60]} is not a valid {kind}")
 
 
