@@ -1,0 +1,106 @@
+"""Streaming inference: feed a fitted model one time step at a time.
+
+``model.stream(n_streams)`` returns a :class:`Stream`. The engine keeps the
+state (h, c of every layer) of each stream, so a step costs one step of work
+whatever the length of the sequence so far. The outputs are bitwise those
+:meth:`predict` gives on the whole sequence: the engine's inference computes
+every row's products in an order that depends neither on how many rows nor on
+how many steps a call has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Stream"]
+
+
+class Stream:
+    """One-step inference over ``n_streams`` independent sequences.
+
+    Made by ``model.stream(n_streams)`` on a fitted :class:`LSTMRegressor`,
+    :class:`LSTMClassifier` or :class:`LSTMGenerator`; it uses a copy of the
+    weights the model had then (a later fit does not change it).
+
+    Each stream starts from the zero state, as a sequence given to
+    :meth:`predict` does. :meth:`step` advances every stream by one step and
+    returns the model's output for that step: for a per-step model, the
+    step's prediction, as ``predict`` gives it at that step; for a model with
+    one output per sequence, the output as if the sequence ended at this
+    step. A classifier's or generator's stream returns class (token)
+    probabilities, as ``predict_proba``.
+
+    The number of streams may change at any time: :meth:`resize` keeps the
+    state of the streams it keeps, :meth:`add` opens new ones, and
+    :meth:`reset` starts one (or all) again from the zero state.
+
+    A stream is not thread-safe in the sense that two threads stepping it at
+    once would interleave their steps; each call is atomic.
+    """
+
+    def __init__(self, model: Any, engine: Any, n_threads: int) -> None:
+        self._model = model
+        self._engine = engine
+        self._n_threads = n_threads
+        self._step = engine.step
+
+    @property
+    def n_streams(self) -> int:
+        """Streams currently open."""
+        return int(self._engine.n_streams)
+
+    def step(self, x) -> np.ndarray:
+        """Advance every stream by one step.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_streams, n_features), or (n_features,) when
+            n_streams is 1, or (n_streams,) when there is one feature
+            For an :class:`LSTMGenerator`: one token per stream (an int, or a
+            character of a text model), or a sequence of them.
+
+        Returns
+        -------
+        out : ndarray
+            The output of each stream for this step, shaped as ``predict``
+            (``predict_proba`` for a classifier or generator) shapes one
+            sample's output, with a leading axis of n_streams unless x was
+            one stream's 1-D input (or one token).
+        """
+        batch, single = self._model._stream_input(x, self.n_streams)
+        raw = self._step(batch, self._n_threads)
+        out = self._model._stream_output(raw)
+        return out[0] if single else out
+
+    def reset(self, i: int | None = None) -> None:
+        """Zero the state of stream ``i``, or of every stream when None."""
+        if i is None:
+            self._engine.reset(-1)
+            return
+        n = self.n_streams
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not -n <= i < n:
+            raise IndexError(f"stream index {i!r} is out of range for {n} stream(s)")
+        self._engine.reset(int(i) % n)
+
+    def resize(self, n_streams: int) -> None:
+        """Keep the first ``min(old, new)`` streams' state; new streams start at zero."""
+        if (
+            not isinstance(n_streams, (int, np.integer))
+            or isinstance(n_streams, bool)
+            or n_streams < 1
+        ):
+            raise ValueError(f"n_streams must be a positive integer; got {n_streams!r}")
+        self._engine.resize(int(n_streams))
+
+    def add(self, n: int = 1) -> range:
+        """Open ``n`` new streams (zero state); returns their indices."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive integer; got {n!r}")
+        first = self.n_streams
+        self.resize(first + int(n))
+        return range(first, first + int(n))
+
+    def __repr__(self) -> str:
+        return f"Stream({type(self._model).__name__}, n_streams={self.n_streams})"
