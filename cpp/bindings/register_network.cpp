@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -188,6 +189,7 @@ template <typename T>
 struct BoundStream {
   Network<T> net;
   AlignedVector<T> params;
+  AlignedVector<T> out;  // [S, O] of the last step
   BoundStream(const NetworkSpec& spec, const T* p, int n_streams) : net(spec) {
     params.assign(p, p + net.parameter_count());
     net.stream_resize(n_streams);
@@ -209,14 +211,16 @@ void bind_stream(py::module_& m, const char* name) {
             const NetworkSpec& spec = self.net.spec();
             const std::size_t S = self.net.streams();
             expect_size(x.size(), S * spec.input_size, "x");
-            CArray<T> out(
-                {static_cast<py::ssize_t>(S), static_cast<py::ssize_t>(spec.output_size)});
-            self.net.stream_step(self.params.data(), x.data(), out.mutable_data(), n_threads,
-                                 false);
+            const std::size_t O = spec.output_size;
+            if (self.out.size() < S * O) self.out.resize(S * O);
+            self.net.stream_step(self.params.data(), x.data(), self.out.data(), n_threads, false);
+            // In float64, as predict's outputs reach the user.
+            py::array_t<double> out({static_cast<py::ssize_t>(S), static_cast<py::ssize_t>(O)});
+            std::copy(self.out.begin(), self.out.begin() + S * O, out.mutable_data());
             return out;
           },
           py::arg("x"), py::arg("n_threads"),
-          "Outputs [S, O] of one step x [S, F] of every stream.")
+          "Outputs [S, O] (float64) of one step x [S, F] of every stream.")
       .def(
           "reset",
           [](Self& self, PyInt stream) { self.net.stream_reset(narrow("stream", stream)); },

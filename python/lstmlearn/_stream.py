@@ -45,11 +45,22 @@ class Stream:
         self._engine = engine
         self._n_threads = n_threads
         self._step = engine.step
+        self._dtype = model._dtype
+        self._features = model.n_features_in_
+        self._arrays = model._stream_takes_arrays  # else the model converts (tokens)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Cache the number of streams and the input shapes that need no conversion."""
+        self._n = int(self._engine.n_streams)
+        self._shape = (self._n, self._features)
+        # One stream's row [F] (F > 1) comes back as that stream's output alone.
+        self._row_shape = (self._features,) if self._n == 1 and self._features > 1 else None
 
     @property
     def n_streams(self) -> int:
         """Streams currently open."""
-        return int(self._engine.n_streams)
+        return self._n
 
     def step(self, x) -> np.ndarray:
         """Advance every stream by one step.
@@ -69,7 +80,18 @@ class Stream:
             sample's output, with a leading axis of n_streams unless x was
             one stream's 1-D input (or one token).
         """
-        batch, single = self._model._stream_input(x, self.n_streams)
+        # The common case first: an array of the model's dtype, already [S, F]
+        # or one stream's [F], is passed as it is (a step takes microseconds).
+        if (
+            self._arrays
+            and type(x) is np.ndarray
+            and x.dtype == self._dtype
+            and x.flags.c_contiguous
+            and (x.shape == self._shape or x.shape == self._row_shape)
+        ):
+            batch, single = x, x.ndim == 1
+        else:
+            batch, single = self._model._stream_input(x, self._n)
         raw = self._step(batch, self._n_threads)
         out = self._model._stream_output(raw)
         return out[0] if single else out
@@ -79,7 +101,7 @@ class Stream:
         if i is None:
             self._engine.reset(-1)
             return
-        n = self.n_streams
+        n = self._n
         if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not -n <= i < n:
             raise IndexError(f"stream index {i!r} is out of range for {n} stream(s)")
         self._engine.reset(int(i) % n)
@@ -93,12 +115,13 @@ class Stream:
         ):
             raise ValueError(f"n_streams must be a positive integer; got {n_streams!r}")
         self._engine.resize(int(n_streams))
+        self._sync()
 
     def add(self, n: int = 1) -> range:
         """Open ``n`` new streams (zero state); returns their indices."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer; got {n!r}")
-        first = self.n_streams
+        first = self._n
         self.resize(first + int(n))
         return range(first, first + int(n))
 

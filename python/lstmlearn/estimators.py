@@ -724,6 +724,9 @@ class _BaseLSTM(BaseEstimator):
 class _Streamable:
     """``stream()``: one-step inference, for the estimators whose steps go forward in time."""
 
+    # Whether a step's input is an array of features (else _stream_input converts).
+    _stream_takes_arrays = True
+
     def stream(self, n_streams: int = 1) -> Stream:
         """Streaming inference: one time step at a time, for ``n_streams`` sequences.
 
@@ -789,8 +792,8 @@ class _Streamable:
         )
 
     def _stream_output(self, raw: np.ndarray) -> np.ndarray:
-        """The engine's [n_streams, O] outputs, as predict shapes one step's."""
-        return raw.astype(np.float64)
+        """The engine's [n_streams, O] outputs (float64), as predict shapes one step's."""
+        return raw
 
 
 class _WeightsInOut:
@@ -1169,9 +1172,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         return out[:, 0] if self._y_ndim == 1 else out
 
     def _stream_output(self, raw):
-        out = raw.astype(np.float64)
         squeeze = self._y_ndim == 2 if self._per_step else self._y_ndim == 1
-        return out[:, 0] if squeeze else out
+        return raw[:, 0] if squeeze else raw
 
     def score(self, X, y, sample_weight=None) -> float:
         """R² of the predictions (over real steps for per-step targets).

@@ -427,6 +427,8 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         last = np.array([len(c) - 1 for c in contexts])
         return out[np.arange(len(contexts)), last].astype(np.float64)
 
+    _stream_takes_arrays = False  # a step takes tokens
+
     def _stream_input(self, x, n_streams: int) -> tuple[np.ndarray, bool]:
         """Tokens (ids or characters), one per stream, as one-hot rows [n_streams, V]."""
         single = isinstance(x, (str, int, np.integer))
