@@ -36,8 +36,9 @@ class Stream:
     state of the streams it keeps, :meth:`add` opens new ones, and
     :meth:`reset` starts one (or all) again from the zero state.
 
-    A stream is not thread-safe in the sense that two threads stepping it at
-    once would interleave their steps; each call is atomic.
+    Each call holds the GIL while the engine steps, so it is atomic: steps
+    from several threads are applied one after the other, in whatever order
+    the threads reach them.
     """
 
     def __init__(self, model: Any, engine: Any, n_threads: int) -> None:

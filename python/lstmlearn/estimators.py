@@ -741,7 +741,9 @@ class _Streamable:
         stream : Stream
             ``stream.step(x_t)`` returns each stream's output for step
             ``x_t``: bitwise what :meth:`predict` (``predict_proba`` for a
-            classifier) gives for that step of the whole sequence.
+            classifier) gives for that step of the whole sequence. An
+            :class:`LSTMGenerator`'s stream takes one token (id or character)
+            per stream and returns the next token's probabilities.
             ``stream.reset(i)`` starts stream ``i`` (or all) again.
 
         Raises
