@@ -315,3 +315,40 @@ def test_parameter_survives_clone_pickle_and_save(tmp_path):
     old = LSTMRegressor.__new__(LSTMRegressor)
     old.__setstate__(state)
     assert old.get_params()["tbptt_steps"] is None
+
+
+def test_interrupt_inside_a_mini_batch_of_chunks():
+    # One mini-batch of long sequences an epoch: Ctrl-C is polled before
+    # every chunk, so it stops the second epoch midway (well before an
+    # epoch's time), and the estimator keeps the state of the first.
+    import _thread
+    import threading
+    import time
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(8, 100_000, 1))
+    y = np.cumsum(X, axis=1) / np.arange(1, 100_001)[None, :, None]
+    params = dict(hidden_layer_sizes=32, batch_size=8, tbptt_steps=50, random_state=0, n_jobs=1)
+    timers, fired = [], []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    def interrupt_soon(estimator, logs):
+        if logs["epoch"] == 1:
+            timers.append(threading.Timer(0.02, interrupt))
+            timers[-1].start()
+
+    model = LSTMRegressor(max_iter=50, callbacks=interrupt_soon, **params)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    stopped = time.perf_counter()
+    assert model.n_iter_ == 1
+    assert stopped - fired[0] < 0.5 * model.history_["seconds"][0], model.history_["seconds"]
+    reference = LSTMRegressor(max_iter=1, **params).fit(X, y)
+    np.testing.assert_array_equal(model._params, reference._params)

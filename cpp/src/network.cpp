@@ -102,6 +102,17 @@ void unmerge_rows(Merge mode, const T* d_out, std::size_t stride_out, const T* a
   }
 }
 
+// Sets a flag for a scope (and clears it however the scope ends).
+struct CarryScope {
+  explicit CarryScope(bool& flag) : flag_(flag) { flag_ = true; }
+  ~CarryScope() { flag_ = false; }
+  CarryScope(const CarryScope&) = delete;
+  CarryScope& operator=(const CarryScope&) = delete;
+
+ private:
+  bool& flag_;
+};
+
 bool is_weight(const std::string& name) {
   return name.rfind("weight") != std::string::npos;  // not biases
 }
@@ -762,10 +773,16 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
     }
     // The training workspace holds k steps: each chunk's forward starts
     // from the state the last one ended with, and its backward stops there.
+    // Interrupts are polled before every chunk (a mini-batch of long
+    // sequences may take seconds).
     zero_carry(count);
-    carry_ = true;
+    const CarryScope carry(carry_);
     bool finite = true;
     for (int t0 = 0; t0 < data.steps && finite; t0 += k) {
+      if (t0 > 0 && interrupted && interrupted()) {
+        result.status = EpochStatus::Interrupted;
+        break;
+      }
       const int n = std::min(k, data.steps - t0);
       gather_steps(data, order.data() + start, count, t0, n);
       if (!spec_.per_step && t0 + n < data.steps) {
@@ -778,8 +795,7 @@ EpochResult Network<T>::train_epoch(T* user_params, T* m, T* v, std::int64_t ste
       }
       keep_carry(count);
     }
-    carry_ = false;
-    if (!finite) break;
+    if (!finite || result.status == EpochStatus::Interrupted) break;
   }
   result.loss = total_items ? total / static_cast<double>(total_items) : 0.0;
   if (params != user_params) std::copy(params, params + count_, user_params);
@@ -906,7 +922,6 @@ void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
   has_mask_ = false;
   has_weights_ = false;
   input_ = x;
-  carry_ = true;
   // Threads for a step only when it has work enough: waking a team costs
   // more than one small step (medium, one stream, 82k multiply-adds a step:
   // 7 us on one thread, 22 us on two splitting the hidden units, on a 2-core
@@ -918,13 +933,10 @@ void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
   }
   const int threads = work < kStreamThreadWork ? 1 : n_threads;
   std::uint64_t unused = 0;
-  try {
+  {
+    const CarryScope carry(carry_);
     forward(params, streams_, false, unused, threads, unchanged);
-  } catch (...) {
-    carry_ = false;
-    throw;
   }
-  carry_ = false;
   keep_carry(streams_);
   const std::size_t n = streams_;
   softmax_rows(n, threads);
