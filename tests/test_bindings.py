@@ -143,3 +143,56 @@ def test_the_same_version_reuses_the_packed_weights(setup):
     np.testing.assert_array_equal(
         predict(net, params, X, params_version=5), predict(network(), other, X)
     )
+
+
+def _stream_network(dtype=np.float64, **kwargs):
+    name = "NetworkF64" if dtype == np.float64 else "NetworkF32"
+    args = {"bidirectional": False, "pooling": "last", **kwargs}
+    per_step = args["pooling"] == "last"
+    net = getattr(core, name)(
+        2, [5, 3], args["bidirectional"], "concat", 0.0, 0.0, 2, per_step, "squared_error", 1.0,
+        pooling=args["pooling"],
+    )  # fmt: skip
+    params = np.random.default_rng(0).uniform(-0.5, 0.5, net.parameter_count).astype(dtype)
+    return net, params
+
+
+def test_stream_binding_state_per_stream():
+    net, params = _stream_network()
+    stream = net.stream(params, 2)
+    assert stream.n_streams == 2
+    x = np.random.default_rng(1).normal(size=(4, 2, 2))
+    first = [stream.step(np.ascontiguousarray(x[t]), 1) for t in range(4)]
+    assert first[0].dtype == np.float64 and first[0].shape == (2, 2)
+    # resize keeps stream 0's state; the new stream 1 starts from zero.
+    stream.reset(-1)
+    stream.step(np.ascontiguousarray(x[0]), 1)
+    stream.resize(1)
+    stream.resize(2)
+    again = stream.step(np.ascontiguousarray(np.stack([x[1, 0], x[0, 1]])), 1)
+    np.testing.assert_array_equal(again[0], first[1][0])
+    np.testing.assert_array_equal(again[1], first[0][1])
+    # The stream copied the parameters: changing them later changes nothing.
+    params[:] = 0
+    stream.reset(-1)
+    np.testing.assert_array_equal(stream.step(np.ascontiguousarray(x[0]), 1), first[0])
+
+
+def test_stream_binding_preconditions():
+    net, params = _stream_network()
+    stream = net.stream(params, 2)
+    with pytest.raises(ValueError, match="x has 2 elements, expected 4"):
+        stream.step(np.zeros(2), 1)
+    with pytest.raises(IndexError):
+        stream.reset(2)
+    with pytest.raises(ValueError, match="positive"):
+        stream.resize(0)
+    with pytest.raises(ValueError, match="params"):
+        net.stream(params[:-1], 1)
+    for kwargs, message in (
+        ({"bidirectional": True}, "reverse direction"),
+        ({"pooling": "mean"}, "every step"),
+    ):
+        other, p = _stream_network(**kwargs)
+        with pytest.raises(ValueError, match=message):
+            other.stream(p, 1)

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -181,6 +182,55 @@ const T* const_params_of(BoundNetwork<T>& self, const CArray<T>& params) {
   return params.data();  // may be read-only (a memory-mapped model)
 }
 
+// Streaming inference: a network of its own (its own workspace and carried
+// state, see Network::stream_step) over its own aligned copy of the
+// parameters, so that its packed weights stay valid from step to step.
+template <typename T>
+struct BoundStream {
+  Network<T> net;
+  AlignedVector<T> params;
+  AlignedVector<T> out;  // [S, O] of the last step
+  BoundStream(const NetworkSpec& spec, const T* p, int n_streams) : net(spec) {
+    params.assign(p, p + net.parameter_count());
+    net.stream_resize(n_streams);
+  }
+};
+
+template <typename T>
+void bind_stream(py::module_& m, const char* name) {
+  using Self = BoundStream<T>;
+  // The calls keep the GIL: a step takes microseconds (releasing the GIL
+  // would cost a good part of that), and holding it serialises the calls
+  // that share the stream's state.
+  py::class_<Self>(m, name, py::module_local())
+      .def_property_readonly("n_streams", [](const Self& self) { return self.net.streams(); })
+      .def(
+          "step",
+          [](Self& self, const CArray<T>& x, PyInt n_threads_arg) {
+            const int n_threads = narrow("n_threads", n_threads_arg);
+            const NetworkSpec& spec = self.net.spec();
+            const std::size_t S = self.net.streams();
+            expect_size(x.size(), S * spec.input_size, "x");
+            const std::size_t O = spec.output_size;
+            if (self.out.size() < S * O) self.out.resize(S * O);
+            self.net.stream_step(self.params.data(), x.data(), self.out.data(), n_threads, false);
+            // In float64, as predict's outputs reach the user.
+            py::array_t<double> out({static_cast<py::ssize_t>(S), static_cast<py::ssize_t>(O)});
+            std::copy(self.out.begin(), self.out.begin() + S * O, out.mutable_data());
+            return out;
+          },
+          py::arg("x"), py::arg("n_threads"),
+          "Outputs [S, O] (float64) of one step x [S, F] of every stream.")
+      .def(
+          "reset",
+          [](Self& self, PyInt stream) { self.net.stream_reset(narrow("stream", stream)); },
+          py::arg("stream") = PyInt{-1}, "Zero the state of one stream (all when negative).")
+      .def(
+          "resize", [](Self& self, PyInt n) { self.net.stream_resize(narrow("n_streams", n)); },
+          py::arg("n_streams"),
+          "Keep the first min(old, new) streams' state; new ones start at 0.");
+}
+
 template <typename T>
 void bind_network(py::module_& m, const char* name) {
   using Self = BoundNetwork<T>;
@@ -295,7 +345,7 @@ void bind_network(py::module_& m, const char* name) {
              py::object weights, PyInt batch_size_arg, bool shuffle, double alpha, double clipnorm,
              const std::string& optimizer, double learning_rate, double beta_1, double beta_2,
              double epsilon, double momentum, bool nesterov, double rho, std::uint64_t seed,
-             PyInt n_threads_arg) {
+             PyInt n_threads_arg, PyInt tbptt_steps) {
             const int n_threads = narrow("n_threads", n_threads_arg);
             BoundData<T> data(self.spec, x, mask, targets, labels, weights);
             TrainOptions options;
@@ -303,6 +353,8 @@ void bind_network(py::module_& m, const char* name) {
             options.shuffle = shuffle;
             options.alpha = alpha;
             options.clipnorm = clipnorm;
+            options.tbptt_steps = narrow("tbptt_steps", tbptt_steps);
+            if (options.tbptt_steps < 0) throw std::invalid_argument("tbptt_steps must be >= 0");
             options.optimizer = optimizer_spec(optimizer, learning_rate, beta_1, beta_2, epsilon,
                                                momentum, nesterov, rho);
             T* p = params_of(self, params);
@@ -326,12 +378,24 @@ void bind_network(py::module_& m, const char* name) {
           py::arg("batch_size"), py::arg("shuffle"), py::arg("alpha"), py::arg("clipnorm"),
           py::arg("optimizer"), py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"),
           py::arg("epsilon"), py::arg("momentum"), py::arg("nesterov"), py::arg("rho"),
-          py::arg("seed"), py::arg("n_threads"));
+          py::arg("seed"), py::arg("n_threads"), py::arg("tbptt_steps") = PyInt{0},
+          "One epoch of training; tbptt_steps > 0 truncates backpropagation through time to "
+          "chunks of that many steps (0: whole sequences).")
+      .def(
+          "stream",
+          [](Self& self, const CArray<T>& params, PyInt n_streams) {
+            const T* p = const_params_of(self, params);
+            return std::make_unique<BoundStream<T>>(self.spec, p, narrow("n_streams", n_streams));
+          },
+          py::arg("params"), py::arg("n_streams"),
+          "A stream of one-step inference over a copy of `params`, with its own state.");
 }
 
 }  // namespace
 
 void register_network(py::module_& m) {
+  bind_stream<float>(m, "StreamF32");
+  bind_stream<double>(m, "StreamF64");
   bind_network<float>(m, "NetworkF32");
   bind_network<double>(m, "NetworkF64");
 }

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _engine, _persist, _training
 from ._data import Sequences, as_sequences, per_step_target, unpad
 from ._frames import FrontEnd, flatten_frames
+from ._stream import Stream
 from ._training import FitPlan, aligned_copy
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
@@ -133,6 +134,7 @@ class _BaseLSTM(BaseEstimator):
         "pooling": [StrOptions({"last", "mean", "attention"})],
         "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "missing": [StrOptions({"raise", "mask"})],
+        "tbptt_steps": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
     }
 
     def __init__(
@@ -175,6 +177,7 @@ class _BaseLSTM(BaseEstimator):
         pooling: str = "last",
         attention_units: int = 16,
         missing: str = "raise",
+        tbptt_steps: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
@@ -213,6 +216,7 @@ class _BaseLSTM(BaseEstimator):
         self.pooling = pooling
         self.attention_units = attention_units
         self.missing = missing
+        self.tbptt_steps = tbptt_steps
 
     # -- subclass hooks -----------------------------------------------------
 
@@ -340,6 +344,8 @@ class _BaseLSTM(BaseEstimator):
             state["_fitted_arch"] = (front, *arch[1:])
         if "_s2s_arch" in state:
             state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]))
+        if "tbptt_steps" in self._get_param_names() and "tbptt_steps" not in self.__dict__:
+            state.setdefault("tbptt_steps", None)  # pickled before it existed
         self.__dict__.update(state)
 
     def save(self, path) -> None:
@@ -571,6 +577,7 @@ class _BaseLSTM(BaseEstimator):
                 f"pooling={self.pooling!r} pools the sequence into one output; it cannot be used "
                 "with per-step targets (return_sequences). Use pooling='last'."
             )
+        self._check_tbptt(per_step)
         if reuse and (n_outputs != self._n_outputs or per_step != self._per_step):
             raise ValueError(
                 f"y has {n_outputs} output(s){' per step' if per_step else ''}; the fitted model "
@@ -587,6 +594,23 @@ class _BaseLSTM(BaseEstimator):
         if self.early_stopping and not incremental:
             train, val = self._split_validation(seqs, y_enc, weights, self._rng)
         return FitPlan(train, train[0].x.shape[0], 1 if incremental else self.max_iter, val)
+
+    def _check_tbptt(self, per_step: bool) -> None:
+        """Refuse truncated BPTT where the state cannot be carried across chunks."""
+        if getattr(self, "tbptt_steps", None) is None:
+            return
+        if self.bidirectional:
+            raise ValueError(
+                f"tbptt_steps={self.tbptt_steps} cannot truncate bidirectional layers: the "
+                "reverse direction needs the future steps. Use bidirectional=False or "
+                "tbptt_steps=None."
+            )
+        if not per_step and self.pooling != "last":
+            raise ValueError(
+                f"tbptt_steps={self.tbptt_steps} cannot be used with pooling={self.pooling!r}: "
+                "the pooling needs the output of every step at once. Use pooling='last' or "
+                "tbptt_steps=None."
+            )
 
     def _new_network(self, dtype, hidden, n_features, n_outputs, per_step, arch, frame) -> None:
         """Set up the fitted state of a fresh network with initial weights."""
@@ -651,6 +675,7 @@ class _BaseLSTM(BaseEstimator):
             float(self.alpha),
             float(self.clipnorm or 0.0),
             *self._optimizer_args(),
+            tbptt_steps=int(getattr(self, "tbptt_steps", None) or 0),
         )
         return status, loss, step
 
@@ -698,6 +723,83 @@ class _BaseLSTM(BaseEstimator):
             self._params, seqs.x, seqs.mask, out, min(_PREDICT_BATCH, n), _threads(self.n_jobs)
         )
         return out.astype(np.float64)
+
+
+class _Streamable:
+    """``stream()``: one-step inference, for the estimators whose steps go forward in time."""
+
+    # Whether a step's input is an array of features (else _stream_input converts).
+    _stream_takes_arrays = True
+
+    def stream(self, n_streams: int = 1) -> Stream:
+        """Streaming inference: one time step at a time, for ``n_streams`` sequences.
+
+        Parameters
+        ----------
+        n_streams : int, default=1
+            Sequences fed side by side; the number may change later
+            (:meth:`Stream.resize`, :meth:`Stream.add`).
+
+        Returns
+        -------
+        stream : Stream
+            ``stream.step(x_t)`` returns each stream's output for step
+            ``x_t``: bitwise what :meth:`predict` (``predict_proba`` for a
+            classifier) gives for that step of the whole sequence. An
+            :class:`LSTMGenerator`'s stream takes one token (id or character)
+            per stream and returns the next token's probabilities.
+            ``stream.reset(i)`` starts stream ``i`` (or all) again.
+
+        Raises
+        ------
+        ValueError
+            For bidirectional layers (the reverse direction needs the future),
+            ``pooling='mean'`` or ``'attention'`` (they need every step), or a
+            conv front end.
+        """
+        check_is_fitted(self, "_params")
+        if isinstance(n_streams, bool) or not isinstance(n_streams, (int, np.integer)):
+            raise ValueError(f"n_streams must be a positive integer; got {n_streams!r}")
+        if n_streams < 1:
+            raise ValueError(f"n_streams must be a positive integer; got {n_streams!r}")
+        front, pooling, _ = self._arch
+        if self.bidirectional:
+            raise ValueError(
+                "a bidirectional model cannot be streamed: the reverse direction needs the "
+                "future steps. Use predict on whole sequences."
+            )
+        if not self._per_step and pooling != "last":
+            raise ValueError(
+                f"a model with pooling={pooling!r} cannot be streamed: the pooling needs the "
+                "output of every step. Use predict on whole sequences."
+            )
+        if front is not None:
+            raise ValueError(
+                "a model with a conv front end cannot be streamed yet; use predict on whole "
+                "sequences"
+            )
+        engine = self._network().stream(self._params, int(n_streams))
+        return Stream(self, engine, _threads(self.n_jobs))
+
+    def _stream_input(self, x, n_streams: int) -> tuple[np.ndarray, bool]:
+        """One step's input as [n_streams, F]; and whether it was one stream's 1-D row."""
+        arr = np.asarray(x, dtype=self._dtype)
+        n_features = self.n_features_in_
+        if arr.ndim == 2 and arr.shape == (n_streams, n_features):
+            return np.ascontiguousarray(arr), False
+        if arr.ndim <= 1 and arr.size == n_streams * n_features:
+            # One stream's row [F], or a scalar for one feature: its output alone.
+            single = n_streams == 1 and (arr.ndim == 0 or n_features > 1)
+            return np.ascontiguousarray(arr.reshape(n_streams, n_features)), single
+        raise ValueError(
+            f"a step's input must be [n_streams, n_features] = [{n_streams}, {n_features}]"
+            f"{' (or [n_features] for one stream)' if n_streams == 1 else ''}; got shape "
+            f"{arr.shape}"
+        )
+
+    def _stream_output(self, raw: np.ndarray) -> np.ndarray:
+        """The engine's [n_streams, O] outputs (float64), as predict shapes one step's."""
+        return raw
 
 
 class _WeightsInOut:
@@ -818,7 +920,7 @@ def _constraints(*names: str) -> dict:
     return {name: _BaseLSTM._parameter_constraints[name] for name in names}
 
 
-class LSTMRegressor(_WeightsInOut, RegressorMixin, _BaseLSTM):
+class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
     """LSTM regression for sequences, trained by the C++ engine.
 
     Input is ``[samples, timesteps, features]`` like Keras (a 2-D array is one
@@ -921,6 +1023,19 @@ class LSTMRegressor(_WeightsInOut, RegressorMixin, _BaseLSTM):
         A step of X holding NaN is an error, or (``'mask'``) a missing step:
         masked out as padding is (the state is carried over it, and it counts
         in no loss or pooling), in fit and in predict.
+    tbptt_steps : int or None, default=None
+        Truncated backpropagation through time for long sequences: each
+        mini-batch's sequences are cut into chunks of this many steps; the
+        state (h, c of every layer) is carried from one chunk into the next,
+        and gradients stop at chunk borders, so that training memory grows
+        with ``tbptt_steps`` rather than with the sequence length. With
+        per-step targets the loss of each chunk is backpropagated within it
+        and the optimizer steps once per chunk (TBPTT(k, k)); with one target
+        per sequence, the earlier chunks run forward only and the last chunk
+        is backpropagated. Dropout masks are drawn anew for each chunk. None,
+        or a value of at least the sequence length, trains on whole sequences
+        (the same result). Not for bidirectional layers or
+        ``pooling='mean'``/``'attention'``, which need every step at once.
 
     Attributes
     ----------
@@ -1066,6 +1181,10 @@ class LSTMRegressor(_WeightsInOut, RegressorMixin, _BaseLSTM):
             return unpad(out, seqs.lengths)
         return out[:, 0] if self._y_ndim == 1 else out
 
+    def _stream_output(self, raw):
+        squeeze = self._y_ndim == 2 if self._per_step else self._y_ndim == 1
+        return raw[:, 0] if squeeze else raw
+
     def score(self, X, y, sample_weight=None) -> float:
         """R² of the predictions (over real steps for per-step targets).
 
@@ -1086,7 +1205,7 @@ class LSTMRegressor(_WeightsInOut, RegressorMixin, _BaseLSTM):
         return self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
 
 
-class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
+class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     """LSTM classification for sequences, trained by the C++ engine.
 
     One label per sequence (from the last step) or one label per step
@@ -1101,7 +1220,7 @@ class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
     n_iter_no_change, early_stopping, validation_fraction,
     restore_best_weights, random_state, n_jobs, verbose, warm_start,
     callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
-    attention_units, missing
+    attention_units, missing, tbptt_steps
         As in :class:`LSTMRegressor`; the validation score is accuracy.
     loss : {'log_loss'}, default='log_loss'
         Training loss.
@@ -1174,6 +1293,7 @@ class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
         pooling: str = "last",
         attention_units: int = 16,
         missing: str = "raise",
+        tbptt_steps: int | None = None,
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -1213,6 +1333,7 @@ class LSTMClassifier(_WeightsInOut, ClassifierMixin, _BaseLSTM):
             pooling=pooling,
             attention_units=attention_units,
             missing=missing,
+            tbptt_steps=tbptt_steps,
         )
         self.class_weight = class_weight
 

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _training
 from ._data import Sequences
 from ._training import FitPlan
-from .estimators import _COMMON_PARAMS, MAX_SIZE, _BaseLSTM, _constraints
+from .estimators import _COMMON_PARAMS, MAX_SIZE, _BaseLSTM, _constraints, _Streamable
 
 __all__ = ["LSTMGenerator"]
 
@@ -45,7 +45,7 @@ def _tokens(seq: object, k: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
-class LSTMGenerator(_BaseLSTM):
+class LSTMGenerator(_Streamable, _BaseLSTM):
     """Generative LSTM: learns the next token of text or of integer token sequences.
 
     The model reads windows of ``seq_length`` tokens, one-hot encoded, and
@@ -73,6 +73,11 @@ n_iter_no_change, early_stopping, validation_fraction, restore_best_weights, \
 random_state, n_jobs, verbose, warm_start, callbacks, dtype
         As in :class:`LSTMClassifier`. With ``early_stopping`` the validation
         score is the mean log-likelihood of the held-out windows.
+    tbptt_steps : int or None, default=None
+        Truncated backpropagation through time (see :class:`LSTMRegressor`):
+        each window is trained in chunks of this many steps, the state carried
+        from one chunk to the next, one optimizer step per chunk. For long
+        ``seq_length``.
 
     Attributes
     ----------
@@ -123,6 +128,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         "seq_length": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "step": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "n_tokens": [Interval(Integral, 2, MAX_SIZE, closed="both"), None],
+        **_constraints("tbptt_steps"),
     }
 
     def __init__(
@@ -158,6 +164,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         warm_start: bool = False,
         callbacks: Callable | Sequence[Callable] | None = None,
         dtype: type | str = np.float32,
+        tbptt_steps: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.seq_length = seq_length
@@ -189,6 +196,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         self.warm_start = warm_start
         self.callbacks = callbacks
         self.dtype = dtype
+        self.tbptt_steps = tbptt_steps
 
     # -- tokens -----------------------------------------------------------------
 
@@ -418,6 +426,36 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         out = self._raw_predict(self._one_hot(contexts))
         last = np.array([len(c) - 1 for c in contexts])
         return out[np.arange(len(contexts)), last].astype(np.float64)
+
+    _stream_takes_arrays = False  # a step takes tokens
+
+    def _stream_input(self, x, n_streams: int) -> tuple[np.ndarray, bool]:
+        """Tokens (ids or characters), one per stream, as one-hot rows [n_streams, V]."""
+        single = isinstance(x, (str, int, np.integer))
+        if isinstance(x, str):
+            x = list(x)
+        tokens = list(x) if isinstance(x, (list, tuple, np.ndarray)) else [x]
+        if len(tokens) != n_streams:
+            raise ValueError(f"a step takes one token per stream ({n_streams}); got {len(tokens)}")
+        ids = np.empty(n_streams, dtype=np.int64)
+        index = self._char_index()
+        for k, t in enumerate(tokens):
+            if isinstance(t, str):
+                if t not in index:
+                    raise ValueError(f"character {t!r} is not in the vocabulary")
+                ids[k] = index[t]
+            elif isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+                if not 0 <= t < self.n_tokens_:
+                    raise ValueError(f"token {t} is outside the vocabulary [0, {self.n_tokens_})")
+                ids[k] = t
+            else:
+                raise ValueError(f"a token must be an int or a character; got {t!r}")
+        out = np.zeros((n_streams, self.n_tokens_), dtype=self._dtype)
+        out[np.arange(n_streams), ids] = 1.0
+        return out, single
+
+    def _char_index(self) -> dict:
+        return {c: k for k, c in enumerate(self.vocabulary_ or ())}
 
     def predict(self, X) -> str | np.ndarray:
         """The most probable next token after each text or token sequence.

@@ -88,6 +88,13 @@ struct TrainOptions {
   bool shuffle = true;
   double alpha = 0.0;     // L2 penalty on weights (not biases), as scikit-learn's MLP
   double clipnorm = 0.0;  // > 0: clip each gradient tensor to this norm (Keras)
+  // Truncated BPTT: > 0 cuts each mini-batch's sequences into chunks of this
+  // many steps, carries the state of every layer from one chunk into the
+  // next and stops gradients at chunk borders. Per-step heads take one
+  // optimizer step per chunk (TBPTT(k, k)); a last-step head runs the earlier
+  // chunks forward only and backpropagates through the last. 0, or at least
+  // T: whole sequences (the same computation as without it).
+  int tbptt_steps = 0;
   OptimizerSpec optimizer;
 };
 
@@ -143,6 +150,26 @@ class Network {
                           const TrainOptions& options, std::uint64_t seed,
                           const std::function<bool()>& interrupted, int n_threads);
 
+  // Throws std::invalid_argument when the state cannot be carried from one
+  // stretch of steps to the next (truncated BPTT, streaming): bidirectional
+  // layers (the reverse direction needs the future) or pooling over time
+  // (it needs every step's output). `what` names the feature.
+  void check_carry(const char* what) const;
+
+  // Streaming inference: S streams, each with its own state (h, c of every
+  // layer), fed one step at a time. The outputs are bitwise those of predict
+  // on the whole sequences: the same inference arithmetic, whose results do
+  // not depend on the number of rows or steps of a call. A conv front end is
+  // refused too (check_carry, then this).
+  void stream_resize(int streams);  // keeps the state of the first min(old, new) streams
+  void stream_reset(int stream);    // zero the state of one stream, or of all when < 0
+  int streams() const { return streams_; }
+  // x [S, F] -> out [S, O] (probabilities for cross-entropy, as predict).
+  // `params` must hold the same values at the same address from one call to
+  // the next unless `params_changed` says otherwise: packed weights are
+  // reused.
+  void stream_step(const T* params, const T* x, T* out, int n_threads, bool params_changed);
+
  private:
   struct Layer {
     LstmSpec spec;
@@ -158,12 +185,28 @@ class Network {
     AlignedVector<T> dy;          // [B, T, D*H_i]
     AlignedVector<T> dx;          // [B, T, F_i]
     AlignedVector<T> dh_n;        // [D, B, H_i]
+    AlignedVector<T> h0, c0;      // [D, B, H_i] carried state (truncated BPTT, streaming)
   };
 
   // Rows of `data` listed in `rows` become the current mini-batch.
   // `in_place`: the rows are consecutive, and the inputs may be read where
   // they are rather than copied.
   void gather(const DataSet<T>& data, const std::uint32_t* rows, int count, bool in_place = false);
+  // As gather, steps [t0, t0 + n) of each row only (in place only when that
+  // is every step).
+  void gather_steps(const DataSet<T>& data, const std::uint32_t* rows, int count, int t0, int n,
+                    bool in_place = false);
+  // Zeroes the carried state of B rows; keep_carry() copies the last
+  // forward's final states into it.
+  void zero_carry(int B);
+  void keep_carry(int B);
+  // Loss, backward, L2, clipping and one optimizer step on the current
+  // mini-batch after a training forward. Returns false on a non-finite loss
+  // or gradient (nothing updated).
+  bool update(T* params, T* m, T* v, int count, const TrainOptions& options, EpochResult& result,
+              double& total, std::size_t& total_items, int n_threads);
+  // Softmax of the n rows of out_ (cross-entropy), in fixed blocks of rows.
+  void softmax_rows(std::size_t n, int n_threads);
   // `params_unchanged`: the packed weights of the last forward pass still hold
   // these parameters (see predict), so inference may reuse them.
   void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads,
@@ -190,6 +233,9 @@ class Network {
 
   // Current mini-batch.
   int steps_ = 0;
+  bool carry_ = false;               // the forward starts from each layer's h0, c0, not zeros
+  int streams_ = 0;                  // rows of the carried state kept for streaming
+  bool stream_packed_ = false;       // the packed weights hold the stream's params
   std::size_t last_items_ = 0;       // items counted by the last loss()
   std::vector<double> loss_blocks_;  // loss() per block of rows
   bool has_mask_ = false;
