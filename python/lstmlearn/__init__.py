@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, nn
+from . import _threads, datasets, nn
 from ._config import config, show_config
 from ._persist import load
 from .estimators import LSTMClassifier, LSTMRegressor
@@ -21,6 +21,9 @@ __all__ = [
     "nn",
     "show_config",
 ]
+
+# threadpoolctl's threadpool_info() and threadpool_limits() see the engine.
+_threads.register_controller()
 
 try:
     __version__ = version("lstmlearn")
