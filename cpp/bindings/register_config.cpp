@@ -16,6 +16,11 @@ void register_config(py::module_& m) {
   m.def("cpu_has_avx512", &cpu_has_avx512,
         "Whether the CPU and OS support AVX-512 F, BW, DQ, VL and CD.");
   m.def("available_cores", &available_cores, "Cores this process may run on.");
+  m.def("thread_limit", &thread_limit, "The process-wide thread limit; 0 when there is none.");
+  m.def("set_thread_limit", &set_thread_limit, py::arg("n_threads"),
+        "Run every call on at most n_threads threads; n_threads <= 0 removes the limit.");
+  m.def("resolve_threads", &resolve_threads, py::arg("n_threads"),
+        "The threads a call asking for n_threads runs on (<= 0: all cores), under the limit.");
   m.def(
       "pool_size", [] { return ThreadPool::instance().size(); }, "Compute threads started so far.");
   m.def("eigen_version", [] {
@@ -28,3 +33,20 @@ void register_config(py::module_& m) {
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
+
+// The thread limit as plain C functions, exported from the extension module,
+// for threadpoolctl's controller (python/lstmlearn/_threads.py), which finds
+// the loaded module by these names and calls them through ctypes. Each level's
+// module has its own pair, for its own pool. The module is built with hidden
+// visibility, hence the explicit export.
+#if defined(_WIN32)
+#define LSTMLEARN_EXPORT extern "C" __declspec(dllexport)
+#else
+#define LSTMLEARN_EXPORT extern "C" __attribute__((visibility("default")))
+#endif
+
+LSTMLEARN_EXPORT int lstmlearn_get_thread_limit() { return lstmlearn::thread_limit(); }
+
+LSTMLEARN_EXPORT void lstmlearn_set_thread_limit(int n_threads) {
+  lstmlearn::set_thread_limit(n_threads);
+}

@@ -70,9 +70,21 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+namespace {
+// Read on every call, so relaxed: a new limit applies from the next job on.
+std::atomic<int> limit{0};
+}  // namespace
+
+void set_thread_limit(int n_threads) {
+  limit.store(n_threads > 0 ? n_threads : 0, std::memory_order_relaxed);
+}
+
+int thread_limit() { return limit.load(std::memory_order_relaxed); }
+
 int resolve_threads(int n_threads) {
-  if (n_threads <= 0) return available_cores();
-  return n_threads;
+  const int wanted = n_threads <= 0 ? available_cores() : n_threads;
+  const int cap = thread_limit();
+  return cap > 0 ? std::min(wanted, cap) : wanted;
 }
 
 struct PoolAccess {

@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, nn, preprocessing
+from . import _threads, datasets, nn, preprocessing
 from ._config import config, show_config
 from ._persist import load
 from .estimators import LSTMClassifier, LSTMRegressor
@@ -24,6 +24,9 @@ __all__ = [
     "preprocessing",
     "show_config",
 ]
+
+# threadpoolctl's threadpool_info() and threadpool_limits() see the engine.
+_threads.register_controller()
 
 try:
     __version__ = version("lstmlearn")

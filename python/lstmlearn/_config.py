@@ -7,7 +7,7 @@ import importlib.metadata
 import platform
 import sys
 
-from . import _engine, _loader
+from . import _engine, _loader, _threads
 
 
 def _version() -> str:
@@ -20,6 +20,7 @@ def _version() -> str:
 def config() -> dict[str, object]:
     """Return the facts :func:`show_config` prints, as a dict."""
     core = _engine.core
+    threads = _threads.effective_default()
     baseline = importlib.import_module("lstmlearn._core_baseline")
     built = _loader.built_levels()
     supported = _loader.supported_levels(baseline)
@@ -30,7 +31,10 @@ def config() -> dict[str, object]:
         "isa_supported": supported,
         "isa_forced": _loader.os.environ.get(_loader.ENV_VAR) or None,
         "simd": core.simd_instruction_sets(),
-        "threads": core.available_cores(),
+        "threads": threads.count,
+        "threads_rule": threads.rule,
+        "thread_limit": _threads.thread_limit(),
+        "cpus": _threads.cpu_count().count,
         "eigen": core.eigen_version(),
         "compiler": core.compiler(),
         "python": sys.version.split()[0],
@@ -55,7 +59,8 @@ def show_config(file=None) -> None:
         f"  levels built    : {', '.join(c['isa_built'])}",
         f"  levels usable   : {', '.join(usable)}",
         f"  SIMD (Eigen)    : {c['simd']}",
-        f"  threads         : {c['threads']} (default for n_threads=-1)",
+        f"  threads         : {c['threads']} by default (rule: {c['threads_rule']}; "
+        f"CPUs usable: {c['cpus']}; limit: {c['thread_limit'] or 'none'})",
         f"  Eigen           : {c['eigen']}",
         f"  compiler        : {c['compiler']}",
         f"  Python          : {c['python']} on {c['platform']}",

@@ -21,6 +21,7 @@ from . import _engine, _persist, _training
 from ._data import Sequences, as_sequences, per_step_target, unpad
 from ._frames import FrontEnd, flatten_frames
 from ._stream import Stream
+from ._threads import resolve as resolve_threads
 from ._training import FitPlan, aligned_copy
 
 __all__ = ["LSTMClassifier", "LSTMRegressor"]
@@ -72,13 +73,8 @@ def _check_labels(y: np.ndarray) -> None:
 
 
 def _threads(n_jobs: int | None) -> int:
-    """joblib's convention for negative values; None uses every core."""
-    cores = _engine.core.available_cores()
-    if n_jobs is None:
-        return cores
-    if n_jobs < 0:
-        return max(1, cores + 1 + n_jobs)
-    return int(n_jobs)
+    """Compute threads for ``n_jobs``: the rule in _threads.py, joblib's negatives."""
+    return resolve_threads(n_jobs)
 
 
 def _glorot(rng: np.random.RandomState, shape: tuple[int, ...]) -> np.ndarray:
@@ -988,8 +984,11 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         Seeds initialisation, shuffling, dropout and the validation split.
         Fits with the same seed are identical, for any n_jobs.
     n_jobs : int or None, default=None
-        Compute threads; None uses every core, negative values count back
-        from the number of cores (-1: all).
+        Compute threads. None: ``LSTMLEARN_NUM_THREADS`` if set, else
+        ``OMP_NUM_THREADS`` if set, else the CPUs this process may use (its
+        cgroup CPU quota, then its affinity mask). Negative values count
+        back from those CPUs (-1: all). threadpoolctl's ``threadpool_limits``
+        caps every value.
     verbose : {0, 1, 2}, default=0
         1: a progress bar over epochs; 2: one line per epoch.
     warm_start : bool, default=False

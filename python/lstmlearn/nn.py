@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _engine
+from ._threads import resolve as resolve_threads
 
 __all__ = ["LSTM", "LSTMGradients"]
 
@@ -84,8 +85,12 @@ class LSTM:
     random_state : int, numpy.random.Generator or None, default=None
         Seed of the initial weights, drawn like PyTorch's from
         U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
-    n_threads : int, default=-1
-        Compute threads; -1 (or any value < 1) uses every core available.
+    n_threads : int or None, default=None
+        Compute threads. None follows the package's rule (see
+        :func:`lstmlearn.show_config`): ``LSTMLEARN_NUM_THREADS``, else
+        ``OMP_NUM_THREADS``, else the CPUs this process may use; negative
+        values count back from those CPUs as joblib does (-1: all).
+        threadpoolctl's ``threadpool_limits`` caps every value.
         Results are bitwise identical for every thread count.
 
     Notes
@@ -121,7 +126,7 @@ class LSTM:
         dtype: DTypeLike = np.float32,
         *,
         random_state: int | np.random.Generator | None = None,
-        n_threads: int = -1,
+        n_threads: int | None = None,
     ) -> None:
         for name, value in (
             ("input_size", input_size),
@@ -150,7 +155,7 @@ class LSTM:
         num_layers: int,
         bidirectional: bool,
         dtype: np.dtype,
-        n_threads: int,
+        n_threads: int | None,
     ) -> None:
         """Set every attribute, with a new engine object (parameters all zero)."""
         state = self.__dict__
@@ -159,7 +164,7 @@ class LSTM:
         state["num_layers"] = num_layers
         state["bidirectional"] = bidirectional
         state["dtype"] = dtype
-        state["n_threads"] = int(n_threads)
+        state["n_threads"] = None if n_threads is None else int(n_threads)
         state["_impl"] = getattr(_engine.core, _DTYPES[dtype])(
             input_size, hidden_size, num_layers, bidirectional
         )
@@ -262,7 +267,7 @@ class LSTM:
         )
 
     @classmethod
-    def from_torch(cls, module: Any, *, n_threads: int = -1) -> LSTM:
+    def from_torch(cls, module: Any, *, n_threads: int | None = None) -> LSTM:
         """Copy a ``torch.nn.LSTM`` (its sizes, dtype and weights).
 
         Parameters
@@ -270,7 +275,7 @@ class LSTM:
         module : torch.nn.LSTM
             The module to copy. ``proj_size`` must be 0; a module built with
             ``bias=False`` gets zero biases.
-        n_threads : int, default=-1
+        n_threads : int or None, default=None
             Compute threads of the new module.
 
         Returns
@@ -312,7 +317,7 @@ class LSTM:
     # -- computation ------------------------------------------------------
 
     def _threads(self, n_threads: int | None) -> int:
-        return self.n_threads if n_threads is None else int(n_threads)
+        return resolve_threads(self.n_threads if n_threads is None else int(n_threads))
 
     def _state(self, value: ArrayLike | None, name: str, batch: int) -> np.ndarray:
         shape = (self.num_layers * self.directions, batch, self.hidden_size)

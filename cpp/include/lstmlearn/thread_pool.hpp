@@ -31,9 +31,16 @@ LSTMLEARN_BEGIN_ISA_NAMESPACE
 // Number of cores this process may run on (affinity-aware on Linux).
 int available_cores();
 
-// Resolves a user's thread request: n <= 0 or n > limit means "all cores"
-// (-1 is the joblib convention); otherwise n itself.
+// Resolves a user's thread request: n <= 0 means all cores, otherwise n;
+// either way no more than the thread limit, if one is set.
 int resolve_threads(int n_threads);
+
+// The process-wide thread limit of this copy of the engine (threadpoolctl's
+// threadpool_limits sets it): every call, whatever it asks for, runs on at
+// most `n_threads` threads. n_threads <= 0 removes the limit;
+// thread_limit() is 0 when there is none.
+void set_thread_limit(int n_threads);
+int thread_limit();
 
 // A reusable barrier for the members of a team; waiters spin, then sleep.
 class SpinBarrier {
