@@ -5,6 +5,8 @@
 
 #include <climits>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "lstmlearn/isa.hpp"
 #include "lstmlearn/lstm.hpp"
 #include "lstmlearn/optimizer.hpp"
+#include "lstmlearn/thread_pool.hpp"
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
@@ -91,6 +94,36 @@ inline bool python_interrupted() {
   pybind11::gil_scoped_acquire acquire;
   return PyErr_CheckSignals() != 0;
 }
+
+// An engine object (a Network, a Seq2Seq) that Python threads share: its
+// workspace is shared state, so every call holds `busy`. In a child forked
+// while another thread was inside a call, the workspace that call left (packed
+// weights, buffers perhaps mid-reallocation) is dropped without being freed,
+// for a fresh engine.
+template <class Engine, class Spec>
+struct SharedEngine {
+  const Spec spec;
+  std::unique_ptr<Engine> engine;
+  const std::size_t parameter_count;
+  const std::vector<TensorInfo> layout;
+  ForkSafeMutex busy;
+
+  explicit SharedEngine(const Spec& s)
+      : spec(s),
+        engine(std::make_unique<Engine>(s)),
+        parameter_count(engine->parameter_count()),
+        layout(engine->layout()) {}
+
+  // Holds `busy` for a call (see above).
+  std::unique_lock<ForkSafeMutex> hold() {
+    std::unique_lock<ForkSafeMutex> lock(busy);
+    if (busy.interrupted_by_fork()) {
+      (void)engine.release();  // leaked on purpose
+      engine = std::make_unique<Engine>(spec);
+    }
+    return lock;
+  }
+};
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

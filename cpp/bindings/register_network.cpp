@@ -144,31 +144,7 @@ struct BoundData {
 };
 
 template <typename T>
-struct BoundNetwork {
-  const NetworkSpec spec;
-  std::unique_ptr<Network<T>> net;  // its workspace is shared state, guarded by `busy`
-  const std::size_t parameter_count;
-  const std::vector<TensorInfo> layout;
-  ForkSafeMutex busy;
-  explicit BoundNetwork(const NetworkSpec& s)
-      : spec(s),
-        net(std::make_unique<Network<T>>(s)),
-        parameter_count(net->parameter_count()),
-        layout(net->layout()) {}
-};
-
-// Holds `busy` for a call. In a child forked while another thread was inside
-// a call, the workspace that call left (packed weights, buffers perhaps
-// mid-reallocation) is dropped without being freed, for a fresh one.
-template <typename T>
-std::unique_lock<ForkSafeMutex> hold(BoundNetwork<T>& self) {
-  std::unique_lock<ForkSafeMutex> lock(self.busy);
-  if (self.busy.interrupted_by_fork()) {
-    (void)self.net.release();  // leaked on purpose, see above
-    self.net = std::make_unique<Network<T>>(self.spec);
-  }
-  return lock;
-}
+using BoundNetwork = SharedEngine<Network<T>, NetworkSpec>;
 
 template <typename T>
 T* params_of(BoundNetwork<T>& self, CArray<T>& params) {
@@ -287,8 +263,8 @@ void bind_network(py::module_& m, const char* name) {
             const T* p = const_params_of(self, params);
             T* o = out.mutable_data();
             py::gil_scoped_release release;  // arrays are held by this call's arguments
-            auto lock = hold(self);
-            self.net->predict(p, data.view, batch_size, o, n_threads, params_version);
+            auto lock = self.hold();
+            self.engine->predict(p, data.view, batch_size, o, n_threads, params_version);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
           py::arg("n_threads"), py::arg("params_version") = 0,
@@ -300,8 +276,8 @@ void bind_network(py::module_& m, const char* name) {
           "params_changed",
           [](Self& self) {
             py::gil_scoped_release release;
-            auto lock = hold(self);
-            self.net->params_changed();
+            auto lock = self.hold();
+            self.engine->params_changed();
           },
           "Say that the parameter values changed outside train_epoch (packed weights are stale).")
       .def(
@@ -317,8 +293,8 @@ void bind_network(py::module_& m, const char* name) {
             const T* p = const_params_of(self, params);
             T* o = out.mutable_data();
             py::gil_scoped_release release;  // as in predict
-            auto lock = hold(self);
-            self.net->attention_weights(p, data.view, batch_size, o, n_threads);
+            auto lock = self.hold();
+            self.engine->attention_weights(p, data.view, batch_size, o, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
           py::arg("n_threads"))
@@ -333,8 +309,8 @@ void bind_network(py::module_& m, const char* name) {
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
             const T* p = const_params_of(self, params);
             py::gil_scoped_release release;  // as in predict
-            auto lock = hold(self);
-            return self.net->evaluate(p, data.view, batch_size, n_threads);
+            auto lock = self.hold();
+            return self.engine->evaluate(p, data.view, batch_size, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("targets"), py::arg("labels"),
           py::arg("weights"), py::arg("batch_size"), py::arg("n_threads"))
@@ -365,9 +341,9 @@ void bind_network(py::module_& m, const char* name) {
             EpochResult result;
             {
               py::gil_scoped_release release;  // arrays are held by this call's arguments
-              auto lock = hold(self);
-              result = self.net->train_epoch(p, mp, vp, step, data.view, options, seed,
-                                             python_interrupted, n_threads);
+              auto lock = self.hold();
+              result = self.engine->train_epoch(p, mp, vp, step, data.view, options, seed,
+                                                python_interrupted, n_threads);
             }
             if (result.status == EpochStatus::Interrupted) throw py::error_already_set();
             const char* status = result.status == EpochStatus::NonFinite ? "non_finite" : "ok";

@@ -115,30 +115,7 @@ struct BoundData {
 };
 
 template <typename T>
-struct BoundSeq2Seq {
-  const Seq2SeqSpec spec;
-  std::unique_ptr<Seq2Seq<T>> model;  // its workspace is shared state, guarded by `busy`
-  const std::size_t parameter_count;
-  const std::vector<TensorInfo> layout;
-  ForkSafeMutex busy;
-  explicit BoundSeq2Seq(const Seq2SeqSpec& s)
-      : spec(s),
-        model(std::make_unique<Seq2Seq<T>>(s)),
-        parameter_count(model->parameter_count()),
-        layout(model->layout()) {}
-};
-
-// Holds `busy` for a call; after a fork that cut a call short, drops its
-// workspace without freeing it (see register_network.cpp).
-template <typename T>
-std::unique_lock<ForkSafeMutex> hold(BoundSeq2Seq<T>& self) {
-  std::unique_lock<ForkSafeMutex> lock(self.busy);
-  if (self.busy.interrupted_by_fork()) {
-    (void)self.model.release();  // leaked on purpose
-    self.model = std::make_unique<Seq2Seq<T>>(self.spec);
-  }
-  return lock;
-}
+using BoundSeq2Seq = SharedEngine<Seq2Seq<T>, Seq2SeqSpec>;
 
 template <typename T>
 void expect_count(const BoundSeq2Seq<T>& self, const py::array& a, const char* what) {
@@ -232,9 +209,9 @@ void bind_seq2seq(py::module_& m, const char* name) {
             const T* p = params.data();
             {
               py::gil_scoped_release release;  // every array is held by this frame
-              auto lock = hold(self);
-              self.model->predict(p, data.view, steps, end_token, batch_size, tokens, values,
-                                  weights, n_threads);
+              auto lock = self.hold();
+              self.engine->predict(p, data.view, steps, end_token, batch_size, tokens, values,
+                                   weights, n_threads);
             }
             return py::make_tuple(out, weights_out);
           },
@@ -253,8 +230,8 @@ void bind_seq2seq(py::module_& m, const char* name) {
             if (batch_size < 1) throw std::invalid_argument("batch_size must be positive");
             const T* p = params.data();
             py::gil_scoped_release release;  // as in predict
-            auto lock = hold(self);
-            return self.model->evaluate(p, data.view, batch_size, n_threads);
+            auto lock = self.hold();
+            return self.engine->evaluate(p, data.view, batch_size, n_threads);
           },
           py::arg("params"), py::arg("x"), py::arg("x_mask"), py::arg("y"), py::arg("y_mask"),
           py::arg("batch_size"), py::arg("n_threads"))
@@ -284,9 +261,9 @@ void bind_seq2seq(py::module_& m, const char* name) {
             Seq2SeqEpochResult result;
             {
               py::gil_scoped_release release;  // every array is held by this frame
-              auto lock = hold(self);
-              result = self.model->train_epoch(p, mp, vp, step, data.view, options, seed,
-                                               python_interrupted, n_threads);
+              auto lock = self.hold();
+              result = self.engine->train_epoch(p, mp, vp, step, data.view, options, seed,
+                                                python_interrupted, n_threads);
             }
             if (result.interrupted) throw py::error_already_set();
             return py::make_tuple(result.finite ? "ok" : "non_finite", result.loss, result.batches,
