@@ -6,7 +6,21 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import numpy as np
 import pytest
 
+from lstmlearn import _engine
 from lstmlearn.nn import LSTM
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _teams_whatever_the_load():
+    """Run the engine's multi-thread teams even on a busy machine.
+
+    The engine runs a team on the caller alone while the machine has more
+    runnable threads than CPUs; the tests compare thread counts bit for bit,
+    so they turn that off to run the same code whatever else the machine does.
+    """
+    _engine.core._set_oversubscription_check(False)
+    yield
+    _engine.core._set_oversubscription_check(True)
 
 
 def require_torch():

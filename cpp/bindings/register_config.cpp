@@ -19,6 +19,8 @@ void register_config(py::module_& m) {
   m.def("thread_limit", &thread_limit, "The process-wide thread limit; 0 when there is none.");
   m.def("set_thread_limit", &set_thread_limit, py::arg("n_threads"),
         "Run every call on at most n_threads threads; n_threads <= 0 removes the limit.");
+  m.def("_set_oversubscription_check", &set_oversubscription_check, py::arg("enabled"),
+        "Whether teams run on the caller alone while the machine is oversubscribed (tests).");
   m.def("resolve_threads", &resolve_threads, py::arg("n_threads"),
         "The threads a call asking for n_threads runs on (<= 0: all cores), under the limit.");
   m.def(

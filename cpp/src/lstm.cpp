@@ -1079,10 +1079,10 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
     prepare_inference(*stages[i].spec, const_cast<T*>(stages[i].params), B, steps, false, 1, B <= 2,
                       *stages[i].ws);
   }
-  struct alignas(64) Progress {
-    std::atomic<int> steps{0};  // steps of the stage whose output is written
+  struct alignas(64) StageProgress {
+    Progress steps;  // steps of the stage whose output is written
   };
-  std::vector<Progress> progress(static_cast<std::size_t>(count));
+  std::vector<StageProgress> progress(static_cast<std::size_t>(count));
   // The caller takes the top stage, which finishes last: were it to finish
   // first, it would wait for the team's end long enough to fall asleep, and
   // waking a sleeping thread costs more than the whole call (in a 2-core VM,
@@ -1138,9 +1138,9 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
       run_direction(
           run,
           [&](int n) {
-            if (i > 0) wait_at_least(progress[i - 1].steps, n);
+            if (i > 0) progress[i - 1].steps.wait_at_least(n);
           },
-          [&](int s) { progress[i].steps.store(s + 1, std::memory_order_release); });
+          [&](int s) { progress[i].steps.publish(s + 1); });
     }
   });
 }

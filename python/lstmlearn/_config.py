@@ -59,8 +59,8 @@ def show_config(file=None) -> None:
         f"  levels built    : {', '.join(c['isa_built'])}",
         f"  levels usable   : {', '.join(usable)}",
         f"  SIMD (Eigen)    : {c['simd']}",
-        f"  threads         : {c['threads']} by default (rule: {c['threads_rule']}; "
-        f"CPUs usable: {c['cpus']}; limit: {c['thread_limit'] or 'none'})",
+        f"  threads         : {c['threads']} for n_jobs=None (from: {c['threads_rule']}; "
+        f"{c['cpus']} CPUs usable; thread limit: {c['thread_limit'] or 'none'})",
         f"  Eigen           : {c['eigen']}",
         f"  compiler        : {c['compiler']}",
         f"  Python          : {c['python']} on {c['platform']}",

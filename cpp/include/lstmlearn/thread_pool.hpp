@@ -42,6 +42,11 @@ int resolve_threads(int n_threads);
 void set_thread_limit(int n_threads);
 int thread_limit();
 
+// Whether run_team checks for an oversubscribed machine (on by default; see
+// thread_pool.cpp). Off, a team always has as many members as it may: the
+// tests turn it off so that they run the same code on a busy machine.
+void set_oversubscription_check(bool enabled);
+
 // A reusable barrier for the members of a team; waiters spin, then sleep.
 class SpinBarrier {
  public:
@@ -57,10 +62,22 @@ class SpinBarrier {
   std::condition_variable wake_;
 };
 
-// Waits until value >= target (an acquire load): spins for a while, then
-// yields the core between polls. For team members waiting on each other's
-// progress without a full barrier.
-void wait_at_least(const std::atomic<int>& value, int target);
+// A count that one team member raises and others wait on (the stages of a
+// pipeline), without a full barrier. Waiters spin as at a SpinBarrier, then
+// sleep until publish() wakes them.
+class Progress {
+ public:
+  // Sets the count (a release store) and wakes those waiting for it.
+  void publish(int value);
+  // Returns once the count is >= target (an acquire load).
+  void wait_at_least(int target);
+
+ private:
+  std::atomic<int> value_{0};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
 
 class ThreadPool {
  public:
@@ -74,7 +91,8 @@ class ThreadPool {
   // Runs fn(rank, size, barrier) once on each member of a team of
   // size <= min(max_size, n_threads), all members running at the same time,
   // so they may wait for each other on `barrier` (sized for the team). A
-  // member must not throw.
+  // member must not throw. While the machine has more runnable threads than
+  // CPUs, the team is the caller alone (see thread_pool.cpp).
   void run_team(int max_size, int n_threads, const std::function<void(int, int, SpinBarrier&)>& fn);
 
   int size() const;
