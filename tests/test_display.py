@@ -116,8 +116,11 @@ def test_learning_rate_changes_and_best_epoch_are_marked(regressor):
     np.testing.assert_array_equal(display.lr_change_epochs_, [3, 6])
     assert [tuple(line.get_xdata()) for line in display.lr_change_lines_] == [(3, 3), (6, 6)]
     assert tuple(display.best_epoch_line_.get_xdata()) == (4, 4)
-    labels = display.ax_.get_legend_handles_labels()[1]
-    assert "learning rate changed" in labels and "best epoch (4)" in labels
+    legend = display.score_ax_.get_legend()  # on the twin axes, drawn over the first
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "training loss", "validation loss", "validation R²", "learning rate changed",
+        "best epoch (4)",
+    ]  # fmt: skip
 
 
 def test_wrappers_show_the_network_inside(regressor, forecaster):

@@ -284,7 +284,8 @@ class LossCurveDisplay:
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_yscale(yscale)
-        ax.legend(handles=handles, loc="best")
+        # On the twin axes when there is one: they are drawn over the first.
+        (self.score_ax_ or ax).legend(handles=handles, loc="best")
         title = self.estimator_name if name is None else name
         if title:
             ax.set_title(title)
