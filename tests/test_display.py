@@ -248,3 +248,13 @@ def test_forecast_display_errors(forecaster, regressor):
         ForecastDisplay(y=[1.0, 2.0], forecast=[3.0]).plot(n_history=0)
     with pytest.raises(ValueError, match="lower and upper need one value per forecast step"):
         ForecastDisplay(y=[1.0, 2.0], forecast=[3.0], lower=[2, 1], upper=[4, 5]).plot()
+
+
+def test_forecast_display_continues_a_numeric_index():
+    y = pd.Series(np.sin(np.arange(60) / 3), index=pd.RangeIndex(100, 220, 2))
+    model = LSTMForecaster(window=8, horizon=3, hidden_layer_sizes=3, max_iter=2, random_state=0)
+    model.fit(y)
+    display = ForecastDisplay.from_estimator(model, y_test=np.zeros(4), coverage=None)
+    np.testing.assert_array_equal(display.history_line_.get_xdata(), y.index.to_numpy())
+    np.testing.assert_array_equal(display.forecast_line_.get_xdata(), [220, 222, 224])
+    np.testing.assert_array_equal(display.test_line_.get_xdata(), [220, 222, 224, 226])
