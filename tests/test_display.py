@@ -121,6 +121,10 @@ def test_learning_rate_changes_and_best_epoch_are_marked(regressor):
         "training loss", "validation loss", "validation R²", "learning rate changed",
         "best epoch (4)",
     ]  # fmt: skip
+    model.history_["learning_rate"] = [1e-2, 1e-3]  # not one per epoch: nothing marked
+    with pytest.warns(UserWarning, match="learning rates for 2 of its 6 epochs"):
+        display = LossCurveDisplay.from_estimator(model)
+    assert display.lr_change_lines_ == [] and tuple(display.best_epoch_line_.get_xdata()) == (4, 4)
 
 
 def test_wrappers_show_the_network_inside(regressor, forecaster):

@@ -345,6 +345,15 @@ class LossCurveDisplay:
                 "fit or partial_fit), so there is no loss curve to draw"
             )
         val_loss, val_score = _values(val_loss), _values(val_score)
+        if rate is not None and len(rate) != len(loss):
+            warnings.warn(
+                f"{type(model).__name__}.history_ has learning rates for {len(rate)} of its "
+                f"{len(loss)} epochs (epochs trained before they were recorded?); the "
+                "learning-rate changes are not marked",
+                UserWarning,
+                stacklevel=2,
+            )
+            rate = None
         n_val = len(
             val_loss if val_loss is not None else val_score if val_score is not None else ()
         )
