@@ -293,7 +293,7 @@ class _BaseLSTM(BaseEstimator):
         n_features = self.n_features_in_ if fitted else None
         missing = getattr(self, "missing", "raise")
         if front is None:
-            return as_sequences(X, dtype, n_features, missing), None
+            return as_sequences(X, dtype, n_features, missing, check_layout=not fitted), None
         flat, frame = flatten_frames(X, front, self.frame_shape_ if fitted else None)
         return as_sequences(flat, dtype, n_features, missing), frame
 
