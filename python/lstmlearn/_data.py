@@ -284,6 +284,50 @@ def _warn_channels_first(shape: tuple[int, ...]) -> None:
         )
 
 
+# patch_size='auto': sequences longer than AUTO_PATCH_ABOVE steps are read in
+# patches of ceil(T / AUTO_PATCH_STEPS) steps, so that the LSTM sees about
+# AUTO_PATCH_STEPS steps. Chosen by cross-validation on the training splits of
+# long univariate UCR series: see benchmarks/README.md (bench_accuracy.py).
+AUTO_PATCH_ABOVE = 100
+AUTO_PATCH_STEPS = 50
+
+
+def auto_patch_size(steps: int) -> int:
+    """The patch size that ``patch_size='auto'`` gives sequences of `steps` steps."""
+    if steps <= AUTO_PATCH_ABOVE:
+        return 1
+    return -(-steps // AUTO_PATCH_STEPS)
+
+
+def patch_steps(seqs: Sequences, k: int) -> Sequences:
+    """Group every `k` consecutive steps of each sequence into one step of k*F features.
+
+    Each sequence is aligned on its last real step: a length that `k` does not
+    divide is padded with zeros at its start, so that the last patch always ends
+    on the last observation. A patch is real (mask 1) if any of its steps is.
+    Sequences of different lengths keep their own number of patches.
+    """
+    if k == 1:
+        return seqs
+    x, mask = seqs.x, seqs.mask
+    n, T, F = x.shape
+    if mask is None:
+        pad = (-T) % k
+        if pad:
+            x = np.concatenate([np.zeros((n, pad, F), x.dtype), x], axis=1)
+        return Sequences(np.ascontiguousarray(x.reshape(n, -1, k * F)), None, None)
+    lengths = seqs.lengths if seqs.lengths is not None else np.full(n, T)
+    patches = -(-lengths // k)  # ceil
+    out = np.zeros((n, int(patches.max()) * k, F), x.dtype)
+    keep = np.zeros((n, out.shape[1]), np.uint8)
+    for i, (length, m) in enumerate(zip(lengths, patches, strict=True)):
+        start = int(m) * k - int(length)
+        out[i, start : start + length] = x[i, :length]
+        keep[i, start : start + length] = mask[i, :length]
+    real = keep.reshape(n, -1, k).any(axis=2).astype(np.uint8)
+    return Sequences(out.reshape(n, -1, k * F), real, None if seqs.lengths is None else patches)
+
+
 def per_step_target(y: object, seqs: Sequences, name: str = "y") -> np.ndarray | None:
     """Pad a per-step target given as a list of arrays; None if `y` is not such a list."""
     if not seqs.ragged or not isinstance(y, (list, tuple)):
