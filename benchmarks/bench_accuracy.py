@@ -160,6 +160,47 @@ def run_lstm(train, y_train, test, y_test, params: dict, seeds, n_jobs) -> dict:
     }
 
 
+def patch_cv(name: str, targets: list[int], n_jobs) -> list[dict]:
+    """3-fold CV accuracy on the training split of LSTMClassifier(patch_size=k).
+
+    For each target length, k = ceil(T / target) (0: no patches), so that the
+    LSTM sees about `target` steps: the measurement behind patch_size='auto'.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from lstmlearn import LSTMClassifier
+
+    train, y_train, _, _ = load(name)
+    T = max(len(s) for s in train)
+    rows = []
+    for target in targets:
+        k = -(-T // target) if target else None
+        accs, epochs = [], []
+        start = time.perf_counter()
+        folds = StratifiedKFold(3, shuffle=True, random_state=0)
+        for fit_rows, val_rows in folds.split(np.zeros(len(y_train)), y_train):
+            model = LSTMClassifier(patch_size=k, random_state=0, n_jobs=n_jobs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(lstm_input([train[i] for i in fit_rows]), y_train[fit_rows])
+            pred = model.predict(lstm_input([train[i] for i in val_rows]))
+            accs.append(float(np.mean(pred == y_train[val_rows])))
+            epochs.append(model.n_iter_)
+        row = {
+            "dataset": name,
+            "T": T,
+            "target_steps": target,
+            "patch_size": k or 1,
+            "cv": accs,
+            "mean": statistics.fmean(accs),
+            "epochs": epochs,
+            "seconds": time.perf_counter() - start,
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def summarize(results: dict) -> str:
     lines = [
         "| dataset | kind | 1-NN DTW | defaults | LSTM-FCN | ROCKET (published) |",
@@ -192,7 +233,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-jobs", type=int, default=None, help="threads of each fit")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--summarize", type=Path, help="print the table of a results file")
+    parser.add_argument(
+        "--patch-cv",
+        metavar="TARGETS",
+        help="instead: CV on the training split of patches giving about these many steps "
+        "(comma-separated, 0 = no patches), written to --json",
+    )
     args = parser.parse_args(argv)
+    if args.patch_cv:
+        targets = [int(t) for t in args.patch_cv.split(",")]
+        rows = [r for n in args.datasets.split(",") for r in patch_cv(n, targets, args.n_jobs)]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
+        return 0
     if args.summarize:
         print(summarize(json.loads(args.summarize.read_text())))
         return 0
