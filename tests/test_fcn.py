@@ -1,0 +1,335 @@
+"""LSTM-FCN and MLSTM-FCN: the FCN branch against PyTorch, gradients, state, estimators.
+
+The oracle is PyTorch's Conv1d(padding='same') + BatchNorm1d + ReLU (+ the
+squeeze-and-excitation of MLSTM-FCN) + global average pooling, beside an
+nn.LSTM (optionally on the "dimension shuffled" input), concatenated into an
+nn.Linear head. One epoch of plain SGD with learning rate 1 over one
+mini-batch moves each trained parameter by minus its gradient, so the
+training epoch is what is compared.
+"""
+
+import numpy as np
+import pytest
+
+from lstmlearn import _engine
+
+from conftest import require_torch
+
+pytestmark = [
+    # PyTorch's padding='same' with an even kernel copies the input, and says so.
+    pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
+]
+
+
+def build(
+    F=2,
+    hidden=3,
+    outputs=2,
+    loss="squared_error",
+    filters=(4, 5, 3),
+    kernels=(3, 2, 1),
+    se=False,
+    shuffle=False,
+    steps=0,
+    pooling="last",
+    dtype=np.float64,
+    reduction=16,
+):
+    cls = _engine.core.NetworkF64 if dtype == np.float64 else _engine.core.NetworkF32
+    return cls(
+        F, [hidden], False, "concat", 0.0, 0.0, outputs, False, loss, 1.0,
+        pooling=pooling, fcn_filters=list(filters), fcn_kernels=list(kernels),
+        fcn_squeeze_excitation=se, fcn_reduction=reduction, dimension_shuffle=shuffle,
+        sequence_length=steps,
+    )  # fmt: skip
+
+
+def views(net, params):
+    return {
+        name: params[offset : offset + int(np.prod(shape))].reshape(shape)
+        for name, offset, shape in net.layout()
+    }
+
+
+def random_params(net, rng, dtype=np.float64):
+    params = rng.uniform(-0.6, 0.6, size=net.parameter_count).astype(dtype)
+    for name, view in views(net, params).items():
+        if name.endswith("running_var"):
+            view[...] = rng.uniform(0.5, 2.0, view.shape)
+        elif name.endswith("gamma"):
+            view[...] = rng.uniform(0.5, 1.5, view.shape)
+    return params
+
+
+def torch_model(torch, net, params, filters, kernels, se, shuffle, reduction=16):
+    """The same network in PyTorch, with the engine's weights."""
+    nn = torch.nn
+    v = {k: torch.tensor(np.array(a, dtype=np.float64)) for k, a in views(net, params).items()}
+    F = v["fcn.conv0.weight"].shape[1]
+    H = v["layer0.weight_hh_l0"].shape[1]
+    lstm_in = v["layer0.weight_ih_l0"].shape[1]
+
+    class Ref(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(lstm_in, H, batch_first=True)
+            self.convs, self.bns, self.se = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+            c = F
+            for i, (k, kk) in enumerate(zip(filters, kernels, strict=True)):
+                self.convs.append(nn.Conv1d(c, k, kk, padding="same"))
+                self.bns.append(nn.BatchNorm1d(k))
+                if se and i + 1 < len(filters):
+                    r = max(1, k // reduction)
+                    self.se.append(
+                        nn.Sequential(nn.Linear(k, r, bias=False), nn.Linear(r, k, bias=False))
+                    )
+                c = k
+            self.head = nn.Linear(v["dense.weight"].shape[1], v["dense.weight"].shape[0])
+
+        def forward(self, x):
+            _, (h, _) = self.lstm(x.transpose(1, 2) if shuffle else x)
+            y = x.transpose(1, 2)
+            for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
+                y = torch.relu(bn(conv(y)))
+                if i < len(self.se):
+                    s = y.mean(dim=2)
+                    e = torch.sigmoid(self.se[i][1](torch.relu(self.se[i][0](s))))
+                    y = y * e[:, :, None]
+            return self.head(torch.cat([h[-1], y.mean(dim=2)], dim=1))
+
+    ref = Ref().double()
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(ref.lstm, name).copy_(v[f"layer0.{name}"])
+        ref.head.weight.copy_(v["dense.weight"])
+        ref.head.bias.copy_(v["dense.bias"])
+        for i, (conv, bn) in enumerate(zip(ref.convs, ref.bns, strict=True)):
+            conv.weight.copy_(v[f"fcn.conv{i}.weight"])
+            conv.bias.copy_(v[f"fcn.conv{i}.bias"])
+            bn.weight.copy_(v[f"fcn.bn{i}.gamma"])
+            bn.bias.copy_(v[f"fcn.bn{i}.beta"])
+            bn.running_mean.copy_(v[f"fcn.bn{i}.running_mean"])
+            bn.running_var.copy_(v[f"fcn.bn{i}.running_var"])
+        for i, block in enumerate(ref.se):
+            block[0].weight.copy_(v[f"fcn.se{i}.weight1"])
+            block[1].weight.copy_(v[f"fcn.se{i}.weight2"])
+    return ref
+
+
+def torch_grads(ref, filters, se):
+    """The engine's names -> PyTorch's gradients."""
+    g = {
+        "dense.weight": ref.head.weight.grad,
+        "dense.bias": ref.head.bias.grad,
+    }
+    for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        g[f"layer0.{name}"] = getattr(ref.lstm, name).grad
+    for i, (conv, bn) in enumerate(zip(ref.convs, ref.bns, strict=True)):
+        g[f"fcn.conv{i}.weight"] = conv.weight.grad
+        g[f"fcn.conv{i}.bias"] = conv.bias.grad
+        g[f"fcn.bn{i}.gamma"] = bn.weight.grad
+        g[f"fcn.bn{i}.beta"] = bn.bias.grad
+    for i, block in enumerate(ref.se):
+        g[f"fcn.se{i}.weight1"] = block[0].weight.grad
+        g[f"fcn.se{i}.weight2"] = block[1].weight.grad
+    return {k: t.numpy() for k, t in g.items()}
+
+
+def sgd_step(net, params, x, mask, targets, labels, n_threads=1):
+    p = params.copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    status, loss, batches, _ = net.train_epoch(
+        p, m, v, 0, x, mask, targets, labels, None, len(x), False, 0.0, 0.0, "sgd", 1.0,
+        0.9, 0.999, 1e-7, 0.0, False, 0.9, 0, n_threads,
+    )  # fmt: skip
+    assert status == "ok" and batches == 1
+    return p, loss
+
+
+CONFIGS = {
+    "fcn": dict(F=2, filters=(4, 5, 3), kernels=(3, 2, 1)),
+    "fcn-paper-kernels": dict(F=1, filters=(6, 8, 5), kernels=(8, 5, 3)),
+    "mlstm-fcn": dict(F=3, filters=(20, 34, 6), kernels=(4, 3, 2), se=True, reduction=4),
+    "mlstm-fcn-shuffle": dict(F=3, filters=(5, 7), kernels=(3, 4), se=True, shuffle=True),
+    "classifier": dict(F=2, filters=(4, 3), kernels=(5, 2), loss="log_loss", outputs=3),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))
+def test_training_step_and_prediction_match_torch(config, dtype):
+    torch = require_torch()
+    cfg = dict(CONFIGS[config])
+    N, T = 6, 9
+    shuffle = cfg.get("shuffle", False)
+    net = build(**cfg, steps=T if shuffle else 0, dtype=dtype)
+    rng = np.random.default_rng(1)
+    params = random_params(net, rng, dtype)
+    x = rng.normal(size=(N, T, cfg["F"])).astype(dtype)
+    outputs = cfg.get("outputs", 2)
+    classifier = cfg.get("loss") == "log_loss"
+    labels = rng.integers(0, outputs, N).astype(np.int32) if classifier else None
+    targets = None if classifier else rng.normal(size=(N, outputs)).astype(dtype)
+    ref = torch_model(
+        torch, net, params, cfg["filters"], cfg["kernels"], cfg.get("se", False), shuffle,
+        cfg.get("reduction", 16),
+    )  # fmt: skip
+    tol = dict(rtol=1e-9, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-3, atol=2e-5)
+
+    # Eval mode: the running statistics.
+    out = np.empty((N, outputs), dtype=dtype)
+    net.predict(params, x, None, out, 4, 1)
+    ref.eval()
+    with torch.no_grad():
+        want = ref(torch.tensor(x, dtype=torch.float64))
+        if classifier:
+            want = torch.softmax(want, dim=1)
+    np.testing.assert_allclose(out, want.numpy(), **tol)
+
+    # Train mode: batch statistics, every gradient, the running statistics after.
+    after, loss = sgd_step(net, params, x, None, targets, labels)
+    ref.train()
+    z = ref(torch.tensor(x, dtype=torch.float64))
+    if classifier:
+        ref_loss = torch.nn.functional.cross_entropy(z, torch.tensor(labels, dtype=torch.long))
+    else:
+        ref_loss = torch.nn.functional.mse_loss(z, torch.tensor(targets, dtype=torch.float64))
+    ref_loss.backward()
+    np.testing.assert_allclose(loss, ref_loss.item(), **tol)
+    grads = torch_grads(ref, cfg["filters"], cfg.get("se", False))
+    before, moved = views(net, params), views(net, after)
+    gtol = dict(rtol=1e-7, atol=1e-9) if dtype == np.float64 else dict(rtol=5e-3, atol=1e-4)
+    for name, want in grads.items():
+        got = before[name].astype(np.float64) - moved[name].astype(np.float64)
+        np.testing.assert_allclose(got, want, err_msg=name, **gtol)
+    assert set(grads) | {n for n in before if "running" in n} == set(before)
+    for i, bn in enumerate(ref.bns):
+        np.testing.assert_allclose(moved[f"fcn.bn{i}.running_mean"], bn.running_mean.numpy(), **tol)
+        np.testing.assert_allclose(moved[f"fcn.bn{i}.running_var"], bn.running_var.numpy(), **tol)
+
+
+def test_masked_prediction_is_each_sequence_alone():
+    """Padded at the end, a sequence gives what PyTorch gives on it alone (eval mode)."""
+    torch = require_torch()
+    cfg = CONFIGS["mlstm-fcn"]
+    net = build(**cfg)
+    rng = np.random.default_rng(2)
+    params = random_params(net, rng)
+    N, T = 4, 10
+    x = rng.normal(size=(N, T, cfg["F"]))
+    lengths = np.array([10, 3, 7, 1])
+    mask = (np.arange(T)[None] < lengths[:, None]).astype(np.uint8)
+    x[mask == 0] = 123.0  # never read
+    out = np.empty((N, 2))
+    net.predict(params, x, mask, out, 3, 1)
+    ref = torch_model(torch, net, params, cfg["filters"], cfg["kernels"], True, False, 4).eval()
+    with torch.no_grad():
+        for b in range(N):
+            want = ref(torch.tensor(x[b : b + 1, : lengths[b]]))
+            np.testing.assert_allclose(out[b], want.numpy()[0], rtol=1e-10, atol=1e-12)
+
+
+def test_masked_batch_statistics_use_the_real_steps_only():
+    """Train mode with a mask: the statistics, pooling and gradients of the real steps.
+
+    The reference is the same batch without padding for equal lengths, which
+    must give the same running statistics whatever the padding holds.
+    """
+    cfg = CONFIGS["fcn"]
+    net = build(**cfg)
+    rng = np.random.default_rng(3)
+    params = random_params(net, rng)
+    x = rng.normal(size=(3, 6, 2))
+    y = rng.normal(size=(3, 2))
+    padded = np.concatenate([x, rng.normal(size=(3, 4, 2)) * 50], axis=1)
+    mask = np.zeros((3, 10), np.uint8)
+    mask[:, :6] = 1
+    a, loss_a = sgd_step(net, params, x, None, y, None)
+    b, loss_b = sgd_step(net, params, padded, mask, y, None)
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    assert loss_a == pytest.approx(loss_b, rel=1e-12)
+
+
+FD_CASES = {
+    "fcn": dict(F=2, filters=(3, 4), kernels=(3, 2)),
+    "mlstm-fcn-masked": dict(F=2, filters=(4, 5, 2), kernels=(2, 3, 2), se=True, reduction=2),
+    "mean-pooling-classifier": dict(
+        F=1, filters=(3, 2), kernels=(4, 3), loss="log_loss", outputs=3, pooling="mean"
+    ),
+    "shuffle": dict(F=3, filters=(2,), kernels=(2,), se=True, shuffle=True),
+}
+
+
+@pytest.mark.parametrize("case", FD_CASES, ids=list(FD_CASES))
+def test_gradient_matches_finite_differences(case):
+    cfg = dict(FD_CASES[case])
+    N, T = 4, 5
+    shuffle = cfg.get("shuffle", False)
+    net = build(hidden=2, **cfg, steps=T if shuffle else 0)
+    rng = np.random.default_rng(4)
+    params = random_params(net, rng)
+    x = rng.normal(size=(N, T, cfg["F"]))
+    mask = None
+    if case.endswith("masked"):
+        mask = (np.arange(T)[None] < np.array([5, 2, 4, 1])[:, None]).astype(np.uint8)
+    outputs = cfg.get("outputs", 2)
+    if cfg.get("loss") == "log_loss":
+        targets, labels = None, rng.integers(0, outputs, N).astype(np.int32)
+    else:
+        targets, labels = rng.normal(size=(N, outputs)), None
+    after, _ = sgd_step(net, params, x, mask, targets, labels)
+    analytic = params - after
+
+    def train_loss(p):  # the training-mode loss: SGD with learning rate 0 moves nothing
+        p = p.copy()
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        _, loss, _, _ = net.train_epoch(
+            p, m, v, 0, x, mask, targets, labels, None, N, False, 0.0, 0.0, "sgd", 0.0,
+            0.9, 0.999, 1e-7, 0.0, False, 0.9, 0, 1,
+        )  # fmt: skip
+        return loss
+
+    eps = 1e-6
+    numeric = np.empty_like(params)
+    for k in range(params.size):
+        up, down = params.copy(), params.copy()
+        up[k] += eps
+        down[k] -= eps
+        numeric[k] = (train_loss(up) - train_loss(down)) / (2 * eps)
+    running = np.zeros(params.size, bool)
+    for name, offset, shape in net.layout():
+        if "running" in name:
+            running[offset : offset + int(np.prod(shape))] = True
+    np.testing.assert_allclose(analytic[~running], numeric[~running], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(numeric[running], 0.0)  # train mode never reads them
+    for name, offset, shape in net.layout():
+        if name.startswith("fcn.") and "running" not in name and ".bias" not in name:
+            assert np.abs(analytic[offset : offset + int(np.prod(shape))]).max() > 1e-6, name
+
+
+def test_layout_names_and_shapes():
+    net = build(F=3, filters=(32, 64, 16), kernels=(8, 5, 3), se=True)
+    shapes = {name: tuple(shape) for name, _, shape in net.layout()}
+    assert shapes["dense.weight"] == (2, 3 + 16)
+    assert shapes["fcn.conv0.weight"] == (32, 3, 8)
+    assert shapes["fcn.conv1.weight"] == (64, 32, 5)
+    assert shapes["fcn.se0.weight1"] == (2, 32) and shapes["fcn.se1.weight2"] == (64, 4)
+    assert "fcn.se2.weight1" not in shapes  # not after the last block
+    assert shapes["fcn.bn2.running_var"] == (16,)
+
+
+def test_engine_refusals():
+    with pytest.raises(ValueError, match="one kernel size per block"):
+        build(filters=(3, 4), kernels=(3,))
+    with pytest.raises(ValueError, match="sequence length"):
+        build(shuffle=True, steps=0)
+    net = build()
+    with pytest.raises(ValueError, match="FCN branch"):
+        net.stream(np.zeros(net.parameter_count), 1)
+    x = np.zeros((2, 4, 2))
+    p = np.zeros(net.parameter_count)
+    with pytest.raises(ValueError, match="FCN branch"):
+        net.train_epoch(
+            p, p.copy(), p.copy(), 0, x, None, np.zeros((2, 2)), None, None, 2, False, 0.0, 0.0,
+            "sgd", 0.1, 0.9, 0.999, 1e-7, 0.0, False, 0.9, 0, 1, tbptt_steps=2,
+        )  # fmt: skip
