@@ -8,14 +8,18 @@ mini-batch moves each trained parameter by minus its gradient, so the
 training epoch is what is compared.
 """
 
+import pickle
+
 import numpy as np
 import pytest
 
-from lstmlearn import _engine
+from lstmlearn import LSTMClassifier, LSTMRegressor, _engine, load
 
 from conftest import require_torch
 
 pytestmark = [
+    # The estimator tests train a few epochs only.
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
     # PyTorch's padding='same' with an even kernel copies the input, and says so.
     pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
 ]
@@ -333,3 +337,152 @@ def test_engine_refusals():
             p, p.copy(), p.copy(), 0, x, None, np.zeros((2, 2)), None, None, 2, False, 0.0, 0.0,
             "sgd", 0.1, 0.9, 0.999, 1e-7, 0.0, False, 0.9, 0, 1, tbptt_steps=2,
         )  # fmt: skip
+
+
+# -- estimators -------------------------------------------------------------------
+
+
+def series(n=60, T=24, F=1, seed=0):
+    """Two classes: a bump early or late, under noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = rng.normal(scale=0.3, size=(n, T, F))
+    for i in range(n):
+        start = 3 if y[i] == 0 else T - 9
+        X[i, start : start + 5, :] += 1.5
+    return X, y
+
+
+SMALL = dict(
+    hidden_layer_sizes=4, fcn_filters=(8, 8, 4), fcn_kernel_sizes=(5, 3, 3), max_iter=4,
+    batch_size=16, random_state=0,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("F", [1, 3])
+def test_classifier_fit_predict_save_load_pickle(F, tmp_path):
+    X, y = series(F=F)
+    model = LSTMClassifier(**SMALL).fit(X, y)
+    names = [name for name, _, _ in model._network().layout()]
+    assert ("fcn.se0.weight1" in names) == (F > 1)  # 'auto': MLSTM-FCN when multivariate
+    proba = model.predict_proba(X)
+    path = tmp_path / "fcn.safetensors"
+    model.save(path)
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), proba)
+    np.testing.assert_array_equal(loaded._params, model._params)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict_proba(X), proba)
+    # The running statistics moved from their start and are what predict uses.
+    v = views(model._network(), model._params)
+    assert not np.allclose(v["fcn.bn0.running_var"], 1.0)
+    loaded.partial_fit(X, y)  # training continues from the loaded state
+    assert loaded.n_iter_ == model.n_iter_ + 1
+
+
+def test_regressor_with_dimension_shuffle_and_variable_length_refusal():
+    X, y = series(F=3, T=12)
+    target = y + X[:, :, 0].mean(axis=1)
+    model = LSTMRegressor(**SMALL, dimension_shuffle=True).fit(X, target)
+    assert tuple(model._network().layout()[0][2]) == (16, 12)  # weight_ih [4H, T]
+    assert model.predict(X).shape == (60,)
+    with pytest.raises(ValueError, match="12 steps"):
+        model.predict(X[:, :10])
+    ragged = [X[0], X[1, :8]]
+    with pytest.raises(ValueError, match="dimension_shuffle"):
+        LSTMRegressor(**SMALL, dimension_shuffle=True).fit(ragged, target[:2])
+
+
+def test_variable_length_sequences_fit_and_predict():
+    X, y = series(T=16)
+    ragged = [x[: 10 + (i % 7)] for i, x in enumerate(X)]
+    model = LSTMClassifier(**SMALL).fit(ragged, y)
+    proba = model.predict_proba(ragged)
+    alone = np.vstack([model.predict_proba([s]) for s in ragged[:5]])
+    np.testing.assert_allclose(alone, proba[:5], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("se", [False, True])
+def test_identical_for_any_thread_count(se):
+    X, y = series(F=2, n=40)
+    fits = [LSTMClassifier(**SMALL, fcn_squeeze_excitation=se, n_jobs=n).fit(X, y) for n in (1, 2)]
+    np.testing.assert_array_equal(fits[0]._params, fits[1]._params)
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
+def test_branch_off_by_default_keeps_models_as_they_were():
+    X, y = series(n=30)
+    a = LSTMClassifier(hidden_layer_sizes=4, max_iter=2, random_state=0).fit(X, y)
+    b = LSTMClassifier(
+        hidden_layer_sizes=4, max_iter=2, random_state=0, fcn_kernel_sizes=(3,),
+        fcn_squeeze_excitation=True,
+    ).fit(X, y)  # fmt: skip
+    np.testing.assert_array_equal(a._params, b._params)
+    assert "_fcn_arch" not in a.__dict__
+    assert not any(name.startswith("fcn.") for name, _, _ in a._network().layout())
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (dict(fcn_filters=(8, 0)), "fcn_filters must be"),
+        (dict(fcn_filters=(8, 4), fcn_kernel_sizes=(3,)), "one kernel size per block"),
+        (dict(fcn_filters=(8,), fcn_kernel_sizes=(2.5,)), "fcn_kernel_sizes must be"),
+        (dict(fcn_filters="8"), "fcn_filters"),
+        (dict(fcn_filters=(4,), fcn_squeeze_excitation="yes"), "fcn_squeeze_excitation"),
+        (dict(fcn_filters=(4,), fcn_kernel_sizes=(3,), tbptt_steps=4), "tbptt_steps"),
+        (dict(dimension_shuffle=True, tbptt_steps=4), "tbptt_steps"),
+        (dict(fcn_filters=(4,), fcn_kernel_sizes=(3,), return_sequences=True), "per-step"),
+    ],
+)
+def test_parameter_validation(params, match):
+    X, y = series(n=20, T=8)
+    if params.get("return_sequences"):
+        y = np.tile(y[:, None], (1, 8))
+    with pytest.raises(ValueError, match=match):
+        LSTMClassifier(hidden_layer_sizes=2, max_iter=1, **params).fit(X, y)
+
+
+def test_fcn_with_conv_front_end_is_refused():
+    X = np.random.default_rng(0).normal(size=(10, 4, 6, 1))
+    with pytest.raises(ValueError, match="conv front end"):
+        model = LSTMRegressor(2, conv_filters=2, fcn_filters=(4,), fcn_kernel_sizes=(3,))
+        model.fit(X, np.ones(10))
+
+
+def test_refusals_of_stream_onnx_and_torch():
+    X, y = series(n=20, T=8)
+    model = LSTMClassifier(hidden_layer_sizes=2, fcn_filters=(4,), fcn_kernel_sizes=(3,),
+                           max_iter=1).fit(X, y)  # fmt: skip
+    with pytest.raises(ValueError, match="streamed"):
+        model.stream()
+    with pytest.raises(ValueError, match="to_onnx"):
+        model.to_onnx()
+    with pytest.raises(ValueError, match="FCN"):
+        model.to_torch()
+    with pytest.raises(ValueError, match="cannot change"):
+        model.set_params(warm_start=True, fcn_filters=(5,)).fit(X, y)
+
+
+def test_failed_fit_keeps_the_running_statistics():
+    X, y = series(n=20, T=8)
+    model = LSTMClassifier(**SMALL).fit(X, y)
+    before = model._params.copy()
+    bad = X.copy()
+    bad[0, 0, 0] = np.inf
+    with pytest.raises(ValueError):
+        model.set_params(warm_start=True).fit(bad, y)
+    np.testing.assert_array_equal(model._params, before)
+
+
+def test_prediction_does_not_depend_on_the_inference_batch(monkeypatch):
+    """Long series are predicted in fewer rows at a time: the same bits."""
+    from lstmlearn import estimators
+
+    X, y = series(F=2, n=30)
+    model = LSTMClassifier(**SMALL).fit(X, y)
+    whole = model.predict_proba(X)
+    monkeypatch.setattr(estimators, "_FCN_PREDICT_ELEMENTS", 24 * 8 * 7)
+    assert model._predict_batch(30, 24) == 7
+    np.testing.assert_array_equal(model.predict_proba(X), whole)

@@ -818,6 +818,11 @@ def to_onnx(
             f"models; got {type(estimator).__name__}"
         )
     check_is_fitted(estimator, "_params")
+    if getattr(estimator, "_fcn", None) is not None:
+        raise ValueError(
+            "to_onnx cannot export an LSTM-FCN model (fcn_filters or dimension_shuffle) yet; "
+            "use predict, save/load or pickle"
+        )
     opset = _check_opset(opset)
     recurrence = _check_recurrence(recurrence, np.dtype(estimator._dtype))
     name = type(estimator).__name__
