@@ -38,10 +38,12 @@ def build(
     pooling="last",
     dtype=np.float64,
     reduction=16,
+    bidirectional=False,
+    merge="concat",
 ):
     cls = _engine.core.NetworkF64 if dtype == np.float64 else _engine.core.NetworkF32
     return cls(
-        F, [hidden], False, "concat", 0.0, 0.0, outputs, False, loss, 1.0,
+        F, [hidden], bidirectional, merge, 0.0, 0.0, outputs, False, loss, 1.0,
         pooling=pooling, fcn_filters=list(filters), fcn_kernels=list(kernels),
         fcn_squeeze_excitation=se, fcn_reduction=reduction, dimension_shuffle=shuffle,
         sequence_length=steps,
@@ -261,6 +263,19 @@ FD_CASES = {
         F=1, filters=(3, 2), kernels=(4, 3), loss="log_loss", outputs=3, pooling="mean"
     ),
     "shuffle": dict(F=3, filters=(2,), kernels=(2,), se=True, shuffle=True),
+    "bidirectional-attention-masked": dict(
+        F=2,
+        filters=(3, 2),
+        kernels=(3, 3),
+        se=True,
+        reduction=2,
+        bidirectional=True,
+        merge="concat",
+        pooling="attention",
+    ),
+    "bidirectional-sum-masked": dict(
+        F=1, filters=(2, 3), kernels=(1, 4), bidirectional=True, merge="sum"
+    ),
 }
 
 
@@ -463,6 +478,16 @@ def test_refusals_of_stream_onnx_and_torch():
         model.to_torch()
     with pytest.raises(ValueError, match="cannot change"):
         model.set_params(warm_start=True, fcn_filters=(5,)).fit(X, y)
+
+
+def test_early_stopping_validates_with_the_running_statistics():
+    X, y = series(n=50)
+    model = LSTMClassifier(
+        **{**SMALL, "max_iter": 6}, early_stopping=True, validation_fraction=0.2,
+        restore_best_weights=True,
+    ).fit(X, y)  # fmt: skip
+    assert len(model.validation_scores_) == model.n_iter_
+    assert all(np.isfinite(model.history_["val_loss"]))
 
 
 def test_failed_fit_keeps_the_running_statistics():
