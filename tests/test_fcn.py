@@ -326,6 +326,27 @@ def test_gradient_matches_finite_differences(case):
             assert np.abs(analytic[offset : offset + int(np.prod(shape))]).max() > 1e-6, name
 
 
+def test_engine_bitwise_identical_for_any_thread_count():
+    """Masked batches, squeeze-excitation, 20 filters (two channel blocks): 1, 2 or 3 threads."""
+    cfg = CONFIGS["mlstm-fcn"]
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(7, 11, cfg["F"]))
+    mask = (np.arange(11)[None] < rng.integers(1, 12, 7)[:, None]).astype(np.uint8)
+    y = rng.normal(size=(7, 2))
+    results = []
+    for n_threads in (1, 2, 3):
+        net = build(**cfg)
+        params = random_params(net, np.random.default_rng(6))
+        after, loss = sgd_step(net, params, x, mask, y, None, n_threads=n_threads)
+        out = np.empty((7, 2))
+        net.predict(after, x, mask, out, 7, n_threads)
+        results.append((after, loss, out))
+    for after, loss, out in results[1:]:
+        np.testing.assert_array_equal(after, results[0][0])
+        assert loss == results[0][1]
+        np.testing.assert_array_equal(out, results[0][2])
+
+
 def test_layout_names_and_shapes():
     net = build(F=3, filters=(32, 64, 16), kernels=(8, 5, 3), se=True)
     shapes = {name: tuple(shape) for name, _, shape in net.layout()}
@@ -488,6 +509,22 @@ def test_early_stopping_validates_with_the_running_statistics():
     ).fit(X, y)  # fmt: skip
     assert len(model.validation_scores_) == model.n_iter_
     assert all(np.isfinite(model.history_["val_loss"]))
+
+
+def test_dimension_shuffle_alone_save_and_load(tmp_path):
+    X, y = series(F=2, T=10, n=30)
+    model = LSTMRegressor(4, dimension_shuffle=True, max_iter=3, random_state=0).fit(X, y)
+    assert tuple(model._network().layout()[0][2]) == (16, 10)
+    path = tmp_path / "shuffle.safetensors"
+    model.save(path)
+    np.testing.assert_array_equal(load(path).predict(X), model.predict(X))
+
+
+def test_weights_from_torch_make_no_fcn_branch():
+    torch = require_torch()
+    lstm, head = torch.nn.LSTM(1, 3, batch_first=True), torch.nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="FCN branch"):
+        LSTMClassifier.from_torch(lstm, head, fcn_filters=(4,), fcn_kernel_sizes=(3,))
 
 
 def test_failed_fit_keeps_the_running_statistics():
