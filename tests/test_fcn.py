@@ -528,13 +528,22 @@ def test_weights_from_torch_make_no_fcn_branch():
 
 
 def test_failed_fit_keeps_the_running_statistics():
+    """A fit that raises after training epochs leaves the weights and running statistics."""
     X, y = series(n=20, T=8)
     model = LSTMClassifier(**SMALL).fit(X, y)
     before = model._params.copy()
+
+    def fail_at_epoch_2(est, logs):
+        if logs["epoch"] >= 2:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.set_params(warm_start=True, callbacks=fail_at_epoch_2).fit(X, y)
+    np.testing.assert_array_equal(model._params, before)
     bad = X.copy()
     bad[0, 0, 0] = np.inf
     with pytest.raises(ValueError):
-        model.set_params(warm_start=True).fit(bad, y)
+        model.set_params(callbacks=None).fit(bad, y)
     np.testing.assert_array_equal(model._params, before)
 
 
