@@ -28,6 +28,7 @@ using namespace detail;
 namespace {
 
 constexpr int kChannelBlock = 16;  // channels per task of a reduction over the batch
+constexpr int kFilterBlock = 64;   // filters per task of a convolution's weight gradient
 
 template <typename T>
 void grow(AlignedVector<T>& v, std::size_t n) {
@@ -476,24 +477,52 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
       for (std::size_t r = 0; r < rows; ++r) db += ConstArrMap<T>(blk.z.data() + r * Kp + f0, nf);
     });
     // z[b, t] += in[b, t + j - pl] W_j^T  =>  dW_j += dz[b, t]^T in[b, t + j - pl]
-    // (one task per tap, samples in order) and, below block 0,
-    // d_in[b, t + j - pl] += dz[b, t] W_j (one task per sample).
+    // (one task per tap and block of kFilterBlock filters, samples in order)
+    // and, below block 0, d_in[b, t + j - pl] += dz[b, t] W_j (one task per
+    // sample), all in one job.
     const T* in = i == 0 ? x_ : blocks_[i - 1].output();
     const std::size_t in_ld = i == 0 ? x_ld_ : blocks_[i - 1].Kp;
     grow(blk.dwtap, static_cast<std::size_t>(k) * K * C);
-    parallel(k, n_threads, [&](std::size_t tap) {
-      const int j = static_cast<int>(tap), shift = j - pl;
-      const int t0 = std::max(0, -shift), t1 = std::min(steps, steps - shift);
-      auto dW = mat(blk.dwtap.data() + tap * K * C, K, C);
-      dW.setZero();
-      if (t1 <= t0) return;
-      for (int b = 0; b < B; ++b) {
-        const std::size_t base = static_cast<std::size_t>(b) * T_;
-        dW.noalias() += ConstStridedMat<T>(blk.z.data() + (base + t0) * Kp, t1 - t0, K,
-                                           Eigen::OuterStride<>(Kp))
-                            .transpose() *
-                        ConstStridedMat<T>(in + (base + t0 + shift) * in_ld, t1 - t0, C,
-                                           Eigen::OuterStride<>(in_ld));
+    Block* prev = i > 0 ? &blocks_[i - 1] : nullptr;
+    const std::size_t Cp = prev ? prev->Kp : 0;
+    if (prev) {
+      grow(prev->da, rows * Cp);
+      for (int j = 0; j < k; ++j) {
+        pack_matrix(blk.wtap.data() + static_cast<std::size_t>(j) * K * C, K, C, C, false,
+                    blk.taps_back[j]);
+      }
+    }
+    const std::size_t filter_blocks = (K + kFilterBlock - 1) / kFilterBlock;
+    const std::size_t dw_tasks = static_cast<std::size_t>(k) * filter_blocks;
+    parallel(dw_tasks + (prev ? B : 0), n_threads, [&](std::size_t task) {
+      if (task < dw_tasks) {
+        const int j = static_cast<int>(task / filter_blocks), shift = j - pl;
+        const int f0 = static_cast<int>(task % filter_blocks) * kFilterBlock;
+        const int nf = std::min(kFilterBlock, K - f0);
+        const int t0 = std::max(0, -shift), t1 = std::min(steps, steps - shift);
+        auto dW = mat(blk.dwtap.data() + (static_cast<std::size_t>(j) * K + f0) * C, nf, C);
+        dW.setZero();
+        if (t1 <= t0) return;
+        for (int b = 0; b < B; ++b) {
+          const std::size_t base = static_cast<std::size_t>(b) * T_;
+          dW.noalias() += ConstStridedMat<T>(blk.z.data() + (base + t0) * Kp + f0, t1 - t0, nf,
+                                             Eigen::OuterStride<>(Kp))
+                              .transpose() *
+                          ConstStridedMat<T>(in + (base + t0 + shift) * in_ld, t1 - t0, C,
+                                             Eigen::OuterStride<>(in_ld));
+        }
+        return;
+      }
+      const std::size_t b = task - dw_tasks;
+      T* dxb = prev->da.data() + b * T_ * Cp;
+      std::fill(dxb, dxb + T_ * Cp, T(0));
+      const T* dzb = blk.z.data() + b * T_ * Kp;
+      for (int j = 0; j < k; ++j) {
+        const int shift = j - pl;
+        const int t0 = std::max(0, -shift), t1 = std::min(steps, steps - shift);
+        if (t1 <= t0) continue;
+        gemm_packed(t1 - t0, dzb + t0 * Kp, static_cast<std::ptrdiff_t>(Kp), blk.taps_back[j],
+                    dxb + (t0 + shift) * Cp, static_cast<std::ptrdiff_t>(Cp), true);
       }
     });
     T* dW = grads + offset_of(i, 0);
@@ -505,26 +534,6 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
         }
       }
     }
-    if (i == 0) break;
-    Block& prev = blocks_[i - 1];
-    const std::size_t Cp = prev.Kp;
-    grow(prev.da, rows * Cp);
-    for (int j = 0; j < k; ++j) {
-      pack_matrix(blk.wtap.data() + static_cast<std::size_t>(j) * K * C, K, C, C, false,
-                  blk.taps_back[j]);
-    }
-    parallel(B, n_threads, [&](std::size_t b) {
-      T* dxb = prev.da.data() + b * T_ * Cp;
-      std::fill(dxb, dxb + T_ * Cp, T(0));
-      const T* dzb = blk.z.data() + b * T_ * Kp;
-      for (int j = 0; j < k; ++j) {
-        const int shift = j - pl;
-        const int t0 = std::max(0, -shift), t1 = std::min(steps, steps - shift);
-        if (t1 <= t0) continue;
-        gemm_packed(t1 - t0, dzb + t0 * Kp, static_cast<std::ptrdiff_t>(Kp), blk.taps_back[j],
-                    dxb + (t0 + shift) * Cp, static_cast<std::ptrdiff_t>(Cp), true);
-      }
-    });
   }
 }
 

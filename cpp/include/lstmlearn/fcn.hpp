@@ -28,9 +28,9 @@
 // (with the batch statistics of the real steps).
 //
 // Threads: per-sample work is one task per sample; reductions over the batch
-// run per block of channels (or per kernel tap) over the rows in order. The
-// partition never depends on the thread count, so results are bitwise the
-// same for any n_threads.
+// run per block of channels (or per kernel tap and block of filters) over the
+// rows in order. The partition never depends on the thread count, so results
+// are bitwise the same for any n_threads.
 #pragma once
 
 #include <cstddef>
