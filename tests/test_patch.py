@@ -203,3 +203,11 @@ def test_the_generator_is_not_patched():
     gen = LSTMGenerator(hidden_layer_sizes=8, max_iter=1, seq_length=120, random_state=0)
     gen.fit(text)
     assert gen.__dict__.get("patch_size_", 1) == 1
+
+
+def test_the_lstm_fcn_branch_reads_every_step():
+    X, y = series(T=AUTO_PATCH_ABOVE + 30)
+    params = dict(SMALL, fcn_filters=(4,), fcn_kernel_sizes=(3,))
+    assert LSTMRegressor(**params).fit(X, y).patch_size_ == 1
+    with pytest.raises(ValueError, match="LSTM-FCN branch"):
+        LSTMRegressor(patch_size=4, **params).fit(X, y)

@@ -51,6 +51,15 @@ ESTIMATORS = [
     LSTMClassifier(
         hidden_layer_sizes=16, max_iter=60, learning_rate=0.01, random_state=0, pooling="attention"
     ),
+    # LSTM-FCN: batch normalisation with running statistics, pooling over time.
+    LSTMClassifier(
+        hidden_layer_sizes=8,
+        fcn_filters=(8, 8),
+        fcn_kernel_sizes=(3, 3),
+        max_iter=60,
+        learning_rate=0.01,
+        random_state=0,
+    ),
     LSTMGenerator(hidden_layer_sizes=8, seq_length=5, max_iter=3, random_state=0),
 ]
 

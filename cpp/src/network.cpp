@@ -149,6 +149,22 @@ void NetworkSpec::validate() const {
   if (pooling == Pooling::Attention && attention_units < 1) {
     throw std::invalid_argument("attention_units must be positive");
   }
+  if (has_fcn()) {
+    if (front_end != FrontEnd::None) {
+      throw std::invalid_argument("the FCN branch cannot be combined with a conv front end");
+    }
+    if (per_step) throw std::invalid_argument("the FCN branch needs a last-step head");
+    fcn_spec().validate();
+  }
+  if (dimension_shuffle) {
+    if (front_end != FrontEnd::None) {
+      throw std::invalid_argument("dimension_shuffle cannot be combined with a conv front end");
+    }
+    if (per_step) throw std::invalid_argument("dimension_shuffle needs a last-step head");
+    if (sequence_length < 1) {
+      throw std::invalid_argument("dimension_shuffle needs the sequence length");
+    }
+  }
   // In 64 bits (limits.hpp): every tensor fits, and so do the widths that
   // lstm_input_size() and merged_width() compute in int (the conv block's
   // output width was checked by its shape above).
@@ -168,6 +184,7 @@ void NetworkSpec::validate() const {
                                   std::to_string(kMaxParameters));
     }
   }
+  if (has_fcn()) width += fcn_filters.back();
   check_tensor("output_size", output_size, "dense.weight", {output_size, width});
   if (pooling == Pooling::Attention) {
     check_tensor("attention_units", attention_units, "pool.weight", {attention_units, width});
@@ -184,7 +201,22 @@ int NetworkSpec::lstm_input_size() const {
     case FrontEnd::None:
       break;
   }
-  return input_size;
+  return dimension_shuffle ? sequence_length : input_size;
+}
+
+FcnSpec NetworkSpec::fcn_spec() const {
+  FcnSpec fcn;
+  fcn.channels = input_size;
+  fcn.filters = fcn_filters;
+  fcn.kernels = fcn_kernels;
+  fcn.squeeze_excitation = fcn_squeeze_excitation;
+  fcn.reduction = fcn_reduction;
+  return fcn;
+}
+
+int NetworkSpec::head_width() const {
+  // validate() has checked that the dense weight's width fits an int.
+  return merged_width(static_cast<int>(hidden.size()) - 1) + (has_fcn() ? fcn_filters.back() : 0);
 }
 
 Conv1dShape NetworkSpec::conv1d_shape(int rows) const {
@@ -223,10 +255,11 @@ Network<T>::Network(const NetworkSpec& spec) : spec_(spec) {
     count_ += lstm_parameter_count(layer.spec);
   }
   const std::size_t W = spec_.merged_width(L - 1), O = spec_.output_size;
+  const std::size_t Wd = spec_.head_width();
   dense_offset_ = count_;
-  layout_.push_back({"dense.weight", count_, {O, W}});
-  layout_.push_back({"dense.bias", count_ + O * W, {O}});
-  count_ += O * W + O;
+  layout_.push_back({"dense.weight", count_, {O, Wd}});
+  layout_.push_back({"dense.bias", count_ + O * Wd, {O}});
+  count_ += O * Wd + O;
   if (spec_.front_end != FrontEnd::None) {
     const std::size_t K = spec_.conv_filters, C = spec_.frame_channels;
     const std::size_t kh = spec_.kernel_h, kw = spec_.kernel_w;
@@ -246,6 +279,16 @@ Network<T>::Network(const NetworkSpec& spec) : spec_(spec) {
     layout_.push_back({"pool.bias", count_ + A * W, {A}});
     layout_.push_back({"pool.v", count_ + A * W + A, {A}});
     count_ += A * W + 2 * A;
+  }
+  if (spec_.has_fcn()) {
+    const FcnSpec fcn = spec_.fcn_spec();
+    fcn_.init(fcn);
+    fcn_offset_ = count_;
+    for (TensorInfo info : fcn.layout()) {
+      info.offset += count_;
+      layout_.push_back(info);
+    }
+    count_ += fcn.parameter_count();
   }
 }
 
@@ -323,13 +366,39 @@ template <typename T>
 void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& rng, int n_threads,
                          bool params_unchanged) {
   const int L = static_cast<int>(layers_.size()), D = spec_.bidirectional ? 2 : 1;
+  const T* in = input_ ? input_ : x_.data();
+  fcn_trained_ = training && spec_.has_fcn();
+  if (spec_.has_fcn()) {
+    // The FCN branch reads x as it is; its pooled output goes after the
+    // LSTM's features in the head's input.
+    const std::size_t Wd = spec_.head_width(), W = spec_.merged_width(L - 1);
+    grow(head_, static_cast<std::size_t>(B) * Wd);
+    fcn_.forward(params + fcn_offset_, in, has_mask_ ? mask_.data() : nullptr, B, steps_, training,
+                 head_.data() + W, Wd, n_threads);
+  }
+  if (spec_.dimension_shuffle) {
+    // The LSTM reads x [B, T, F] as [B, F, T]: F steps of T features.
+    if (has_mask_) throw std::invalid_argument("dimension_shuffle cannot take a mask");
+    if (steps_ != spec_.sequence_length) {
+      throw std::invalid_argument("dimension_shuffle: the network was built for " +
+                                  std::to_string(spec_.sequence_length) + " steps, got " +
+                                  std::to_string(steps_));
+    }
+    const std::size_t Tn = steps_, F = spec_.input_size;
+    grow(shuffled_, static_cast<std::size_t>(B) * F * Tn);
+    for (int b = 0; b < B; ++b) {
+      ConstMatMap<T> xb(in + b * Tn * F, Tn, F);
+      MatMap<T>(shuffled_.data() + b * F * Tn, F, Tn) = xb.transpose();
+    }
+    in = shuffled_.data();
+    steps_ = spec_.input_size;
+  }
   const std::size_t T_ = steps_;
   const std::size_t BT = static_cast<std::size_t>(B) * T_;
   int max_h = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
   grow(zeros_, static_cast<std::size_t>(D) * B * max_h);
   std::fill(zeros_.begin(), zeros_.end(), T(0));
 
-  const T* in = input_ ? input_ : x_.data();
   if (spec_.front_end != FrontEnd::None) {
     // Time-distributed conv block: every (sample, step) frame is one row.
     const std::size_t F0 = spec_.lstm_input_size();
@@ -441,17 +510,25 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     }
     features = features_.data();
   }
+  const int Wd = spec_.head_width();
+  if (spec_.has_fcn()) {
+    for (int b = 0; b < B; ++b) {
+      std::memcpy(head_.data() + static_cast<std::size_t>(b) * Wd,
+                  features + static_cast<std::size_t>(b) * W, sizeof(T) * W);
+    }
+    features = head_.data();
+  }
   grow(out_, rows * O);
   const T* dense = params + dense_offset_;
   // The packed product computes every row alike, so an output does not
   // depend on how many rows are predicted together (Eigen would take another
   // summation order for one row).
   // Blocks of rows are tasks (a per-step head has B*T rows).
-  if (!params_unchanged) pack_matrix(dense, W, O, W, true, dense_packed_);
-  const ConstVec<T> bias(dense + static_cast<std::size_t>(O) * W, O);
+  if (!params_unchanged) pack_matrix(dense, Wd, O, Wd, true, dense_packed_);
+  const ConstVec<T> bias(dense + static_cast<std::size_t>(O) * Wd, O);
   parallel_for((rows + kHeadRows - 1) / kHeadRows, n_threads, [&](std::size_t task) {
     const std::size_t r0 = task * kHeadRows, n = std::min(kHeadRows, rows - r0);
-    gemm_packed(static_cast<int>(n), features + r0 * W, W, dense_packed_, out_.data() + r0 * O, O,
+    gemm_packed(static_cast<int>(n), features + r0 * Wd, Wd, dense_packed_, out_.data() + r0 * O, O,
                 false);
     for (std::size_t r = r0; r < r0 + n; ++r) Vec<T>(out_.data() + r * O, O) += bias;
   });
@@ -545,6 +622,8 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
   const int W = spec_.merged_width(L - 1), O = spec_.output_size;
   const std::size_t rows = spec_.per_step ? BT : static_cast<std::size_t>(B);
   const T* features = spec_.per_step ? layer_output(L - 1) : features_.data();
+  const int Wd = spec_.head_width();  // W, or W + the FCN branch's width
+  if (spec_.has_fcn()) features = head_.data();
 
   // out = features W^T + b  =>  dW = d_out^T features, db = sum d_out,
   // d_features = d_out W. The products are shared among threads on a fixed
@@ -553,29 +632,39 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
   const T* dense = params + dense_offset_;
   T* d_dense = grads + dense_offset_;
   ConstMatMap<T> d_out(d_out_.data(), rows, O);
-  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d_dense + static_cast<std::size_t>(O) * W, O) =
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d_dense + static_cast<std::size_t>(O) * Wd, O) =
       d_out.colwise().sum();
-  grow(d_features_, rows * W);
-  pack_matrix(dense, O, W, W, false, dense_back_packed_);
-  const std::size_t col_tasks = (W + kHeadCols - 1) / kHeadCols;
+  grow(d_features_, rows * Wd);
+  pack_matrix(dense, O, Wd, Wd, false, dense_back_packed_);
+  const std::size_t col_tasks = (Wd + kHeadCols - 1) / kHeadCols;
   const std::size_t row_tasks = (rows + kHeadRows - 1) / kHeadRows;
   parallel_for(col_tasks + row_tasks, n_threads, [&](std::size_t task) {
     if (task < col_tasks) {
       const int c0 = static_cast<int>(task * kHeadCols);
-      const int nc = std::min(static_cast<int>(kHeadCols), W - c0);
-      StridedMap<T>(d_dense + c0, O, nc, Eigen::OuterStride<>(W)).noalias() =
-          d_out.transpose() * ConstStridedMap<T>(features + c0, rows, nc, Eigen::OuterStride<>(W));
+      const int nc = std::min(static_cast<int>(kHeadCols), Wd - c0);
+      StridedMap<T>(d_dense + c0, O, nc, Eigen::OuterStride<>(Wd)).noalias() =
+          d_out.transpose() * ConstStridedMap<T>(features + c0, rows, nc, Eigen::OuterStride<>(Wd));
       return;
     }
     const std::size_t r0 = (task - col_tasks) * kHeadRows, n = std::min(kHeadRows, rows - r0);
     gemm_packed(static_cast<int>(n), d_out_.data() + r0 * O, O, dense_back_packed_,
-                d_features_.data() + r0 * W, W, false);
+                d_features_.data() + r0 * Wd, Wd, false);
   });
 
   int max_h = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
   grow(state_scratch_, static_cast<std::size_t>(D) * B * max_h);
 
   const T* d_merged = d_features_.data();  // gradient of the current layer's merged output
+  if (spec_.has_fcn()) {
+    // head = [features | fcn]: the branch takes its columns, the LSTM the rest.
+    fcn_.backward(params + fcn_offset_, grads + fcn_offset_, d_features_.data() + W, Wd, n_threads);
+    grow(d_lstm_, static_cast<std::size_t>(B) * W);
+    for (int b = 0; b < B; ++b) {
+      std::memcpy(d_lstm_.data() + static_cast<std::size_t>(b) * W,
+                  d_features_.data() + static_cast<std::size_t>(b) * Wd, sizeof(T) * W);
+    }
+    d_merged = d_lstm_.data();
+  }
   for (int i = L - 1; i >= 0; --i) {
     Layer& layer = layers_[i];
     const int F = layer.spec.input_size, H = layer.spec.hidden_size;
@@ -697,6 +786,11 @@ void Network<T>::attention_weights(const T* user_params, const DataSet<T>& data,
   forget_packs();  // the packed weights will be other ones
   if (spec_.pooling != Pooling::Attention || spec_.per_step) {
     throw std::invalid_argument("attention weights need pooling == Attention");
+  }
+  if (spec_.dimension_shuffle) {
+    throw std::invalid_argument(
+        "attention weights are over the input's steps: not with "
+        "dimension_shuffle");
   }
   check_batch(data, batch_size, "attention_weights");
   const T* params = aligned_params(user_params);
@@ -832,6 +926,9 @@ bool Network<T>::update(T* params, T* m, T* v, int count, const TrainOptions& op
     return false;
   }
   optimizer_step<T>(options.optimizer, count_, params, grads_.data(), m, v, result.step);
+  // The running statistics get no gradient (the step left them as they
+  // were); the batch's statistics update them now that the step is taken.
+  if (fcn_trained_) fcn_.update_running(params + fcn_offset_);
   ++result.step;
   ++result.batches;
   total += batch_loss * static_cast<double>(items);
@@ -874,6 +971,16 @@ void Network<T>::check_carry(const char* what) const {
     throw std::invalid_argument(name +
                                 " cannot pool over time (pooling mean or attention): the "
                                 "pooling needs the output of every step");
+  }
+  if (spec_.has_fcn()) {
+    throw std::invalid_argument(name +
+                                " cannot run the FCN branch: its convolutions, batch statistics "
+                                "and pooling need every step at once");
+  }
+  if (spec_.dimension_shuffle) {
+    throw std::invalid_argument(name +
+                                " cannot run dimension_shuffle: the LSTM's steps are the "
+                                "features of the whole sequence");
   }
 }
 

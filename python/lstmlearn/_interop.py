@@ -51,6 +51,11 @@ def _import(cls, layers, dense_w, dense_b, *, merge_mode, per_step, classes, par
         **params,
     )
     est._validate_params()
+    if getattr(est, "fcn_filters", None) is not None or getattr(est, "dimension_shuffle", False):
+        raise ValueError(
+            "weights of an LSTM stack and a dense head make no FCN branch: fcn_filters and "
+            "dimension_shuffle cannot be used here; fit an LSTM-FCN model instead"
+        )
     if issubclass(cls, ClassifierMixin):
         if n_outputs < 2:
             raise ValueError(f"a classifier needs at least 2 outputs; the head has {n_outputs}")
@@ -157,6 +162,11 @@ def to_torch(est):
         raise ValueError(
             "to_torch maps an LSTM stack and its dense head; this model has "
             + ("a conv front end" if front is not None else f"pooling={pooling!r}")
+        )
+    if getattr(est, "_fcn", None) is not None:
+        raise ValueError(
+            "to_torch maps an LSTM stack and its dense head; this model has an FCN branch or "
+            "dimension_shuffle (fcn_filters, dimension_shuffle)"
         )
     if len(set(hidden)) > 1:
         raise ValueError(

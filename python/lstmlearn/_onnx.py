@@ -820,6 +820,11 @@ def to_onnx(
     check_is_fitted(estimator, "_params")
     if isinstance(estimator, (LSTMRegressor, LSTMClassifier)):
         estimator._check_unpatched("to_onnx()")
+    if getattr(estimator, "_fcn", None) is not None:
+        raise ValueError(
+            "to_onnx cannot export an LSTM-FCN model (fcn_filters or dimension_shuffle) yet; "
+            "use predict, save/load or pickle"
+        )
     opset = _check_opset(opset)
     recurrence = _check_recurrence(recurrence, np.dtype(estimator._dtype))
     name = type(estimator).__name__

@@ -335,6 +335,7 @@ _NETWORK = {
     "_per_step": "bool",
     "return_sequences_": "bool",
     "_fitted_arch": "arch",
+    "_fcn_arch": "fcn_arch?",
     "frame_shape_": "sizes_tuple?",
     "patch_size_": "size",
     "_net_config_used": "net_config",
@@ -392,6 +393,20 @@ _KINDS = {
         and v[1] in ("last", "mean", "attention")
         and (v[2] is None or _is_size(v[2]))
     ),
+    # (filters, kernels, squeeze-excitation, dimension shuffle, sequence length)
+    "fcn_arch": lambda v: (
+        isinstance(v, tuple)
+        and len(v) == 5
+        and isinstance(v[0], tuple)
+        and isinstance(v[1], tuple)
+        and len(v[0]) == len(v[1])
+        and all(_is_size(x) for x in v[0] + v[1])
+        and isinstance(v[2], bool)
+        and isinstance(v[3], bool)
+        and (v[0] or v[3])
+        and _is_int(v[4])
+        and (v[4] >= 1 if v[3] else v[4] == 0)
+    ),
     "net_config": lambda v: (
         isinstance(v, tuple)
         and len(v) == 4
@@ -441,13 +456,20 @@ _KINDS = {
 }
 
 
+# Fitted attributes that only models using a feature have.
+_ABSENT_WHEN_UNUSED = frozenset({"_fcn_arch"})
+
+
 def check_state(cls, state: dict) -> None:
     """Refuse a fitted state that does not match the class's schema."""
     schema = _SCHEMA[cls.__name__]
-    missing, extra = sorted(schema.keys() - state.keys()), sorted(state.keys() - schema.keys())
+    missing = sorted(schema.keys() - state.keys() - _ABSENT_WHEN_UNUSED)
+    extra = sorted(state.keys() - schema.keys())
     if missing or extra:
         raise _Damaged(f"fitted attributes missing {missing[:5]}, unexpected {extra[:5]}")
     for name, kind in schema.items():
+        if name not in state:  # one of _ABSENT_WHEN_UNUSED
+            continue
         value = state[name]
         optional = kind.endswith("?")
         if optional and value is None:

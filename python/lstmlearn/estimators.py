@@ -28,6 +28,11 @@ __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
 _NETWORKS = {np.dtype(np.float32): "NetworkF32", np.dtype(np.float64): "NetworkF64"}
 _PREDICT_BATCH = 256
+# Activations of the FCN branch per inference mini-batch (rows x steps x
+# filters): predict and evaluate take fewer rows at a time for long series, so
+# that a block's buffers stay near 64 MB in float32. Rows are independent in
+# inference, so the batch changes no result.
+_FCN_PREDICT_ELEMENTS = 1 << 24
 
 
 # The engine indexes with 32-bit ints: every size, and every tensor's element
@@ -131,6 +136,10 @@ class _BaseLSTM(BaseEstimator):
         "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "missing": [StrOptions({"raise", "mask"})],
         "tbptt_steps": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        "fcn_filters": [tuple, list, None],
+        "fcn_kernel_sizes": [tuple, list],
+        "fcn_squeeze_excitation": [StrOptions({"auto"}), "boolean"],
+        "dimension_shuffle": ["boolean"],
         "patch_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), StrOptions({"auto"}), None],
     }
 
@@ -175,6 +184,10 @@ class _BaseLSTM(BaseEstimator):
         attention_units: int = 16,
         missing: str = "raise",
         tbptt_steps: int | None = None,
+        fcn_filters: Sequence[int] | None = None,
+        fcn_kernel_sizes: Sequence[int] = (8, 5, 3),
+        fcn_squeeze_excitation: bool | str = "auto",
+        dimension_shuffle: bool = False,
         patch_size: int | str | None = "auto",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -215,6 +228,10 @@ class _BaseLSTM(BaseEstimator):
         self.attention_units = attention_units
         self.missing = missing
         self.tbptt_steps = tbptt_steps
+        self.fcn_filters = fcn_filters
+        self.fcn_kernel_sizes = fcn_kernel_sizes
+        self.fcn_squeeze_excitation = fcn_squeeze_excitation
+        self.dimension_shuffle = dimension_shuffle
         self.patch_size = patch_size
 
     # -- subclass hooks -----------------------------------------------------
@@ -283,7 +300,70 @@ class _BaseLSTM(BaseEstimator):
                 kernel=list(front.kernel),
                 pool_size=front.pool,
             )
+        fcn = self._fcn
+        if fcn is not None:
+            filters, kernels, se, shuffle, steps = fcn
+            kwargs.update(
+                fcn_filters=list(filters),
+                fcn_kernels=list(kernels),
+                fcn_squeeze_excitation=se,
+                dimension_shuffle=shuffle,
+                sequence_length=steps,
+            )
         return kwargs
+
+    @property
+    def _fcn(self) -> tuple | None:
+        """(filters, kernels, squeeze-excitation, dimension shuffle, steps) or None."""
+        return self.__dict__.get("_fcn_arch")
+
+    def _fcn_architecture(self, seqs: Sequences) -> tuple | None:
+        """The LSTM-FCN configuration of the parameters for input `seqs`, checked."""
+        filters = getattr(self, "fcn_filters", None)
+        shuffle = bool(getattr(self, "dimension_shuffle", False))
+        if filters is None and not shuffle:
+            return None
+
+        def sizes(value, name):
+            if (
+                not isinstance(value, (tuple, list))
+                or not value
+                or any(
+                    not isinstance(v, Integral) or isinstance(v, bool) or not 1 <= v <= MAX_SIZE
+                    for v in value
+                )
+            ):
+                raise ValueError(
+                    f"{name} must be a non-empty sequence of positive integers of at most "
+                    f"{MAX_SIZE}; got {value!r}"
+                )
+            return tuple(int(v) for v in value)
+
+        _, steps, n_features = seqs.x.shape
+        if filters is None:
+            filters_t, kernels_t, se = (), (), False
+        else:
+            filters_t = sizes(filters, "fcn_filters")
+            kernels_t = sizes(self.fcn_kernel_sizes, "fcn_kernel_sizes")
+            if len(kernels_t) != len(filters_t):
+                raise ValueError(
+                    f"fcn_kernel_sizes needs one kernel size per block of fcn_filters; got "
+                    f"{len(kernels_t)} kernel size(s) for {len(filters_t)} block(s)"
+                )
+            se = self.fcn_squeeze_excitation
+            se = n_features > 1 if se == "auto" else bool(se)
+        if self._architecture()[0] is not None:
+            raise ValueError(
+                "fcn_filters and dimension_shuffle cannot be combined with a conv front end "
+                "(conv_filters); use one or the other"
+            )
+        if shuffle and seqs.mask is not None:
+            raise ValueError(
+                "dimension_shuffle=True needs every sequence of one length without missing "
+                "steps: the LSTM reads each sequence's time steps as its features. Pad the "
+                "sequences yourself or use dimension_shuffle=False."
+            )
+        return (filters_t, kernels_t, se, shuffle, int(steps) if shuffle else 0)
 
     @property
     def _arch(self) -> tuple:
@@ -431,6 +511,16 @@ class _BaseLSTM(BaseEstimator):
             elif "bias_ih" in name:
                 hidden = shape[0] // 4
                 view[hidden : 2 * hidden] = 1.0  # forget gate
+            elif name.startswith("fcn."):
+                # As the papers' Keras code: He-uniform convolutions, He-normal
+                # squeeze-excitation; batch normalisation starts as identity.
+                if name.endswith(".weight") and "conv" in name:
+                    bound = np.sqrt(6.0 / int(np.prod(shape[1:])))
+                    view[...] = rng.uniform(-bound, bound, shape)
+                elif ".weight" in name:  # se{i}.weight1 [R, K], weight2 [K, R]
+                    view[...] = rng.normal(0.0, np.sqrt(2.0 / shape[1]), shape)
+                elif name.endswith((".gamma", ".running_var")):
+                    view[...] = 1.0
         self._params = aligned_copy(params)
         _training.params_written(self)
         self._opt_m = aligned_copy(np.zeros_like(params))
@@ -508,6 +598,14 @@ class _BaseLSTM(BaseEstimator):
             return None, np.ascontiguousarray(y_enc, dtype=np.int32)
         return np.ascontiguousarray(y_enc, dtype=self._dtype), None
 
+    def _predict_batch(self, n: int, steps: int) -> int:
+        """Rows per inference mini-batch."""
+        batch = min(_PREDICT_BATCH, n)
+        fcn = self._fcn
+        if fcn is not None and fcn[0]:
+            batch = min(batch, max(1, _FCN_PREDICT_ELEMENTS // (max(1, steps) * max(fcn[0]))))
+        return batch
+
     def _raw_predict(self, seqs: Sequences) -> np.ndarray:
         net = self._network()
         n, steps = seqs.x.shape[:2]
@@ -518,7 +616,7 @@ class _BaseLSTM(BaseEstimator):
             seqs.x,
             seqs.mask,
             out,
-            min(_PREDICT_BATCH, n),
+            self._predict_batch(n, steps),
             _threads(self.n_jobs),
             params_version=self._version(),
         )
@@ -534,7 +632,7 @@ class _BaseLSTM(BaseEstimator):
             targets,
             labels,
             weights,
-            min(_PREDICT_BATCH, len(y_enc)),
+            self._predict_batch(len(y_enc), seqs.x.shape[1]),
             _threads(self.n_jobs),
         )
         score = self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
@@ -572,19 +670,31 @@ class _BaseLSTM(BaseEstimator):
                 "estimator instead"
             )
         seqs, frame = self._as_sequences(X, dtype, fitted=reuse)
+        fcn = self._fcn_architecture(seqs)
+        if reuse and fcn != self._fcn:
+            raise ValueError(
+                "fcn_filters, fcn_kernel_sizes, fcn_squeeze_excitation, dimension_shuffle and, "
+                "with dimension_shuffle, the sequence length cannot change between fits when "
+                "warm_start=True or in partial_fit; fit a fresh estimator instead"
+            )
         y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
+        if per_step and fcn is not None:
+            raise ValueError(
+                "fcn_filters and dimension_shuffle build one output per sequence; they cannot be "
+                "used with per-step targets (return_sequences)"
+            )
         if per_step and self.pooling != "last":
             raise ValueError(
                 f"pooling={self.pooling!r} pools the sequence into one output; it cannot be used "
                 "with per-step targets (return_sequences). Use pooling='last'."
             )
-        self._check_tbptt(per_step)
+        self._check_tbptt(per_step, fcn)
         if reuse and (n_outputs != self._n_outputs or per_step != self._per_step):
             raise ValueError(
                 f"y has {n_outputs} output(s){' per step' if per_step else ''}; the fitted model "
                 f"has {self._n_outputs}{' per step' if self._per_step else ''}"
             )
-        patch = self._choose_patch(seqs, per_step, arch)
+        patch = self._choose_patch(seqs, per_step, arch, fcn)
         if reuse:
             asked = getattr(self, "patch_size", None)
             if asked not in ("auto", None) and patch != self._patch:
@@ -596,7 +706,7 @@ class _BaseLSTM(BaseEstimator):
             patch = self._patch
         else:
             self._new_network(
-                dtype, hidden, seqs.x.shape[2], n_outputs, per_step, arch, frame, patch
+                dtype, hidden, seqs.x.shape[2], n_outputs, per_step, arch, frame, patch, fcn
             )
         seqs = patch_steps(seqs, patch)
         if reuse and self._net_config() != self.__dict__.get("_net_config_used"):
@@ -609,10 +719,16 @@ class _BaseLSTM(BaseEstimator):
             train, val = self._split_validation(seqs, y_enc, weights, self._rng)
         return FitPlan(train, train[0].x.shape[0], 1 if incremental else self.max_iter, val)
 
-    def _check_tbptt(self, per_step: bool) -> None:
+    def _check_tbptt(self, per_step: bool, fcn: tuple | None = None) -> None:
         """Refuse truncated BPTT where the state cannot be carried across chunks."""
         if getattr(self, "tbptt_steps", None) is None:
             return
+        if fcn is not None:
+            raise ValueError(
+                f"tbptt_steps={self.tbptt_steps} cannot be used with fcn_filters or "
+                "dimension_shuffle: the FCN branch (convolutions, batch statistics, pooling) "
+                "and the shuffled LSTM need the whole sequence at once. Use tbptt_steps=None."
+            )
         if self.bidirectional:
             raise ValueError(
                 f"tbptt_steps={self.tbptt_steps} cannot truncate bidirectional layers: the "
@@ -627,10 +743,13 @@ class _BaseLSTM(BaseEstimator):
             )
 
     def _new_network(
-        self, dtype, hidden, n_features, n_outputs, per_step, arch, frame, patch=1
+        self, dtype, hidden, n_features, n_outputs, per_step, arch, frame, patch=1, fcn=None
     ) -> None:
         """Set up the fitted state of a fresh network with initial weights."""
         self.__dict__.pop("_net", None)
+        self.__dict__.pop("_fcn_arch", None)
+        if fcn is not None:  # absent without the branch: such models are as before
+            self._fcn_arch = fcn
         self.patch_size_ = patch
         _training.forget_history(self)
         self._dtype = dtype
@@ -641,6 +760,8 @@ class _BaseLSTM(BaseEstimator):
         self._fitted_arch = arch
         self.frame_shape_ = frame
         n_in = n_features * patch if arch[0] is None else arch[0].output_width(frame)
+        if fcn is not None and fcn[3]:
+            n_in = fcn[4]  # dimension shuffle: the LSTM's features are the time steps
         if n_in > MAX_SIZE:
             raise ValueError(
                 f"conv_filters={self.conv_filters} gives the conv block an output of {n_in} "
@@ -712,14 +833,24 @@ class _BaseLSTM(BaseEstimator):
     def _check_predict_input(self, X) -> Sequences:
         if "_params" not in self.__dict__:  # scikit-learn's check is slow for one-sample calls
             check_is_fitted(self, "_params")
-        return patch_steps(self._as_sequences(X, self._dtype, fitted=True)[0], self._patch)
+        seqs = self._as_sequences(X, self._dtype, fitted=True)[0]
+        fcn = self._fcn
+        if fcn is not None and fcn[3]:
+            if seqs.mask is not None or seqs.x.shape[1] != fcn[4]:
+                raise ValueError(
+                    f"this model was fitted with dimension_shuffle=True on sequences of "
+                    f"{fcn[4]} steps: X must have {fcn[4]} steps in every sequence, none "
+                    f"missing; got {seqs.x.shape[1]} steps"
+                    + (" with padding or missing steps" if seqs.mask is not None else "")
+                )
+        return patch_steps(seqs, self._patch)
 
     @property
     def _patch(self) -> int:
         # Models pickled before patching have none.
         return self.__dict__.get("patch_size_", 1)
 
-    def _choose_patch(self, seqs: Sequences, per_step: bool, arch: tuple) -> int:
+    def _choose_patch(self, seqs: Sequences, per_step: bool, arch: tuple, fcn) -> int:
         """The fitted patch size: `patch_size`, or the rule of ``'auto'``."""
         k = getattr(self, "patch_size", None)
         if k is None:
@@ -730,13 +861,14 @@ class _BaseLSTM(BaseEstimator):
                     f"patch_size={k} groups steps into patches, so the model has no output "
                     "per step; per-step targets (return_sequences) need patch_size=None"
                 )
-            if arch[0] is not None:
+            if arch[0] is not None or fcn is not None:
                 raise ValueError(
                     f"patch_size={k} cannot be combined with a conv front end "
-                    "(conv_filters); use patch_size=None"
+                    "(conv_filters) or the LSTM-FCN branch (fcn_filters, "
+                    "dimension_shuffle); use patch_size=None"
                 )
             return int(k)
-        if per_step or arch[0] is not None or self.tbptt_steps is not None:
+        if per_step or arch[0] is not None or fcn is not None or self.tbptt_steps is not None:
             return 1
         return auto_patch_size(seqs.x.shape[1])
 
@@ -831,6 +963,12 @@ class _Streamable:
                 "sequences"
             )
         self._check_unpatched("stream()")
+        if getattr(self, "_fcn", None) is not None:
+            raise ValueError(
+                "a model with fcn_filters or dimension_shuffle cannot be streamed: the FCN "
+                "branch and the shuffled LSTM need the whole sequence. Use predict on whole "
+                "sequences."
+            )
         engine = self._network().stream(self._params, int(n_streams))
         return Stream(self, engine, _threads(self.n_jobs))
 
@@ -1092,6 +1230,34 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         or a value of at least the sequence length, trains on whole sequences
         (the same result). Not for bidirectional layers or
         ``pooling='mean'``/``'attention'``, which need every step at once.
+    fcn_filters : tuple of int or None, default=None
+        LSTM-FCN (Karim et al. 2017): filters of each block of a fully
+        convolutional branch run beside the LSTM layers, e.g. the papers'
+        ``(128, 256, 128)``. Each block is a 1-D convolution over time ('same'
+        padding, stride 1), batch normalisation and ReLU; global average
+        pooling over time ends the branch, and its output is concatenated
+        after the LSTM's (last step or ``pooling``) into the output layer.
+        Batch normalisation uses the batch's statistics in training and its
+        running statistics (momentum 0.1, eps 1e-5, as PyTorch's
+        ``BatchNorm1d``) in predict; they are saved with the model. With
+        sequences of different lengths, padding steps enter no convolution,
+        statistic or pooling. None: no branch (the model is exactly as
+        without these parameters). One output per sequence only; not with a
+        conv front end or ``tbptt_steps``, and not for :meth:`stream`,
+        ``to_onnx`` or ``to_torch``.
+    fcn_kernel_sizes : tuple of int, default=(8, 5, 3)
+        Kernel size of each block of ``fcn_filters`` (one per block).
+    fcn_squeeze_excitation : bool or 'auto', default='auto'
+        MLSTM-FCN (Karim et al. 2019): squeeze-and-excitation after every
+        block but the last (global average pooling, a dense layer of
+        ``max(1, filters // 16)`` units with ReLU, a dense layer with a
+        sigmoid, scaling each channel; no biases, as the papers' code).
+        'auto': on when X has more than one feature.
+    dimension_shuffle : bool, default=False
+        The LSTM layers read each sequence transposed, as the papers do: the
+        ``F`` features become the steps and the ``T`` time steps the features
+        of each. Every sequence must then have the length seen in fit,
+        without missing steps. The FCN branch always reads X as it is.
     patch_size : int, 'auto' or None, default='auto'
         Read every ``patch_size`` consecutive steps as one LSTM step of
         ``patch_size * n_features`` values (the patches of PatchTST), so that
@@ -1291,7 +1457,8 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     n_iter_no_change, early_stopping, validation_fraction,
     restore_best_weights, random_state, n_jobs, verbose, warm_start,
     callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
-    attention_units, missing, tbptt_steps, patch_size
+    attention_units, missing, tbptt_steps, fcn_filters, fcn_kernel_sizes,
+    fcn_squeeze_excitation, dimension_shuffle, patch_size
         As in :class:`LSTMRegressor`; the validation score is accuracy.
     loss : {'log_loss'}, default='log_loss'
         Training loss.
@@ -1365,6 +1532,10 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         attention_units: int = 16,
         missing: str = "raise",
         tbptt_steps: int | None = None,
+        fcn_filters: Sequence[int] | None = None,
+        fcn_kernel_sizes: Sequence[int] = (8, 5, 3),
+        fcn_squeeze_excitation: bool | str = "auto",
+        dimension_shuffle: bool = False,
         patch_size: int | str | None = "auto",
     ) -> None:
         super().__init__(
@@ -1406,6 +1577,10 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
             attention_units=attention_units,
             missing=missing,
             tbptt_steps=tbptt_steps,
+            fcn_filters=fcn_filters,
+            fcn_kernel_sizes=fcn_kernel_sizes,
+            fcn_squeeze_excitation=fcn_squeeze_excitation,
+            dimension_shuffle=dimension_shuffle,
             patch_size=patch_size,
         )
         self.class_weight = class_weight

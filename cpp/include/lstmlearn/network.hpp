@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "lstmlearn/fcn.hpp"
 #include "lstmlearn/layers.hpp"
 #include "lstmlearn/lstm.hpp"
 #include "lstmlearn/optimizer.hpp"
@@ -61,7 +62,23 @@ struct NetworkSpec {
   Pooling pooling = Pooling::Last;
   int attention_units = 16;
 
+  // LSTM-FCN: a fully convolutional branch over x (fcn.hpp) beside the LSTM
+  // layers, its pooled output concatenated after theirs into the dense head
+  // (a last-step head; no front end). Empty fcn_filters: no branch.
+  std::vector<int> fcn_filters;
+  std::vector<int> fcn_kernels;
+  bool fcn_squeeze_excitation = false;
+  int fcn_reduction = 16;
+  // The LSTM reads x transposed, [B, F, T]: F steps of `sequence_length`
+  // (= T) features ("dimension shuffle"). Needs every sequence of that
+  // length and no mask.
+  bool dimension_shuffle = false;
+  int sequence_length = 0;
+
   void validate() const;
+  bool has_fcn() const { return !fcn_filters.empty(); }
+  FcnSpec fcn_spec() const;
+  int head_width() const;       // Wd = W of the top layer (+ the branch's K_last)
   int lstm_input_size() const;  // F_0
   Conv1dShape conv1d_shape(int rows) const;
   Conv2dShape conv2d_shape(int rows) const;
@@ -117,7 +134,8 @@ class Network {
   // Names: layer{i}.weight_ih_l0[_reverse], ..., dense.weight [O, W], dense.bias [O],
   // then with a conv front end conv.weight [K, C, k] or [K, C, kh, kw] and
   // conv.bias [K], then with attention pooling pool.weight [A, W],
-  // pool.bias [A] and pool.v [A].
+  // pool.bias [A] and pool.v [A], then the FCN branch's fcn.* (fcn.hpp).
+  // With the branch, dense.weight is [O, Wd].
   const std::vector<TensorInfo>& layout() const { return layout_; }
 
   // Outputs for `data` in mini-batches of `batch_size`: [N, O] or [N, T, O];
@@ -229,7 +247,13 @@ class Network {
   std::size_t dense_offset_ = 0;
   std::size_t conv_offset_ = 0;  // conv.weight, then conv.bias
   std::size_t pool_offset_ = 0;  // pool.weight, pool.bias, pool.v
+  std::size_t fcn_offset_ = 0;   // the FCN branch's parameters
   std::vector<Layer> layers_;
+  FcnBranch<T> fcn_;
+  bool fcn_trained_ = false;   // the last forward was a training one (update_running)
+  AlignedVector<T> shuffled_;  // [B, F, T] the LSTM's input with dimension_shuffle
+  AlignedVector<T> head_;      // [B, Wd] features of the dense head with the branch
+  AlignedVector<T> d_lstm_;    // [B, W] the LSTM part of d_features_
 
   // Current mini-batch.
   int steps_ = 0;
