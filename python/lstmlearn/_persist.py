@@ -328,7 +328,13 @@ _COMMON = {
     "n_iter_": "count",
     "t_": "count",
     "_no_improvement": "count",
+    "learning_rate_": "positive",
+    "_initial_learning_rate": "positive",
+    "best_epoch_": "size?",
 }
+# Fitted attributes added after format version 1 was first written: a file
+# without them loads (their values start anew on the next fit).
+_LATER = {"learning_rate_", "_initial_learning_rate", "best_epoch_"}
 _NETWORK = {
     **_COMMON,
     "_n_outputs": "size",
@@ -414,6 +420,7 @@ _KINDS = {
     "count": lambda v: _is_int(v) and v >= 0,
     "size": lambda v: _is_int(v) and 1 <= v < 2**31,
     "float": _is_number,
+    "positive": lambda v: _is_number(v) and 0 < v < np.inf,
     "floats": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
     "sizes": lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x < 2**31 for x in v),
     "sizes_tuple": lambda v: isinstance(v, tuple) and all(_is_int(x) and 1 <= x < 2**31 for x in v),
@@ -443,10 +450,13 @@ _KINDS = {
 def check_state(cls, state: dict) -> None:
     """Refuse a fitted state that does not match the class's schema."""
     schema = _SCHEMA[cls.__name__]
-    missing, extra = sorted(schema.keys() - state.keys()), sorted(state.keys() - schema.keys())
+    missing = sorted(schema.keys() - state.keys() - _LATER)
+    extra = sorted(state.keys() - schema.keys())
     if missing or extra:
         raise _Damaged(f"fitted attributes missing {missing[:5]}, unexpected {extra[:5]}")
     for name, kind in schema.items():
+        if name not in state:
+            continue
         value = state[name]
         optional = kind.endswith("?")
         if optional and value is None:
