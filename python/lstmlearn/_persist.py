@@ -331,10 +331,12 @@ _COMMON = {
     "learning_rate_": "positive",
     "_initial_learning_rate": "positive",
     "best_epoch_": "size?",
+    "_first_loss": "float?",
+    "_plateau_left": "bool",
 }
 # Fitted attributes added after format version 1 was first written: a file
 # without them loads (their values start anew on the next fit).
-_LATER = {"learning_rate_", "_initial_learning_rate", "best_epoch_"}
+_LATER = {"learning_rate_", "_initial_learning_rate", "best_epoch_", "_first_loss", "_plateau_left"}
 _NETWORK = {
     **_COMMON,
     "_n_outputs": "size",

@@ -21,10 +21,22 @@ The schedule and the stopping rule (``lr_schedule='plateau'``, the default):
 - training stops once the rate is at ``min_learning_rate`` and the stopping
   quantity (the validation score, else the training loss) has not improved by
   more than ``tol`` for ``n_iter_no_change`` epochs at that rate, as
-  scikit-learn's MLP stops with ``learning_rate='adaptive'``. A plateau of the
-  loss early in training thus costs reductions of the rate, not the fit.
+  scikit-learn's MLP stops with ``learning_rate='adaptive'``;
+- neither starts before the monitored loss has left its initial plateau: until
+  it falls ``PLATEAU_DROP`` (10%) below its first epoch's value, the rate
+  stays and training goes on (up to ``max_iter``). A loss at chance level for
+  many epochs (a long-memory task) is the start of training, not its end;
+  reducing the rate there keeps it there (measured: see the README).
   With ``lr_schedule='constant'`` the rate never changes and training stops
   after ``n_iter_no_change`` epochs without improvement (scikit-learn's rule).
+
+A fit that ends at ``max_iter`` warns (``ConvergenceWarning``) only if the
+stopping quantity still improved by more than ``tol`` within its last
+``n_iter_no_change`` epochs, or the loss never left its initial plateau; and
+only after more than ``n_iter_no_change`` epochs (a shorter ``max_iter`` is a
+fixed budget). scikit-learn's MLP warns whenever ``max_iter`` ends the fit;
+a loss that has flattened, with a rate the schedule could still reduce, has
+converged as far as its rule would tell.
 
 The current rate, ``learning_rate_``, is fitted state: ``warm_start`` and
 ``partial_fit`` continue at it (``partial_fit`` trains one epoch and steps
@@ -74,7 +86,13 @@ _HISTORY = (
     "learning_rate_",
     "best_epoch_",
     "_initial_learning_rate",
+    "_first_loss",
+    "_plateau_left",
 )
+
+# The initial plateau ends when the monitored loss falls this fraction below
+# its value in the first epoch (see the module docstring).
+PLATEAU_DROP = 0.1
 
 # Tokens of parameter values: a new one whenever an estimator's parameter array
 # is replaced or written, never reused, so the engine's packed-weight cache
@@ -204,6 +222,7 @@ def fit(est, prepare, *, incremental: bool):
         plan = prepare()
         validation = plan.validation is not None
         start_history(est, validation)
+        epochs_before = len(est.loss_curve_)
         _start_rate(est)
         est._no_improvement = 0
         best_params, best_epoch = None, None
@@ -225,7 +244,8 @@ def fit(est, prepare, *, incremental: bool):
                     best_params, best_epoch = est._params.copy(), est.n_iter_
             since_improved = 0 if improved else since_improved + 1
             est._no_improvement = 0 if improved else est._no_improvement + 1
-            if schedule is not None and schedule.step(logs["val_loss" if validation else "loss"]):
+            monitored = logs["val_loss" if validation else "loss"]
+            if schedule is not None and schedule.step(monitored):
                 est._no_improvement = 0  # the new rate gets its own n_iter_no_change epochs
             if callbacks or epoch + 1 < plan.epochs:  # something may still fail
                 checkpoint = _copied_state(est)  # this epoch is complete
@@ -260,16 +280,32 @@ def fit(est, prepare, *, incremental: bool):
         est._params[...] = best_params
         est.best_epoch_ = best_epoch
         params_written(est)
-    if not incremental and not stopped and since_improved <= est.n_iter_no_change:
-        what = "validation score" if validation else "training loss"
-        warnings.warn(
-            f"Stochastic optimizer: maximum iterations ({est.max_iter}) reached and the "
-            f"optimization hasn't converged yet: the {what} improved by more than "
-            f"tol={est.tol} within the last {est.n_iter_no_change} epochs. Raise max_iter, or "
-            "see the stopping rule (lr_schedule, n_iter_no_change).",
-            ConvergenceWarning,
-            stacklevel=5,
-        )
+    # scikit-learn's MLP warns when max_iter ends a fit its stopping rule did
+    # not; here only when the stopping quantity still improved within the last
+    # n_iter_no_change epochs. A plateau that the schedule had not yet reduced
+    # to min_learning_rate is not a failure to converge, and a budget shorter
+    # than n_iter_no_change + 1 epochs is a fixed budget, not a verdict.
+    ran = len(est.loss_curve_) - epochs_before
+    if not incremental and not stopped and ran > est.n_iter_no_change:
+        what = "validation" if validation else "training"
+        why = None
+        if _schedule(est) != "constant" and not est._plateau_left:
+            why = (
+                f"the {what} loss never fell {PLATEAU_DROP:.0%} below its first epoch's "
+                f"({est._first_loss:.4g}): training may still be in its initial plateau"
+            )
+        elif since_improved <= est.n_iter_no_change:
+            why = (
+                f"the {what} {'score' if validation else 'loss'} improved by more than "
+                f"tol={est.tol} within the last {est.n_iter_no_change} epochs"
+            )
+        if why is not None:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({est.max_iter}) reached and the "
+                f"optimization hasn't converged yet: {why}. Raise max_iter.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
     return est
 
 
@@ -285,6 +321,10 @@ def _start_rate(est) -> None:
     est._initial_learning_rate = initial
     if "best_epoch_" not in est.__dict__:
         est.best_epoch_ = None
+    if "_plateau_left" not in est.__dict__:
+        # A model trained before the plateau was tracked has left it.
+        est._plateau_left = est.n_iter_ > 0
+        est._first_loss = None
 
 
 def _schedule(est) -> str:
@@ -299,7 +339,9 @@ def _at_floor(est) -> bool:
 
 
 def _should_stop(est) -> bool:
-    return est._no_improvement > est.n_iter_no_change and _at_floor(est)
+    if est._no_improvement <= est.n_iter_no_change:
+        return False
+    return _schedule(est) == "constant" or (est._plateau_left and _at_floor(est))
 
 
 def _at_rate(est) -> str:
@@ -323,6 +365,12 @@ class _Plateau:
         est = self.est
         if _schedule(est) == "constant":
             return False
+        if est.__dict__.get("_first_loss") is None:
+            est._first_loss = loss
+        if not est._plateau_left:
+            est._plateau_left = bool(loss < (1 - PLATEAU_DROP) * est._first_loss)
+            if not est._plateau_left:
+                return False
         if loss < self.best - est.tol:
             self.best, self.wait = loss, 0
             return False

@@ -32,7 +32,7 @@ _PREDICT_BATCH = 256
 
 # Defaults of the learning-rate schedule (see _training and the README's
 # "Training" notes for the measurements behind them).
-LR_FACTOR = 0.5
+LR_FACTOR = 0.2
 LR_PATIENCE = 10
 MIN_LEARNING_RATE = 1e-5
 
@@ -1063,7 +1063,7 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         else the training loss), down to ``min_learning_rate``, as Keras'
         ``ReduceLROnPlateau``; ``'constant'`` keeps ``learning_rate``. The
         rate reached is ``learning_rate_``; ``warm_start`` continues at it.
-    lr_factor : float, default=0.5
+    lr_factor : float, default=0.2
         Factor of each reduction, in (0, 1).
     lr_patience : int, default=10
         Epochs without improvement before the rate is reduced.
