@@ -620,6 +620,7 @@ def test_no_warning_from_partial_fit_or_a_stopping_callback():
         dict(lr_factor=0.0),
         dict(lr_patience=0),
         dict(min_learning_rate=-1e-3),
+        dict(min_learning_rate=0.0),
         dict(validation_split="first"),
     ],
 )

@@ -280,11 +280,7 @@ def fit(est, prepare, *, incremental: bool):
         est._params[...] = best_params
         est.best_epoch_ = best_epoch
         params_written(est)
-    # scikit-learn's MLP warns when max_iter ends a fit its stopping rule did
-    # not; here only when the stopping quantity still improved within the last
-    # n_iter_no_change epochs. A plateau that the schedule had not yet reduced
-    # to min_learning_rate is not a failure to converge, and a budget shorter
-    # than n_iter_no_change + 1 epochs is a fixed budget, not a verdict.
+    # The convergence warning: see the module docstring.
     ran = len(est.loss_curve_) - epochs_before
     if not incremental and not stopped and ran > est.n_iter_no_change:
         what = "validation" if validation else "training"
@@ -335,7 +331,7 @@ def _at_floor(est) -> bool:
     """Whether the schedule can reduce the rate no further."""
     if _schedule(est) == "constant":
         return True
-    return est.learning_rate_ <= max(float(est.min_learning_rate), 0.0) * (1 + 1e-9)
+    return est.learning_rate_ <= float(est.min_learning_rate) * (1 + 1e-9)
 
 
 def _should_stop(est) -> bool:

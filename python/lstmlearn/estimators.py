@@ -128,7 +128,7 @@ class _BaseLSTM(BaseEstimator):
         "lr_schedule": [StrOptions({"plateau", "constant"})],
         "lr_factor": [Interval(Real, 0, 1, closed="neither")],
         "lr_patience": [Interval(Integral, 1, MAX_SIZE, closed="both")],
-        "min_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "min_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
         "n_jobs": [Interval(Integral, None, MAX_SIZE, closed="right"), None],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
@@ -1068,7 +1068,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
     lr_patience : int, default=10
         Epochs without improvement before the rate is reduced.
     min_learning_rate : float, default=1e-5
-        The rate is not reduced below this; training may stop only there.
+        The rate is not reduced below this (positive) value; training may stop
+        only there.
     loss : {'squared_error', 'absolute_error', 'huber'}, default='squared_error'
         Training loss.
     random_state : int, RandomState instance or None, default=None
