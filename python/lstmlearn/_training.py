@@ -465,7 +465,7 @@ def _report(est, logs: dict[str, float]) -> None:
     text = f"loss: {logs['loss']:.6g}"
     if "val_loss" in logs:
         text += f" - val_loss: {logs['val_loss']:.6g} - val_score: {logs['val_score']:.4f}"
-    text += f" - {logs['seconds']:.2f}s"
+    text += f" - lr: {logs['learning_rate']:.3g} - {logs['seconds']:.2f}s"
     if est.verbose == 2:
         print(f"Epoch {logs['epoch']}: {text}", file=sys.stderr)
     else:
