@@ -40,4 +40,13 @@ def __getattr__(name: str):
         from ._onnx import register_skl2onnx
 
         return register_skl2onnx
+    # So is matplotlib (the plot extra): the displays are imported on first use.
+    if name in ("ForecastDisplay", "LossCurveDisplay"):
+        from . import display
+
+        return getattr(display, name)
     raise AttributeError(f"module 'lstmlearn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"ForecastDisplay", "LossCurveDisplay"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,15 +72,74 @@ def _mask_missing(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 def _is_ragged_list(X: object) -> bool:
+    """A list of sequences of different shapes (lengths, or widths: then an error follows)."""
     if not isinstance(X, (list, tuple)) or len(X) == 0:
         return False
     if not all(hasattr(s, "__len__") for s in X):
         return False
-    return len({len(s) for s in X}) > 1
+    return len({_shape(s) for s in X}) > 1
+
+
+def _shape(s: object) -> tuple[int, ...]:
+    try:
+        return np.shape(s)
+    except ValueError:  # a nested list of rows of different lengths: refused later
+        return (len(s), -1)
+
+
+def _is_nested_frame(X: object) -> bool:
+    # sktime's "nested_univ": a DataFrame whose cells hold one series each.
+    if not (hasattr(X, "columns") and hasattr(X, "iloc") and hasattr(X, "dtypes")):
+        return False
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return False
+    if not all(getattr(d, "kind", None) == "O" for d in X.dtypes):
+        return False
+    first = X.iloc[0, 0]
+    return not isinstance(first, (str, bytes)) and np.ndim(first) == 1
+
+
+def sequence_list(X: object) -> object:
+    """The sequences of the time-series ecosystem's containers, as a list; else X unchanged.
+
+    - a 1-D NumPy object array of sequences (the container aeon and sktime use
+      for series of different lengths), each in lstmlearn's layout
+      ``[T_i, F]`` or ``[T_i]`` (aeon's own ``[channels, T_i]`` must be
+      transposed): the list of its elements, so it gives what that list gives;
+    - a pandas DataFrame of series (sktime's ``nested_univ``: a row per
+      sequence, a column per feature, each cell a Series or array of the
+      sequence's steps): a list of ``[T_i, n_columns]`` arrays.
+
+    Anything else (arrays, lists, flat DataFrames) is returned as it came.
+    """
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1 and X.size:
+        if all(np.ndim(s) > 0 for s in X):
+            return [np.asarray(s) for s in X]
+        return X
+    if _is_nested_frame(X):
+        rows = []
+        for k in range(X.shape[0]):
+            cells = [np.asarray(c) for c in X.iloc[k]]
+            lengths = {c.shape for c in cells}
+            if len(lengths) > 1 or cells[0].ndim != 1:
+                raise ValueError(
+                    f"Row {k} of the nested DataFrame X holds series of shapes "
+                    f"{sorted(lengths)}; each cell must be a 1-D series, and the cells of one "
+                    "row (the features of one sequence) must have the same length"
+                )
+            rows.append(np.stack(cells, axis=1))
+        return rows
+    if hasattr(X, "to_numpy") and hasattr(X, "dtype") and X.dtype == object and X.ndim == 1:
+        return sequence_list(X.to_numpy())  # a pandas Series of sequences
+    return X
 
 
 def as_sequences(
-    X: object, dtype: np.dtype, n_features: int | None = None, missing: str = "raise"
+    X: object,
+    dtype: np.dtype,
+    n_features: int | None = None,
+    missing: str = "raise",
+    check_layout: bool = False,
 ) -> Sequences:
     """Validate sequence input.
 
@@ -87,7 +147,9 @@ def as_sequences(
     ----------
     X : array-like of shape (n, T, F) or (n, T), or list of arrays (T_i, F) or (T_i,)
         A 2-D array is taken as one feature per step. A list of sequences of
-        different lengths is padded at the end and masked.
+        different lengths is padded at the end and masked. The containers of
+        :func:`sequence_list` (object arrays, nested DataFrames) are read as
+        the list of their sequences.
     dtype : numpy dtype
         The model's float dtype.
     n_features : int, optional
@@ -95,6 +157,9 @@ def as_sequences(
     missing : {'raise', 'mask'}, default='raise'
         What a step holding NaN means: an error, or a missing step, masked
         out as padding is (the state is carried over it).
+    check_layout : bool, default=False
+        Warn when a 3-D array looks like ``[n, channels, timepoints]`` (see
+        :func:`_warn_channels_first`); for a fresh fit.
     """
     lengths = None
     if X is None:
@@ -104,6 +169,7 @@ def as_sequences(
             "Sparse input is not supported: LSTMs need dense sequences; convert X with "
             "X.toarray() first"
         )
+    X = sequence_list(X)
     if _is_ragged_list(X):
         seqs = [np.asarray(s) for s in X]
         for k, s in enumerate(seqs):
@@ -116,8 +182,15 @@ def as_sequences(
         seqs = [s[:, None] if s.ndim == 1 else s for s in seqs]
         widths = {s.shape[1] for s in seqs}
         if len(widths) > 1:
+            hint = ""
+            if len({len(s) for s in seqs}) == 1:
+                hint = (
+                    f". Every sequence has {len(seqs[0])} rows: if those are channels (aeon's "
+                    "and sktime's [channels, timepoints] layout), transpose each sequence to "
+                    "[timesteps, features]: [x.T for x in X]"
+                )
             raise ValueError(
-                f"All sequences must have the same number of features; got {sorted(widths)}"
+                f"All sequences must have the same number of features; got {sorted(widths)}" + hint
             )
         lengths = np.array([len(s) for s in seqs])
         if lengths.min() == 0:
@@ -153,6 +226,8 @@ def as_sequences(
                 "X[None] for one (timesteps, features) sequence"
             )
         x = np.ascontiguousarray(x, dtype=dtype)
+        if check_layout and x.ndim == 3:
+            _warn_channels_first(x.shape)
     if x.shape[0] == 0:
         raise ValueError(
             f"Found array with 0 sample(s) (shape={x.shape}) while a minimum of 1 is required."
@@ -162,9 +237,16 @@ def as_sequences(
     if missing == "raise":
         _check_finite(x, "X")
     if n_features is not None and x.shape[2] != n_features:
+        hint = ""
+        if lengths is None and x.shape[1] == n_features:
+            hint = (
+                f". X has {n_features} steps: if X is [samples, channels, timepoints] (aeon's "
+                "and sktime's layout), pass X.transpose(0, 2, 1), as lstmlearn reads "
+                "[samples, timesteps, features]"
+            )
         raise ValueError(
             f"X has {x.shape[2]} features per step, but this model was fitted with "
-            f"{n_features} features per step"
+            f"{n_features} features per step{hint}"
         )
     mask = None
     if lengths is not None:
@@ -173,6 +255,77 @@ def as_sequences(
         x = x.copy()  # x may be the caller's array: never write into it
         mask = _mask_missing(x, mask)
     return Sequences(x, mask, lengths)
+
+
+# A 3-D X of at most _FEW_STEPS steps with at least _WIDE times as many features
+# per step (and at least _MIN_WIDE) is more likely aeon's [n, channels, T] than
+# [n, T, F]: see _warn_channels_first.
+_FEW_STEPS, _WIDE, _MIN_WIDE = 10, 10, 20
+
+
+def _warn_channels_first(shape: tuple[int, ...]) -> None:
+    """Warn, never refuse: an X of few steps and many features may be [n, channels, T].
+
+    aeon and sktime hold collections as [n, channels, timepoints]; passed as
+    is, a univariate set [n, 1, T] becomes one step of T features, and the
+    LSTM sees no sequence at all. Few steps of many features are also valid
+    input (the Keras tutorials' [samples, 1, lags] framing), so this only
+    warns, and only where channels-first is the likelier reading.
+    """
+    _, steps, features = shape
+    if steps <= _FEW_STEPS and features >= max(_WIDE * steps, _MIN_WIDE):
+        warnings.warn(
+            f"X has shape {tuple(shape)}: {steps} time step(s) of {features} features each. "
+            "lstmlearn reads X as [samples, timesteps, features], like Keras; if X is "
+            "[samples, channels, timepoints] (aeon's and sktime's layout), pass "
+            "X.transpose(0, 2, 1). If the layout is intended, ignore this warning.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+# patch_size='auto': sequences longer than AUTO_PATCH_ABOVE steps are read in
+# patches of ceil(T / AUTO_PATCH_STEPS) steps, so that the LSTM sees about
+# AUTO_PATCH_STEPS steps. Chosen by cross-validation on the training splits of
+# long univariate UCR series: see benchmarks/README.md (bench_accuracy.py).
+AUTO_PATCH_ABOVE = 100
+AUTO_PATCH_STEPS = 50
+
+
+def auto_patch_size(steps: int) -> int:
+    """The patch size that ``patch_size='auto'`` gives sequences of `steps` steps."""
+    if steps <= AUTO_PATCH_ABOVE:
+        return 1
+    return -(-steps // AUTO_PATCH_STEPS)
+
+
+def patch_steps(seqs: Sequences, k: int) -> Sequences:
+    """Group every `k` consecutive steps of each sequence into one step of k*F features.
+
+    Each sequence is aligned on its last real step: a length that `k` does not
+    divide is padded with zeros at its start, so that the last patch always ends
+    on the last observation. A patch is real (mask 1) if any of its steps is.
+    Sequences of different lengths keep their own number of patches.
+    """
+    if k == 1:
+        return seqs
+    x, mask = seqs.x, seqs.mask
+    n, T, F = x.shape
+    if mask is None:
+        pad = (-T) % k
+        if pad:
+            x = np.concatenate([np.zeros((n, pad, F), x.dtype), x], axis=1)
+        return Sequences(np.ascontiguousarray(x.reshape(n, -1, k * F)), None, None)
+    lengths = seqs.lengths if seqs.lengths is not None else np.full(n, T)
+    patches = -(-lengths // k)  # ceil
+    out = np.zeros((n, int(patches.max()) * k, F), x.dtype)
+    keep = np.zeros((n, out.shape[1]), np.uint8)
+    for i, (length, m) in enumerate(zip(lengths, patches, strict=True)):
+        start = int(m) * k - int(length)
+        out[i, start : start + length] = x[i, :length]
+        keep[i, start : start + length] = mask[i, :length]
+    real = keep.reshape(n, -1, k).any(axis=2).astype(np.uint8)
+    return Sequences(out.reshape(n, -1, k * F), real, None if seqs.lengths is None else patches)
 
 
 def per_step_target(y: object, seqs: Sequences, name: str = "y") -> np.ndarray | None:

@@ -152,6 +152,7 @@ def to_torch(est):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(est, "_params")
+    est._check_unpatched("to_torch()")
     front, pooling, _ = est._arch
     hidden = est._hidden
     if front is not None or pooling != "last":

@@ -818,6 +818,8 @@ def to_onnx(
             f"models; got {type(estimator).__name__}"
         )
     check_is_fitted(estimator, "_params")
+    if isinstance(estimator, (LSTMRegressor, LSTMClassifier)):
+        estimator._check_unpatched("to_onnx()")
     opset = _check_opset(opset)
     recurrence = _check_recurrence(recurrence, np.dtype(estimator._dtype))
     name = type(estimator).__name__

@@ -344,6 +344,7 @@ _NETWORK = {
     "return_sequences_": "bool",
     "_fitted_arch": "arch",
     "frame_shape_": "sizes_tuple?",
+    "patch_size_": "size",
     "_net_config_used": "net_config",
 }
 _SCHEMA = {

@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine, _persist, _training
-from ._data import Sequences, as_sequences, per_step_target, unpad
+from ._data import Sequences, as_sequences, auto_patch_size, patch_steps, per_step_target, unpad
 from ._frames import FrontEnd, flatten_frames
 from ._stream import Stream
 from ._threads import resolve as resolve_threads
@@ -142,6 +142,7 @@ class _BaseLSTM(BaseEstimator):
         "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "missing": [StrOptions({"raise", "mask"})],
         "tbptt_steps": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        "patch_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), StrOptions({"auto"}), None],
     }
 
     def __init__(
@@ -190,6 +191,7 @@ class _BaseLSTM(BaseEstimator):
         attention_units: int = 16,
         missing: str = "raise",
         tbptt_steps: int | None = None,
+        patch_size: int | str | None = "auto",
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
@@ -234,6 +236,7 @@ class _BaseLSTM(BaseEstimator):
         self.attention_units = attention_units
         self.missing = missing
         self.tbptt_steps = tbptt_steps
+        self.patch_size = patch_size
 
     # -- subclass hooks -----------------------------------------------------
 
@@ -269,7 +272,7 @@ class _BaseLSTM(BaseEstimator):
         net = self.__dict__.get("_net")
         if net is None:
             net = getattr(_engine.core, _NETWORKS[self._dtype])(
-                self.n_features_in_,
+                self.n_features_in_ * self._patch,
                 self._hidden,
                 self.bidirectional,
                 self.merge_mode,
@@ -314,7 +317,7 @@ class _BaseLSTM(BaseEstimator):
         n_features = self.n_features_in_ if fitted else None
         missing = getattr(self, "missing", "raise")
         if front is None:
-            return as_sequences(X, dtype, n_features, missing), None
+            return as_sequences(X, dtype, n_features, missing, check_layout=not fitted), None
         flat, frame = flatten_frames(X, front, self.frame_shape_ if fitted else None)
         return as_sequences(flat, dtype, n_features, missing), frame
 
@@ -364,6 +367,7 @@ class _BaseLSTM(BaseEstimator):
         # Parameters pickled before they existed: the behaviour of that time.
         for name, old in (
             ("tbptt_steps", None),
+            ("patch_size", None),
             ("validation_split", "shuffle"),
             ("restore_best_weights", False),
             ("lr_schedule", "constant"),
@@ -637,8 +641,21 @@ class _BaseLSTM(BaseEstimator):
                 f"y has {n_outputs} output(s){' per step' if per_step else ''}; the fitted model "
                 f"has {self._n_outputs}{' per step' if self._per_step else ''}"
             )
-        if not reuse:
-            self._new_network(dtype, hidden, seqs.x.shape[2], n_outputs, per_step, arch, frame)
+        patch = self._choose_patch(seqs, per_step, arch)
+        if reuse:
+            asked = getattr(self, "patch_size", None)
+            if asked not in ("auto", None) and patch != self._patch:
+                raise ValueError(
+                    f"patch_size cannot change between fits when warm_start=True or in "
+                    f"partial_fit (fitted with {self._patch}, now {asked}); fit a "
+                    "fresh estimator instead"
+                )
+            patch = self._patch
+        else:
+            self._new_network(
+                dtype, hidden, seqs.x.shape[2], n_outputs, per_step, arch, frame, patch
+            )
+        seqs = patch_steps(seqs, patch)
         if reuse and self._net_config() != self.__dict__.get("_net_config_used"):
             self.__dict__.pop("_net", None)  # dropout or merge changed between fits
         self.__dict__["_net_config_used"] = self._net_config()
@@ -668,9 +685,12 @@ class _BaseLSTM(BaseEstimator):
                 "tbptt_steps=None."
             )
 
-    def _new_network(self, dtype, hidden, n_features, n_outputs, per_step, arch, frame) -> None:
+    def _new_network(
+        self, dtype, hidden, n_features, n_outputs, per_step, arch, frame, patch=1
+    ) -> None:
         """Set up the fitted state of a fresh network with initial weights."""
         self.__dict__.pop("_net", None)
+        self.patch_size_ = patch
         _training.forget_history(self)
         self._dtype = dtype
         self._hidden = hidden
@@ -679,7 +699,7 @@ class _BaseLSTM(BaseEstimator):
         self._per_step = self.return_sequences_ = per_step
         self._fitted_arch = arch
         self.frame_shape_ = frame
-        n_in = n_features if arch[0] is None else arch[0].output_width(frame)
+        n_in = n_features * patch if arch[0] is None else arch[0].output_width(frame)
         if n_in > MAX_SIZE:
             raise ValueError(
                 f"conv_filters={self.conv_filters} gives the conv block an output of {n_in} "
@@ -751,7 +771,42 @@ class _BaseLSTM(BaseEstimator):
     def _check_predict_input(self, X) -> Sequences:
         if "_params" not in self.__dict__:  # scikit-learn's check is slow for one-sample calls
             check_is_fitted(self, "_params")
-        return self._as_sequences(X, self._dtype, fitted=True)[0]
+        return patch_steps(self._as_sequences(X, self._dtype, fitted=True)[0], self._patch)
+
+    @property
+    def _patch(self) -> int:
+        # Models pickled before patching have none.
+        return self.__dict__.get("patch_size_", 1)
+
+    def _choose_patch(self, seqs: Sequences, per_step: bool, arch: tuple) -> int:
+        """The fitted patch size: `patch_size`, or the rule of ``'auto'``."""
+        k = getattr(self, "patch_size", None)
+        if k is None:
+            return 1
+        if k != "auto":
+            if per_step:
+                raise ValueError(
+                    f"patch_size={k} groups steps into patches, so the model has no output "
+                    "per step; per-step targets (return_sequences) need patch_size=None"
+                )
+            if arch[0] is not None:
+                raise ValueError(
+                    f"patch_size={k} cannot be combined with a conv front end "
+                    "(conv_filters); use patch_size=None"
+                )
+            return int(k)
+        if per_step or arch[0] is not None or self.tbptt_steps is not None:
+            return 1
+        return auto_patch_size(seqs.x.shape[1])
+
+    def _check_unpatched(self, what: str) -> None:
+        if self._patch > 1:
+            raise ValueError(
+                f"{what} needs a model that reads one step at a time; this one groups "
+                f"{self._patch} steps into each LSTM step (patch_size_={self._patch}, "
+                "chosen by patch_size='auto' for long sequences). Fit it with "
+                "patch_size=None"
+            )
 
     def attention_weights(self, X) -> np.ndarray:
         """Attention-pooling weights of each time step.
@@ -834,6 +889,7 @@ class _Streamable:
                 "a model with a conv front end cannot be streamed yet; use predict on whole "
                 "sequences"
             )
+        self._check_unpatched("stream()")
         engine = self._network().stream(self._params, int(n_streams))
         return Stream(self, engine, _threads(self.n_jobs))
 
@@ -1127,12 +1183,27 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         or a value of at least the sequence length, trains on whole sequences
         (the same result). Not for bidirectional layers or
         ``pooling='mean'``/``'attention'``, which need every step at once.
+    patch_size : int, 'auto' or None, default='auto'
+        Read every ``patch_size`` consecutive steps as one LSTM step of
+        ``patch_size * n_features`` values (the patches of PatchTST), so that
+        a long series reaches the LSTM as tens of steps instead of thousands:
+        faster, and much easier to train. Each sequence is aligned on its last
+        step (a length that the patch size does not divide gets zeros before
+        its first step). ``'auto'``: sequences longer than 100 steps are read
+        in patches of ``ceil(T / 50)`` steps, shorter ones step by step; never
+        with per-step targets, ``tbptt_steps`` or a conv front end. None: one
+        step at a time. The rule was chosen by cross-validation on the
+        training splits of long UCR series (``benchmarks/README.md``).
+        ``stream()``, ``to_torch()`` and ``to_onnx()`` need ``patch_size_ ==
+        1``.
 
     Attributes
     ----------
     n_features_in_ : int
         Features per step seen in fit (with a conv front end, the size of one
         flattened frame).
+    patch_size_ : int
+        Steps per LSTM step chosen in fit (1: no patches).
     frame_shape_ : tuple of int or None
         With a conv front end, the frame seen in fit: ``(steps, features)``
         or ``(height, width, channels)``.
@@ -1324,7 +1395,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     restore_best_weights, lr_schedule, lr_factor, lr_patience,
     min_learning_rate, random_state, n_jobs, verbose, warm_start,
     callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
-    attention_units, missing, tbptt_steps
+    attention_units, missing, tbptt_steps, patch_size
         As in :class:`LSTMRegressor`; the validation score is accuracy.
     loss : {'log_loss'}, default='log_loss'
         Training loss.
@@ -1335,7 +1406,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    n_features_in_, frame_shape_, loss_curve_, validation_scores_, best_loss_,
+    n_features_in_, frame_shape_, patch_size_, loss_curve_, validation_scores_, best_loss_,
     best_validation_score_, n_iter_, history_, learning_rate_, best_epoch_,
     return_sequences_
         As in :class:`LSTMRegressor`.
@@ -1404,6 +1475,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         attention_units: int = 16,
         missing: str = "raise",
         tbptt_steps: int | None = None,
+        patch_size: int | str | None = "auto",
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -1449,6 +1521,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
             attention_units=attention_units,
             missing=missing,
             tbptt_steps=tbptt_steps,
+            patch_size=patch_size,
         )
         self.class_weight = class_weight
 

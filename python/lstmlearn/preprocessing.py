@@ -29,6 +29,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._data import sequence_list
+
 __all__ = ["SequenceOneHotEncoder", "SequenceScaler", "make_windows", "pad_sequences"]
 
 
@@ -260,6 +262,7 @@ def _list_steps(X: list | tuple, what: str) -> tuple[list[np.ndarray], _Layout]:
 
 def _feature_rows(X: object) -> tuple[np.ndarray, _Layout]:
     """Real steps of numeric sequences as rows [N, F], and their layout."""
+    X = sequence_list(X)  # object arrays and nested frames: as the list of their sequences
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError("X is an empty list; expected at least one sequence")

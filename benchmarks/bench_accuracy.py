@@ -1,0 +1,236 @@
+"""Accuracy on public time-series classification data: lstmlearn against 1-NN DTW.
+
+Datasets of the UCR/UEA archive that aeon ships inside its package (no
+download), official train/test splits. For each dataset:
+
+- ``dtw``: 1-nearest-neighbour with full-window DTW (aeon's
+  ``KNeighborsTimeSeriesClassifier(distance="dtw")``), computed here;
+- ``defaults``: ``LSTMClassifier(random_state=seed)``, nothing else set;
+- ``lstm-fcn``: ``LSTMClassifier`` with the LSTM-FCN branch of Karim et al.
+  (filters 128, 256, 128, kernels 8, 5, 3; squeeze-and-excitation for
+  multivariate data; the LSTM on the dimension-shuffled input), the LSTM's
+  width chosen among ``--fcn-hidden`` by 3-fold cross-validation on the
+  training split only (seed 0).
+
+Every model sees the same input: each channel standardised with the mean and
+standard deviation of the training split. Each lstmlearn model is fitted with
+``--seeds`` seeds; the table gives the mean and standard deviation of the test
+accuracy and the median fit time. Published ROCKET accuracies (Dempster et
+al. 2020, the mean over 10 resamples in the authors' repository's
+``results/results_ucr.csv``; univariate sets only) stand beside them for
+scale. Run ``python benchmarks/bench_accuracy.py --help`` for the options;
+aeon is in the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "accuracy.json"
+
+# name: what it stands for in the table
+DATASETS = {
+    "ItalyPowerDemand": "univariate, 24 steps",
+    "GunPoint": "univariate, 150 steps",
+    "ArrowHead": "univariate, 251 steps",
+    "OSULeaf": "univariate, 427 steps",
+    "ACSF1": "univariate, 1,460 steps",
+    "PickupGestureWiimoteZ": "univariate, variable length",
+    "BasicMotions": "6 channels, 100 steps",
+    "JapaneseVowels": "12 channels, variable length",
+}
+
+# Dempster, Petitjean and Webb (2020), "ROCKET: exceptionally fast and accurate
+# time series classification using random convolutional kernels", Data Mining
+# and Knowledge Discovery 34: accuracy_mean of results/results_ucr.csv in the
+# authors' repository (angus924/rocket).
+ROCKET = {
+    "ACSF1": 0.886,
+    "ArrowHead": 0.8143,
+    "GunPoint": 1.0,
+    "ItalyPowerDemand": 0.9696,
+    "OSULeaf": 0.9409,
+    "PickupGestureWiimoteZ": 0.83,
+}
+
+
+def load(name: str):
+    """Train and test splits as lists of [T_i, C] float32 arrays, standardised."""
+    from aeon.datasets import load_classification
+
+    out = []
+    for split in ("train", "test"):
+        X, y = load_classification(name, split=split)
+        out.append(([np.asarray(x, dtype=np.float32).T for x in X], np.asarray(y)))
+    (train, y_train), (test, y_test) = out
+    steps = np.concatenate(train)  # every training step, [sum T_i, C]
+    mean, std = steps.mean(axis=0), steps.std(axis=0)
+    std[std == 0] = 1
+    train = [(s - mean) / std for s in train]
+    test = [(s - mean) / std for s in test]
+    return train, y_train, test, y_test
+
+
+def aeon_layout(seqs: list[np.ndarray]):
+    """[n, C, T] when the lengths agree, else the list of [C, T_i] aeon takes."""
+    if len({len(s) for s in seqs}) == 1:
+        return np.stack([s.T for s in seqs])
+    return [np.ascontiguousarray(s.T) for s in seqs]
+
+
+def lstm_input(seqs: list[np.ndarray]):
+    return np.stack(seqs) if len({len(s) for s in seqs}) == 1 else seqs
+
+
+def run_dtw(train, y_train, test, y_test) -> dict:
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+    start = time.perf_counter()
+    knn = KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw")
+    knn.fit(aeon_layout(train), y_train)
+    accuracy = float(np.mean(knn.predict(aeon_layout(test)) == y_test))
+    return {"accuracy": accuracy, "seconds": time.perf_counter() - start}
+
+
+def fcn_params(hidden: int) -> dict:
+    return dict(
+        hidden_layer_sizes=hidden,
+        fcn_filters=(128, 256, 128),
+        fcn_kernel_sizes=(8, 5, 3),
+        dimension_shuffle=True,
+    )
+
+
+def choose_fcn_hidden(train, y_train, choices, n_jobs) -> tuple[int, dict]:
+    """The LSTM width of the best 3-fold CV accuracy on the training split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from lstmlearn import LSTMClassifier
+
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = {}
+    for hidden in choices:
+        accs = []
+        for fit_rows, val_rows in folds.split(np.zeros(len(y_train)), y_train):
+            model = LSTMClassifier(**fcn_params(hidden), random_state=0, n_jobs=n_jobs)
+            model.fit(lstm_input([train[i] for i in fit_rows]), y_train[fit_rows])
+            pred = model.predict(lstm_input([train[i] for i in val_rows]))
+            accs.append(float(np.mean(pred == y_train[val_rows])))
+        scores[hidden] = float(np.mean(accs))
+    return max(choices, key=lambda h: (scores[h], -h)), scores
+
+
+def run_lstm(train, y_train, test, y_test, params: dict, seeds, n_jobs) -> dict:
+    from lstmlearn import LSTMClassifier
+
+    runs = []
+    for seed in seeds:
+        model = LSTMClassifier(**params, random_state=seed, n_jobs=n_jobs)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(lstm_input(train), y_train)
+        seconds = time.perf_counter() - start
+        accuracy = float(np.mean(model.predict(lstm_input(test)) == y_test))
+        runs.append(
+            {
+                "seed": seed,
+                "accuracy": accuracy,
+                "seconds": seconds,
+                "epochs": model.n_iter_,
+                "patch_size": int(getattr(model, "patch_size_", 1)),
+            }
+        )
+    accs = [r["accuracy"] for r in runs]
+    return {
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+        "runs": runs,
+        "mean": statistics.fmean(accs),
+        "std": statistics.pstdev(accs),
+        "median_seconds": statistics.median(r["seconds"] for r in runs),
+    }
+
+
+def summarize(results: dict) -> str:
+    lines = [
+        "| dataset | kind | 1-NN DTW | defaults | LSTM-FCN | ROCKET (published) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+
+    def cell(entry):
+        if not entry:
+            return "-"
+        return f"{entry['mean']:.3f} ± {entry['std']:.3f} ({entry['median_seconds']:.0f} s)"
+
+    for name, r in results["datasets"].items():
+        dtw = r.get("dtw")
+        lines.append(
+            f"| {name} | {DATASETS.get(name, '')} | "
+            + (f"{dtw['accuracy']:.3f}" if dtw else "-")
+            + f" | {cell(r.get('defaults'))} | {cell(r.get('lstm-fcn'))} | "
+            + (f"{ROCKET[name]:.3f}" if name in ROCKET else "-")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated names")
+    parser.add_argument("--models", default="dtw,defaults,lstm-fcn")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per lstmlearn model")
+    parser.add_argument("--fcn-hidden", default="8,64", help="LSTM widths tried by the CV")
+    parser.add_argument("--n-jobs", type=int, default=None, help="threads of each fit")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--summarize", type=Path, help="print the table of a results file")
+    args = parser.parse_args(argv)
+    if args.summarize:
+        print(summarize(json.loads(args.summarize.read_text())))
+        return 0
+
+    import lstmlearn
+
+    models = args.models.split(",")
+    seeds = list(range(args.seeds))
+    results = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"lstmlearn": lstmlearn.config(), "python": platform.python_version()},
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "datasets": {},
+    }
+    if args.json.exists():  # resume: keep what an earlier run measured
+        results["datasets"] = json.loads(args.json.read_text()).get("datasets", {})
+    for name in args.datasets.split(","):
+        train, y_train, test, y_test = load(name)
+        entry = results["datasets"].setdefault(name, {})
+        print(f"{name}: {len(train)} train, {len(test)} test", flush=True)
+        if "dtw" in models:
+            entry["dtw"] = run_dtw(train, y_train, test, y_test)
+            print(f"  1-NN DTW {entry['dtw']['accuracy']:.3f}", flush=True)
+        if "defaults" in models:
+            entry["defaults"] = run_lstm(train, y_train, test, y_test, {}, seeds, args.n_jobs)
+            print(f"  defaults {entry['defaults']['mean']:.3f}", flush=True)
+        if "lstm-fcn" in models:
+            choices = [int(h) for h in args.fcn_hidden.split(",")]
+            hidden, cv = choose_fcn_hidden(train, y_train, choices, args.n_jobs)
+            params = fcn_params(hidden)
+            entry["lstm-fcn"] = run_lstm(train, y_train, test, y_test, params, seeds, args.n_jobs)
+            entry["lstm-fcn"]["cv"] = {str(h): s for h, s in cv.items()}
+            print(f"  LSTM-FCN (hidden {hidden}) {entry['lstm-fcn']['mean']:.3f}", flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    print(summarize(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
