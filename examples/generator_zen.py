@@ -28,9 +28,7 @@ def words(text: str) -> list[str]:
 
 def main() -> None:
     text = zen_of_python()
-    model = LSTMGenerator(
-        128, seq_length=40, step=1, max_iter=40, learning_rate=0.005, random_state=0
-    )
+    model = LSTMGenerator(128, seq_length=40, step=1, max_iter=150, random_state=0)
     start = time.perf_counter()
     model.fit(text)
     seconds = time.perf_counter() - start

@@ -153,7 +153,11 @@ def test_validation_of_part_of_the_epochs_is_drawn_where_it_was_recorded(regress
     model = LSTMRegressor().set_params(**regressor.get_params())
     model.__dict__.update(regressor.__dict__)
     n = len(regressor.history_["loss"])
-    model.history_ = {**regressor.history_, "loss": regressor.history_["loss"] + [0.5, 0.4]}
+    model.history_ = {
+        **regressor.history_,
+        "loss": regressor.history_["loss"] + [0.5, 0.4],
+        "learning_rate": regressor.history_["learning_rate"] + [regressor.learning_rate_] * 2,
+    }
     with pytest.warns(UserWarning, match=f"validated {n} of its {n + 2} epochs"):
         display = LossCurveDisplay.from_estimator(model)
     np.testing.assert_array_equal(display.val_loss_line_.get_xdata(), np.arange(1, n + 1))

@@ -55,6 +55,7 @@ def test_restored_best_weights_are_the_ones_predicted():
         learning_rate=0.05,
         early_stopping=True,
         n_iter_no_change=2,
+        lr_schedule="constant",  # scikit-learn's rule: stops after 3 epochs without a best
         tol=0.0,
         restore_best_weights=True,
         random_state=0,

@@ -328,6 +328,21 @@ _COMMON = {
     "n_iter_": "count",
     "t_": "count",
     "_no_improvement": "count",
+    "learning_rate_": "positive",
+    "_initial_learning_rate": "positive",
+    "best_epoch_": "size?",
+    "_first_loss": "float?",
+    "_plateau_left": "bool",
+}
+# Fitted attributes added after format version 1 was first written: a file
+# without them loads (their values start anew on the next fit).
+_LATER = {
+    "learning_rate_",
+    "_initial_learning_rate",
+    "best_epoch_",
+    "_first_loss",
+    "_plateau_left",
+    "patch_size_",  # absent: read one step at a time, as before patches
 }
 _NETWORK = {
     **_COMMON,
@@ -430,6 +445,7 @@ _KINDS = {
     "count": lambda v: _is_int(v) and v >= 0,
     "size": lambda v: _is_int(v) and 1 <= v < 2**31,
     "float": _is_number,
+    "positive": lambda v: _is_number(v) and 0 < v < np.inf,
     "floats": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
     "sizes": lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x < 2**31 for x in v),
     "sizes_tuple": lambda v: isinstance(v, tuple) and all(_is_int(x) and 1 <= x < 2**31 for x in v),
@@ -463,12 +479,12 @@ _ABSENT_WHEN_UNUSED = frozenset({"_fcn_arch"})
 def check_state(cls, state: dict) -> None:
     """Refuse a fitted state that does not match the class's schema."""
     schema = _SCHEMA[cls.__name__]
-    missing = sorted(schema.keys() - state.keys() - _ABSENT_WHEN_UNUSED)
+    missing = sorted(schema.keys() - state.keys() - _ABSENT_WHEN_UNUSED - _LATER)
     extra = sorted(state.keys() - schema.keys())
     if missing or extra:
         raise _Damaged(f"fitted attributes missing {missing[:5]}, unexpected {extra[:5]}")
     for name, kind in schema.items():
-        if name not in state:  # one of _ABSENT_WHEN_UNUSED
+        if name not in state:  # one of _ABSENT_WHEN_UNUSED or _LATER
             continue
         value = state[name]
         optional = kind.endswith("?")

@@ -8,9 +8,40 @@ An estimator supplies what differs between models:
 - ``_train_epoch(train)``: one epoch in the engine, ``(status, loss, step)``;
 - ``_validation_metrics(validation)``: ``(loss, score)`` on held-out data.
 
-Everything else is here, once: the epoch loop, the stopping rule, validation
-and best weights, callbacks, progress, the convergence warning, and what a
-failure leaves behind.
+Everything else is here, once: the epoch loop, the learning-rate schedule, the
+stopping rule, validation and best weights, callbacks, progress, the
+convergence warning, and what a failure leaves behind.
+
+The schedule and the stopping rule (``lr_schedule='plateau'``, the default):
+
+- the monitored quantity is the validation loss when there is validation data,
+  else the training loss; after ``lr_patience`` epochs without an improvement
+  of more than ``tol``, the rate is multiplied by ``lr_factor`` (not below
+  ``min_learning_rate``), as Keras' ``ReduceLROnPlateau``;
+- training stops once the rate is at ``min_learning_rate`` and the stopping
+  quantity (the validation score, else the training loss) has not improved by
+  more than ``tol`` for ``n_iter_no_change`` epochs at that rate, as
+  scikit-learn's MLP stops with ``learning_rate='adaptive'``;
+- neither starts before the monitored loss has left its initial plateau: until
+  it falls ``PLATEAU_DROP`` (10%) below its first epoch's value, the rate
+  stays and training goes on (up to ``max_iter``). A loss at chance level for
+  many epochs (a long-memory task) is the start of training, not its end;
+  reducing the rate there keeps it there (measured: see the README).
+  With ``lr_schedule='constant'`` the rate never changes and training stops
+  after ``n_iter_no_change`` epochs without improvement (scikit-learn's rule).
+
+A fit that ends at ``max_iter`` warns (``ConvergenceWarning``) only if the
+stopping quantity still improved by more than ``tol`` within its last
+``n_iter_no_change`` epochs, or the loss never left its initial plateau; and
+only after more than ``n_iter_no_change`` epochs (a shorter ``max_iter`` is a
+fixed budget). scikit-learn's MLP warns whenever ``max_iter`` ends the fit;
+a loss that has flattened, with a rate the schedule could still reduce, has
+converged as far as its rule would tell.
+
+The current rate, ``learning_rate_``, is fitted state: ``warm_start`` and
+``partial_fit`` continue at it (``partial_fit`` trains one epoch and steps
+neither the schedule nor the stopping rule), and a new ``learning_rate``
+parameter restarts it.
 
 A fit works on private copies of the estimator's fitted state (copy on write),
 so the arrays and lists it had, which copies of the estimator or a memory map
@@ -52,7 +83,16 @@ _HISTORY = (
     "best_validation_score_",
     "n_iter_",
     "t_",
+    "learning_rate_",
+    "best_epoch_",
+    "_initial_learning_rate",
+    "_first_loss",
+    "_plateau_left",
 )
+
+# The initial plateau ends when the monitored loss falls this fraction below
+# its value in the first epoch (see the module docstring).
+PLATEAU_DROP = 0.1
 
 # Tokens of parameter values: a new one whenever an estimator's parameter array
 # is replaced or written, never reused, so the engine's packed-weight cache
@@ -180,29 +220,46 @@ def fit(est, prepare, *, incremental: bool):
     checkpoint = None
     try:
         plan = prepare()
-        start_history(est, plan.validation is not None)
+        validation = plan.validation is not None
+        start_history(est, validation)
+        epochs_before = len(est.loss_curve_)
+        _start_rate(est)
         est._no_improvement = 0
-        best_params = None
+        best_params, best_epoch = None, None
         stopped = False
+        since_improved = 0  # epochs since the stopping quantity last improved by tol
+        schedule = _Plateau(est) if not incremental else None
         callbacks = _callbacks(est)
+        restore = getattr(est, "restore_best_weights", False) and not incremental
+        if not incremental:
+            est.best_epoch_ = None
+        best_of_fit = -np.inf  # this fit's best validation score, or -loss
         for epoch in range(plan.epochs):
             logs = _epoch(est, plan)
-            improved, best = _improvement(est, logs, plan.validation is not None)
-            if best and getattr(est, "restore_best_weights", False):
-                best_params = est._params.copy()
+            improved = _improvement(est, logs, validation)
+            value = logs["val_score"] if validation else -logs["loss"]
+            if value > best_of_fit:
+                best_of_fit = value
+                if restore:
+                    best_params, best_epoch = est._params.copy(), est.n_iter_
+            since_improved = 0 if improved else since_improved + 1
             est._no_improvement = 0 if improved else est._no_improvement + 1
+            monitored = logs["val_loss" if validation else "loss"]
+            if schedule is not None and schedule.step(monitored):
+                est._no_improvement = 0  # the new rate gets its own n_iter_no_change epochs
             if callbacks or epoch + 1 < plan.epochs:  # something may still fail
                 checkpoint = _copied_state(est)  # this epoch is complete
             if any(bool(cb(est, logs)) for cb in callbacks):
                 stopped = True
                 break
-            if not incremental and est._no_improvement > est.n_iter_no_change:
+            if not incremental and _should_stop(est):
                 stopped = True
                 if est.verbose:
-                    what = "Validation score" if plan.validation is not None else "Training loss"
+                    what = "Validation score" if validation else "Training loss"
                     print(
                         f"{what} did not improve more than tol={est.tol} for "
-                        f"{est.n_iter_no_change} consecutive epochs. Stopping.",
+                        f"{est.n_iter_no_change} consecutive epochs"
+                        f"{_at_rate(est)}. Stopping.",
                         file=sys.stderr,
                     )
                 break
@@ -221,27 +278,126 @@ def fit(est, prepare, *, incremental: bool):
         print(file=sys.stderr)
     if best_params is not None:
         est._params[...] = best_params
+        est.best_epoch_ = best_epoch
         params_written(est)
-    if not incremental and not stopped:
-        warnings.warn(
-            f"Stochastic optimizer: maximum iterations ({est.max_iter}) reached and the "
-            "optimization hasn't converged yet.",
-            ConvergenceWarning,
-            stacklevel=5,
-        )
+    # The convergence warning: see the module docstring.
+    ran = len(est.loss_curve_) - epochs_before
+    if not incremental and not stopped and ran > est.n_iter_no_change:
+        what = "validation" if validation else "training"
+        why = None
+        if _schedule(est) != "constant" and not est._plateau_left:
+            why = (
+                f"the {what} loss never fell {PLATEAU_DROP:.0%} below its first epoch's "
+                f"({est._first_loss:.4g}): training may still be in its initial plateau"
+            )
+        elif since_improved <= est.n_iter_no_change:
+            why = (
+                f"the {what} {'score' if validation else 'loss'} improved by more than "
+                f"tol={est.tol} within the last {est.n_iter_no_change} epochs"
+            )
+        if why is not None:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({est.max_iter}) reached and the "
+                f"optimization hasn't converged yet: {why}. Raise max_iter.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
     return est
+
+
+def _start_rate(est) -> None:
+    """Set ``learning_rate_`` for this fit: carried over, unless the parameter changed."""
+    initial = float(est.learning_rate)
+    if (
+        _schedule(est) == "constant"
+        or "learning_rate_" not in est.__dict__
+        or est.__dict__.get("_initial_learning_rate") != initial
+    ):
+        est.learning_rate_ = initial
+    est._initial_learning_rate = initial
+    if "best_epoch_" not in est.__dict__:
+        est.best_epoch_ = None
+    if "_plateau_left" not in est.__dict__:
+        # A model trained before the plateau was tracked has left it.
+        est._plateau_left = est.n_iter_ > 0
+        est._first_loss = None
+
+
+def _schedule(est) -> str:
+    return getattr(est, "lr_schedule", "constant")
+
+
+def _at_floor(est) -> bool:
+    """Whether the schedule can reduce the rate no further."""
+    if _schedule(est) == "constant":
+        return True
+    return est.learning_rate_ <= float(est.min_learning_rate) * (1 + 1e-9)
+
+
+def _should_stop(est) -> bool:
+    if est._no_improvement <= est.n_iter_no_change:
+        return False
+    return _schedule(est) == "constant" or (est._plateau_left and _at_floor(est))
+
+
+def _at_rate(est) -> str:
+    return "" if _schedule(est) == "constant" else f" at the minimum rate {est.learning_rate_:g}"
+
+
+class _Plateau:
+    """Reduce ``learning_rate_`` on a plateau of the monitored loss (Keras' ReduceLROnPlateau).
+
+    Its counters live for one fit: a warm start compares losses of its own
+    data only, and continues at the rate reached.
+    """
+
+    def __init__(self, est) -> None:
+        self.est = est
+        self.best = np.inf
+        self.wait = 0
+
+    def step(self, loss: float) -> bool:
+        """Record an epoch's monitored loss; True if the rate was reduced."""
+        est = self.est
+        if _schedule(est) == "constant":
+            return False
+        if est.__dict__.get("_first_loss") is None:
+            est._first_loss = loss
+        if not est._plateau_left:
+            est._plateau_left = bool(loss < (1 - PLATEAU_DROP) * est._first_loss)
+            if not est._plateau_left:
+                return False
+        if loss < self.best - est.tol:
+            self.best, self.wait = loss, 0
+            return False
+        self.best = min(self.best, loss)
+        self.wait += 1
+        if self.wait < est.lr_patience or _at_floor(est):
+            return False
+        old = est.learning_rate_
+        est.learning_rate_ = max(old * float(est.lr_factor), float(est.min_learning_rate))
+        self.wait = 0
+        if est.verbose:
+            print(
+                f"{'' if est.verbose == 2 else chr(10)}Epoch {est.n_iter_}: reducing the "
+                f"learning rate from {old:g} to {est.learning_rate_:g}.",
+                file=sys.stderr,
+            )
+        return True
 
 
 def start_history(est, validation: bool) -> None:
     """Start the records of a fresh fit (or add validation records to a model's)."""
     if "loss_curve_" not in est.__dict__:
         est.loss_curve_ = []
-        est.history_ = {"loss": [], "seconds": []}
+        est.history_ = {"loss": [], "seconds": [], "learning_rate": []}
         est.best_loss_ = np.inf
         est.validation_scores_ = None
         est.best_validation_score_ = None
         est.n_iter_ = 0
         est.t_ = 0
+    # A model fitted before the schedule existed: its rates are unknown.
+    est.history_.setdefault("learning_rate", [float("nan")] * len(est.history_["loss"]))
     if validation and est.validation_scores_ is None:
         est.validation_scores_ = []
         est.best_validation_score_ = -np.inf
@@ -253,12 +409,13 @@ def start_history(est, validation: bool) -> None:
 def _epoch(est, plan: FitPlan) -> dict[str, float]:
     """One epoch and its records; a non-finite loss raises FloatingPointError."""
     start = time.perf_counter()
+    rate = float(est.learning_rate_)
     status, loss, step = est._train_epoch(plan.train)
     if status != "ok":
         raise FloatingPointError(
             f"The training loss became NaN or infinite in epoch {est.n_iter_ + 1}; the "
             f"model keeps the weights of epoch {est.n_iter_}. Try a lower learning_rate "
-            f"(now {est.learning_rate}), gradient clipping (clipnorm=1.0), scaling X and y "
+            f"(now {rate:g}), gradient clipping (clipnorm=1.0), scaling X and y "
             "(for example with StandardScaler), or a float64 dtype."
         )
     params_written(est)
@@ -270,7 +427,8 @@ def _epoch(est, plan: FitPlan) -> dict[str, float]:
     est.loss_curve_.append(loss)
     est.history_["loss"].append(loss)
     est.history_["seconds"].append(seconds)
-    logs = {"epoch": est.n_iter_, "loss": loss, "seconds": seconds}
+    est.history_["learning_rate"].append(rate)
+    logs = {"epoch": est.n_iter_, "loss": loss, "seconds": seconds, "learning_rate": rate}
     if plan.validation is not None:
         val_loss, val_score = est._validation_metrics(plan.validation)
         est.validation_scores_.append(val_score)
@@ -281,19 +439,16 @@ def _epoch(est, plan: FitPlan) -> dict[str, float]:
     return logs
 
 
-def _improvement(est, logs: dict[str, float], validation: bool) -> tuple[bool, bool]:
-    """(improved by more than tol, a new best validation score); updates the bests."""
-    best = False
+def _improvement(est, logs: dict[str, float], validation: bool) -> bool:
+    """Whether the stopping quantity improved by more than tol; updates the bests."""
     if validation:
         score = logs["val_score"]
         improved = score > est.best_validation_score_ + est.tol
-        if score > est.best_validation_score_:
-            est.best_validation_score_ = score
-            best = True
+        est.best_validation_score_ = max(est.best_validation_score_, score)
     else:
         improved = logs["loss"] < est.best_loss_ - est.tol
     est.best_loss_ = min(est.best_loss_, logs["loss"])
-    return improved, best
+    return improved
 
 
 def _callbacks(est) -> list:
@@ -310,7 +465,7 @@ def _report(est, logs: dict[str, float]) -> None:
     text = f"loss: {logs['loss']:.6g}"
     if "val_loss" in logs:
         text += f" - val_loss: {logs['val_loss']:.6g} - val_score: {logs['val_score']:.4f}"
-    text += f" - {logs['seconds']:.2f}s"
+    text += f" - lr: {logs['learning_rate']:.3g} - {logs['seconds']:.2f}s"
     if est.verbose == 2:
         print(f"Epoch {logs['epoch']}: {text}", file=sys.stderr)
     else:

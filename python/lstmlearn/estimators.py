@@ -35,6 +35,12 @@ _PREDICT_BATCH = 256
 _FCN_PREDICT_ELEMENTS = 1 << 24
 
 
+# Defaults of the learning-rate schedule (see _training and the README's
+# "Training" notes for the measurements behind them).
+LR_FACTOR = 0.2
+LR_PATIENCE = 10
+MIN_LEARNING_RATE = 1e-5
+
 # The engine indexes with 32-bit ints: every size, and every tensor's element
 # count, must stay below this.
 MAX_SIZE = 2**31 - 1
@@ -122,7 +128,12 @@ class _BaseLSTM(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_split": [StrOptions({"shuffle", "last"})],
         "restore_best_weights": ["boolean"],
+        "lr_schedule": [StrOptions({"plateau", "constant"})],
+        "lr_factor": [Interval(Real, 0, 1, closed="neither")],
+        "lr_patience": [Interval(Integral, 1, MAX_SIZE, closed="both")],
+        "min_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
         "n_jobs": [Interval(Integral, None, MAX_SIZE, closed="right"), None],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
@@ -169,7 +180,12 @@ class _BaseLSTM(BaseEstimator):
         n_iter_no_change: int = 10,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "shuffle",
         restore_best_weights: bool = False,
+        lr_schedule: str = "plateau",
+        lr_factor: float = LR_FACTOR,
+        lr_patience: int = LR_PATIENCE,
+        min_learning_rate: float = MIN_LEARNING_RATE,
         loss: str = "squared_error",
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
@@ -213,7 +229,12 @@ class _BaseLSTM(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.restore_best_weights = restore_best_weights
+        self.lr_schedule = lr_schedule
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.min_learning_rate = min_learning_rate
         self.loss = loss
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -423,10 +444,21 @@ class _BaseLSTM(BaseEstimator):
             state["_fitted_arch"] = (front, *arch[1:])
         if "_s2s_arch" in state:
             state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]))
-        if "tbptt_steps" in self._get_param_names() and "tbptt_steps" not in self.__dict__:
-            state.setdefault("tbptt_steps", None)  # pickled before it existed
-        if "patch_size" in self._get_param_names() and "patch_size" not in self.__dict__:
-            state.setdefault("patch_size", None)  # pickled before patches existed
+        # Parameters pickled before they existed: the behaviour of that time.
+        for name, old in (
+            ("tbptt_steps", None),
+            ("patch_size", None),
+            ("validation_split", "shuffle"),
+            ("restore_best_weights", False),
+            ("lr_schedule", "constant"),
+            ("lr_factor", LR_FACTOR),
+            ("lr_patience", LR_PATIENCE),
+            ("min_learning_rate", MIN_LEARNING_RATE),
+        ):
+            if name in self._get_param_names() and name not in self.__dict__:
+                state.setdefault(name, old)
+        if "_params" in state:
+            state.setdefault("best_epoch_", None)  # fitted before the schedule existed
         self.__dict__.update(state)
 
     def save(self, path) -> None:
@@ -565,22 +597,26 @@ class _BaseLSTM(BaseEstimator):
         return None
 
     def _split_validation(self, seqs, y_enc, weights, rng):
+        """Hold out ``validation_fraction``: the last samples, or a shuffled (stratified) share."""
         n = seqs.x.shape[0]
         idx = np.arange(n)
-        stratify = None
-        if isinstance(self, ClassifierMixin) and not self._per_step:
-            counts = np.bincount(y_enc)
-            if counts[counts > 0].min() >= 2:
-                stratify = y_enc
         n_val = int(np.ceil(self.validation_fraction * n))
         if n_val < 1 or n - n_val < 1:
             raise ValueError(
                 f"early_stopping needs at least 2 samples to hold out a validation_fraction of "
                 f"{self.validation_fraction}; got {n} sample(s)"
             )
-        train_idx, val_idx = train_test_split(
-            idx, test_size=n_val, random_state=rng.randint(2**31 - 1), stratify=stratify
-        )
+        if getattr(self, "validation_split", "shuffle") == "last":
+            train_idx, val_idx = idx[: n - n_val], idx[n - n_val :]
+        else:
+            stratify = None
+            if isinstance(self, ClassifierMixin) and not self._per_step:
+                counts = np.bincount(y_enc)
+                if counts[counts > 0].min() >= 2:
+                    stratify = y_enc
+            train_idx, val_idx = train_test_split(
+                idx, test_size=n_val, random_state=rng.randint(2**31 - 1), stratify=stratify
+            )
 
         def take(rows):
             sub = Sequences(
@@ -640,14 +676,35 @@ class _BaseLSTM(BaseEstimator):
 
     # -- fitting --------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
+    def _fit(self, X, y, sample_weight, incremental: bool, classes=None, validation_data=None):
         return _training.fit(
             self,
-            lambda: self._prepare_fit(X, y, sample_weight, incremental, classes),
+            lambda: self._prepare_fit(X, y, sample_weight, incremental, classes, validation_data),
             incremental=incremental,
         )
 
-    def _prepare_fit(self, X, y, sample_weight, incremental: bool, classes=None) -> FitPlan:
+    def _validation_set(self, validation_data, dtype):
+        """``validation_data`` as ``_validation_metrics`` takes it: (seqs, targets, weights)."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            what = type(validation_data).__name__
+            if isinstance(validation_data, (tuple, list)):
+                what += f" of length {len(validation_data)}"
+            raise ValueError(
+                "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, "
+                f"sample_weight_val); got a {what}"
+            )
+        X_val, y_val, *rest = validation_data
+        try:
+            seqs, _ = self._as_sequences(X_val, dtype, fitted=True)
+            y_enc, _, _ = self._encode_targets(y_val, seqs, first=False)
+            weights = self._item_weights(rest[0] if rest else None, seqs, y_enc)
+        except ValueError as error:
+            raise ValueError(f"validation_data: {error}") from error
+        return seqs, y_enc, weights
+
+    def _prepare_fit(
+        self, X, y, sample_weight, incremental: bool, classes=None, validation_data=None
+    ) -> FitPlan:
         """Check the input and set up the state to train (see _training)."""
         dtype = self._float_dtype()
         hidden = self._hidden_sizes()
@@ -715,7 +772,9 @@ class _BaseLSTM(BaseEstimator):
 
         weights = self._item_weights(sample_weight, seqs, y_enc)
         train, val = (seqs, y_enc, weights), None
-        if self.early_stopping and not incremental:
+        if validation_data is not None and not incremental:
+            val = self._validation_set(validation_data, dtype)
+        elif self.early_stopping and not incremental:
             train, val = self._split_validation(seqs, y_enc, weights, self._rng)
         return FitPlan(train, train[0].x.shape[0], 1 if incremental else self.max_iter, val)
 
@@ -784,7 +843,7 @@ class _BaseLSTM(BaseEstimator):
         """The engine's trailing train_epoch arguments: optimizer, seed, threads."""
         return (
             self.optimizer,
-            float(self.learning_rate),
+            float(self.__dict__.get("learning_rate_", self.learning_rate)),
             float(self.beta_1),
             float(self.beta_2),
             float(self.epsilon),
@@ -1097,6 +1156,10 @@ _COMMON_PARAMS = (
     "shuffle",
     "tol",
     "n_iter_no_change",
+    "lr_schedule",
+    "lr_factor",
+    "lr_patience",
+    "min_learning_rate",
     "random_state",
     "n_jobs",
     "verbose",
@@ -1163,16 +1226,44 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     tol : float, default=1e-4
-        Improvement that counts, for stopping (as scikit-learn's MLP).
+        Improvement that counts, for the schedule and for stopping (as
+        scikit-learn's MLP and Keras' ``min_delta``).
     n_iter_no_change : int, default=10
-        Epochs without an improvement of ``tol`` before training stops.
+        Epochs without an improvement of ``tol`` before training stops; with
+        ``lr_schedule='plateau'``, counted at ``min_learning_rate`` only, so
+        that a plateau of the loss early in training reduces the rate rather
+        than ending the fit (as scikit-learn's MLP with
+        ``learning_rate='adaptive'``). The stopping quantity is the validation
+        score when there is validation data, else the training loss.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when its score
-        stops improving.
+        stops improving (see ``n_iter_no_change``).
     validation_fraction : float, default=0.1
         Share of the data held out for early stopping.
+    validation_split : {'shuffle', 'last'}, default='shuffle'
+        Which samples early stopping holds out: a shuffled share (stratified
+        for a classifier), or the last ``validation_fraction`` of the samples
+        in the order given (as Keras' ``validation_split``): for windows of
+        one series, the latest ones, so that no window of the validation
+        period overlaps one in training.
     restore_best_weights : bool, default=False
-        With early stopping, end with the weights of the best validation score.
+        End with the weights of the epoch with the best validation score
+        (with validation data), else of the lowest training loss; the epoch
+        is ``best_epoch_``.
+    lr_schedule : {'plateau', 'constant'}, default='plateau'
+        ``'plateau'`` multiplies the learning rate by ``lr_factor`` after
+        ``lr_patience`` epochs without an improvement of ``tol`` of the
+        monitored loss (the validation loss when there is validation data,
+        else the training loss), down to ``min_learning_rate``, as Keras'
+        ``ReduceLROnPlateau``; ``'constant'`` keeps ``learning_rate``. The
+        rate reached is ``learning_rate_``; ``warm_start`` continues at it.
+    lr_factor : float, default=0.2
+        Factor of each reduction, in (0, 1).
+    lr_patience : int, default=10
+        Epochs without improvement before the rate is reduced.
+    min_learning_rate : float, default=1e-5
+        The rate is not reduced below this (positive) value; training may stop
+        only there.
     loss : {'squared_error', 'absolute_error', 'huber'}, default='squared_error'
         Training loss.
     random_state : int, RandomState instance or None, default=None
@@ -1190,8 +1281,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         Continue from the fitted weights and optimizer state on the next fit.
     callbacks : callable or list of callables, default=None
         Each is called after every epoch as ``callback(estimator, logs)``;
-        ``logs`` holds epoch, loss, seconds and, with early stopping, val_loss
-        and val_score. A callback returning True stops training.
+        ``logs`` holds epoch, loss, seconds, learning_rate and, with
+        validation data, val_loss and val_score. A callback returning True stops training.
     dtype : {np.float32, np.float64}, default=np.float32
         Precision of training and prediction.
     conv_filters : int or None, default=None
@@ -1285,7 +1376,7 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
     loss_curve_ : list of float
         Training loss of each epoch (with the L2 penalty).
     validation_scores_ : list of float or None
-        R² on the held-out data at each epoch, with early stopping.
+        R² on the held-out data at each epoch, with validation data.
     best_loss_ : float
         Lowest training loss.
     best_validation_score_ : float or None
@@ -1293,7 +1384,14 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
     n_iter_ : int
         Epochs run.
     history_ : dict of lists
-        Per epoch: loss, seconds and, with early stopping, val_loss, val_score.
+        Per epoch: loss, seconds, learning_rate (the rate the epoch used)
+        and, with validation data, val_loss and val_score.
+    learning_rate_ : float
+        The current learning rate (after the schedule's reductions).
+    best_epoch_ : int or None
+        The epoch (1-based, counting all epochs in ``history_``) whose weights
+        ``restore_best_weights`` restored at the end of the last fit; None
+        without it.
     return_sequences_ : bool
         Whether the model predicts at every step (see ``return_sequences``).
 
@@ -1364,7 +1462,7 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         return r2_score(y_enc, out)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None) -> LSTMRegressor:
+    def fit(self, X, y, sample_weight=None, validation_data=None) -> LSTMRegressor:
         """Fit the model to sequences X and targets y.
 
         Parameters
@@ -1375,12 +1473,17 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
             Targets, per sequence or per step.
         sample_weight : array-like of shape (n,), optional
             Weight of each sequence in the loss.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+            Held-out data to monitor at every epoch (as Keras), used instead
+            of a ``validation_fraction`` split: the schedule watches its loss,
+            the stopping rule and ``restore_best_weights`` its score, with or
+            without ``early_stopping``.
 
         Returns
         -------
         self : LSTMRegressor
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None) -> LSTMRegressor:
@@ -1454,8 +1557,9 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     hidden_layer_sizes, bidirectional, merge_mode, return_sequences, dropout,
     recurrent_dropout, alpha, optimizer, learning_rate, momentum, nesterov,
     beta_1, beta_2, epsilon, rho, clipnorm, batch_size, max_iter, shuffle, tol,
-    n_iter_no_change, early_stopping, validation_fraction,
-    restore_best_weights, random_state, n_jobs, verbose, warm_start,
+    n_iter_no_change, early_stopping, validation_fraction, validation_split,
+    restore_best_weights, lr_schedule, lr_factor, lr_patience,
+    min_learning_rate, random_state, n_jobs, verbose, warm_start,
     callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
     attention_units, missing, tbptt_steps, fcn_filters, fcn_kernel_sizes,
     fcn_squeeze_excitation, dimension_shuffle, patch_size
@@ -1470,7 +1574,8 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     n_features_in_, frame_shape_, patch_size_, loss_curve_, validation_scores_, best_loss_,
-    best_validation_score_, n_iter_, history_, return_sequences_
+    best_validation_score_, n_iter_, history_, learning_rate_, best_epoch_,
+    return_sequences_
         As in :class:`LSTMRegressor`.
 
     Examples
@@ -1516,7 +1621,12 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         n_iter_no_change: int = 10,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "shuffle",
         restore_best_weights: bool = False,
+        lr_schedule: str = "plateau",
+        lr_factor: float = LR_FACTOR,
+        lr_patience: int = LR_PATIENCE,
+        min_learning_rate: float = MIN_LEARNING_RATE,
         loss: str = "log_loss",
         class_weight: dict | str | None = None,
         random_state: int | np.random.RandomState | None = None,
@@ -1562,7 +1672,12 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
             n_iter_no_change=n_iter_no_change,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
+            validation_split=validation_split,
             restore_best_weights=restore_best_weights,
+            lr_schedule=lr_schedule,
+            lr_factor=lr_factor,
+            lr_patience=lr_patience,
+            min_learning_rate=min_learning_rate,
             loss=loss,
             random_state=random_state,
             n_jobs=n_jobs,
@@ -1682,7 +1797,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         return accuracy_score(y_enc, pred)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None) -> LSTMClassifier:
+    def fit(self, X, y, sample_weight=None, validation_data=None) -> LSTMClassifier:
         """Fit the model to sequences X and labels y.
 
         Parameters
@@ -1693,12 +1808,17 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
             Labels, per sequence or per step.
         sample_weight : array-like of shape (n,), optional
             Weight of each sequence in the loss.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+            Held-out data to monitor at every epoch (as Keras), used instead
+            of a ``validation_fraction`` split: the schedule watches its loss,
+            the stopping rule and ``restore_best_weights`` its score, with or
+            without ``early_stopping``.
 
         Returns
         -------
         self : LSTMClassifier
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None) -> LSTMClassifier:

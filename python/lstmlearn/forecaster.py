@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .estimators import MAX_SIZE, LSTMRegressor
+from .estimators import LR_FACTOR, LR_PATIENCE, MAX_SIZE, MIN_LEARNING_RATE, LSTMRegressor
 
 __all__ = ["LSTMForecaster"]
 
@@ -29,6 +29,13 @@ _LSTM_PARAMS = {
     "max_iter": 300,
     "tol": 1e-4,
     "n_iter_no_change": 30,
+    "lr_schedule": "plateau",
+    "lr_factor": LR_FACTOR,
+    "lr_patience": LR_PATIENCE,
+    "min_learning_rate": MIN_LEARNING_RATE,
+    "early_stopping": False,
+    "validation_fraction": 0.1,
+    "restore_best_weights": False,
     "loss": "squared_error",
     "random_state": None,
     "n_jobs": None,
@@ -118,11 +125,17 @@ class LSTMForecaster(BaseEstimator):
         :meth:`predict_interval` (a second model is fitted without them);
         None takes ``max(3 * horizon, len(y) // 5)``.
     hidden_layer_sizes, dropout, recurrent_dropout, alpha, optimizer, learning_rate, \
-clipnorm, batch_size, max_iter, tol, n_iter_no_change, loss, random_state, n_jobs, \
+clipnorm, batch_size, max_iter, tol, n_iter_no_change, lr_schedule, lr_factor, \
+lr_patience, min_learning_rate, restore_best_weights, loss, random_state, n_jobs, \
 verbose, dtype
         As in :class:`LSTMRegressor`, with defaults chosen for short series
         (32 units, learning rate 0.005, clipnorm 1, up to 300 epochs, 30
         epochs without improvement, float64).
+    early_stopping, validation_fraction
+        As in :class:`LSTMRegressor`, but the held-out windows are always
+        the last ones (``validation_split='last'``): a shuffled split would
+        put windows overlapping the training ones, and earlier periods, in
+        validation.
 
     Attributes
     ----------
@@ -182,6 +195,13 @@ verbose, dtype
         max_iter: int = 300,
         tol: float = 1e-4,
         n_iter_no_change: int = 30,
+        lr_schedule: str = "plateau",
+        lr_factor: float = LR_FACTOR,
+        lr_patience: int = LR_PATIENCE,
+        min_learning_rate: float = MIN_LEARNING_RATE,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        restore_best_weights: bool = False,
         loss: str = "squared_error",
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
@@ -206,6 +226,13 @@ verbose, dtype
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.lr_schedule = lr_schedule
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.min_learning_rate = min_learning_rate
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.restore_best_weights = restore_best_weights
         self.loss = loss
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -309,7 +336,7 @@ verbose, dtype
 
     def _network(self) -> LSTMRegressor:
         params = {name: getattr(self, name) for name in _LSTM_PARAMS}
-        return LSTMRegressor(**params)
+        return LSTMRegressor(validation_split="last", **params)
 
     def _fit_model(self, y: np.ndarray, exog: np.ndarray | None) -> LSTMRegressor:
         offset = sum(self.transform_.lags)

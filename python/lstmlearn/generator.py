@@ -15,7 +15,16 @@ from sklearn.utils.validation import check_is_fitted
 from . import _training
 from ._data import Sequences
 from ._training import FitPlan
-from .estimators import _COMMON_PARAMS, MAX_SIZE, _BaseLSTM, _constraints, _Streamable
+from .estimators import (
+    _COMMON_PARAMS,
+    LR_FACTOR,
+    LR_PATIENCE,
+    MAX_SIZE,
+    MIN_LEARNING_RATE,
+    _BaseLSTM,
+    _constraints,
+    _Streamable,
+)
 
 __all__ = ["LSTMGenerator"]
 
@@ -69,7 +78,8 @@ class LSTMGenerator(_Streamable, _BaseLSTM):
         for text, whose vocabulary is the set of characters of the first fit.
     dropout, recurrent_dropout, alpha, optimizer, learning_rate, momentum, nesterov, \
 beta_1, beta_2, epsilon, rho, clipnorm, batch_size, max_iter, shuffle, tol, \
-n_iter_no_change, early_stopping, validation_fraction, restore_best_weights, \
+n_iter_no_change, early_stopping, validation_fraction, validation_split, \
+restore_best_weights, lr_schedule, lr_factor, lr_patience, min_learning_rate, \
 random_state, n_jobs, verbose, warm_start, callbacks, dtype
         As in :class:`LSTMClassifier`. With ``early_stopping`` the validation
         score is the mean log-likelihood of the held-out windows.
@@ -123,6 +133,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             "alpha",
             "early_stopping",
             "validation_fraction",
+            "validation_split",
             "restore_best_weights",
         ),
         "seq_length": [Interval(Integral, 1, MAX_SIZE, closed="both")],
@@ -157,7 +168,12 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         n_iter_no_change: int = 10,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        validation_split: str = "shuffle",
         restore_best_weights: bool = False,
+        lr_schedule: str = "plateau",
+        lr_factor: float = LR_FACTOR,
+        lr_patience: int = LR_PATIENCE,
+        min_learning_rate: float = MIN_LEARNING_RATE,
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
         verbose: int = 0,
@@ -189,7 +205,12 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.restore_best_weights = restore_best_weights
+        self.lr_schedule = lr_schedule
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.min_learning_rate = min_learning_rate
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -327,22 +348,37 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             logp = logp[mask.astype(bool)]
         return float(logp.mean())
 
-    def _train(self, X, incremental: bool):
+    def _train(self, X, incremental: bool, validation_data=None):
         return _training.fit(
-            self, lambda: self._prepare_windows(X, incremental), incremental=incremental
+            self,
+            lambda: self._prepare_windows(X, incremental, validation_data),
+            incremental=incremental,
         )
 
-    def _prepare_windows(self, X, incremental: bool) -> FitPlan:
+    def _inputs_and_targets(self, windows: list[np.ndarray]) -> tuple[object, list]:
+        seqs = self._one_hot([w[:-1] for w in windows])
+        inputs = seqs.x
+        if seqs.lengths is not None:
+            inputs = [seqs.x[k, :n] for k, n in enumerate(seqs.lengths)]
+        return inputs, [w[1:] for w in windows]
+
+    def _prepare_windows(self, X, incremental: bool, validation_data=None) -> FitPlan:
         """Tokens to one-hot windows and their next tokens, then the shared set-up."""
         first = not hasattr(self, "_params") or not (incremental or self.warm_start)
         docs = self._documents(X, first)
         windows = self._windows(docs, int(self.step))
         self._dtype = self._float_dtype()
-        seqs = self._one_hot([w[:-1] for w in windows])
-        inputs = seqs.x
-        if seqs.lengths is not None:
-            inputs = [seqs.x[k, :n] for k, n in enumerate(seqs.lengths)]
-        plan = self._prepare_fit(inputs, [w[1:] for w in windows], None, incremental)
+        val = None
+        if validation_data is not None and not incremental:
+            try:
+                val = self._windows(self._documents(validation_data, False), int(self.step))
+            except ValueError as error:
+                raise ValueError(f"validation_data: {error}") from error
+            if not val:
+                raise ValueError("validation_data: no text or sequence has 2 tokens or more")
+            val = self._inputs_and_targets(val)
+        inputs, targets = self._inputs_and_targets(windows)
+        plan = self._prepare_fit(inputs, targets, None, incremental, validation_data=val)
         if first:
             self._default_seed = windows[0][:-1]
         return plan
@@ -363,7 +399,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
     # -- public API -----------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None) -> LSTMGenerator:
+    def fit(self, X, y=None, validation_data=None) -> LSTMGenerator:
         """Learn the next token of the text or token sequences X.
 
         Parameters
@@ -374,12 +410,16 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             row), or a list of 1-D integer sequences.
         y : None
             Ignored; the targets are the next tokens of X.
+        validation_data : str, list of str, or integer token sequences, optional
+            Held-out text or tokens, as X, monitored at every epoch instead of
+            a ``validation_fraction`` split (see :class:`LSTMRegressor`);
+            the score is the mean log-likelihood of its windows.
 
         Returns
         -------
         self : LSTMGenerator
         """
-        return self._train(X, incremental=False)
+        return self._train(X, incremental=False, validation_data=validation_data)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None) -> LSTMGenerator:

@@ -18,7 +18,10 @@ from . import _engine, _training
 from ._training import FitPlan, aligned_copy
 from .estimators import (
     _COMMON_PARAMS,
+    LR_FACTOR,
+    LR_PATIENCE,
     MAX_SIZE,
+    MIN_LEARNING_RATE,
     _BaseLSTM,
     _check_layer_sizes,
     _constraints,
@@ -211,9 +214,11 @@ class LSTMSeq2Seq(_BaseLSTM):
         one for the end symbol).
     optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, rho, clipnorm
         As in :class:`LSTMRegressor`.
-    batch_size, max_iter, shuffle, tol, n_iter_no_change
-        As in :class:`LSTMRegressor`; training stops when the training loss
-        has not improved by ``tol`` for ``n_iter_no_change`` epochs.
+    batch_size, max_iter, shuffle, tol, n_iter_no_change, restore_best_weights, \
+lr_schedule, lr_factor, lr_patience, min_learning_rate
+        As in :class:`LSTMRegressor`: the schedule and the stopping rule
+        watch the training loss, or ``validation_data`` passed to :meth:`fit`
+        (its loss, and its score: exact match for tokens, R² for numbers).
     random_state, n_jobs, verbose, warm_start, callbacks, dtype
         As in :class:`LSTMRegressor`.
 
@@ -227,7 +232,8 @@ class LSTMSeq2Seq(_BaseLSTM):
         user's tokens); predictions stop there and never contain it.
     n_features_in_ : int
         Features per input step (1 for tokens).
-    n_iter_, loss_curve_, history_, best_loss_, t_
+    n_iter_, loss_curve_, history_, best_loss_, t_, validation_scores_, \
+best_validation_score_, learning_rate_, best_epoch_
         As in :class:`LSTMRegressor`.
 
     Notes
@@ -240,7 +246,7 @@ class LSTMSeq2Seq(_BaseLSTM):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        **_constraints(*_COMMON_PARAMS),
+        **_constraints(*_COMMON_PARAMS, "restore_best_weights"),
         "mode": [StrOptions({"teacher_forcing", "repeat"})],
         "attention": [StrOptions({"dot", "additive"}), None],
         "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
@@ -275,6 +281,11 @@ class LSTMSeq2Seq(_BaseLSTM):
         shuffle: bool = True,
         tol: float = 1e-4,
         n_iter_no_change: int = 10,
+        restore_best_weights: bool = False,
+        lr_schedule: str = "plateau",
+        lr_factor: float = LR_FACTOR,
+        lr_patience: int = LR_PATIENCE,
+        min_learning_rate: float = MIN_LEARNING_RATE,
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int | None = None,
         verbose: int = 0,
@@ -304,6 +315,11 @@ class LSTMSeq2Seq(_BaseLSTM):
         self.shuffle = shuffle
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.restore_best_weights = restore_best_weights
+        self.lr_schedule = lr_schedule
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.min_learning_rate = min_learning_rate
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -434,12 +450,27 @@ class LSTMSeq2Seq(_BaseLSTM):
 
     # -- fitting ------------------------------------------------------------------
 
-    def _fit(self, X, y, incremental: bool):
+    def _fit(self, X, y, incremental: bool, validation_data=None):
         return _training.fit(
-            self, lambda: self._prepare_fit(X, y, incremental), incremental=incremental
+            self,
+            lambda: self._prepare_fit(X, y, incremental, validation_data),
+            incremental=incremental,
         )
 
-    def _prepare_fit(self, X, y, incremental: bool) -> FitPlan:
+    def _validation_metrics(self, val) -> tuple[float, float]:
+        xs, ys, X_val, y_val = val
+        loss = self._network().evaluate(
+            self._params,
+            xs.data,
+            xs.mask,
+            ys.data,
+            ys.mask,
+            min(_PREDICT_BATCH, xs.data.shape[0]),
+            _threads(self.n_jobs),
+        )
+        return float(loss), self.score(X_val, y_val)
+
+    def _prepare_fit(self, X, y, incremental: bool, validation_data=None) -> FitPlan:
         """Check the input and set up the state to train (see _training)."""
         dtype = self._float_dtype()
         hidden = self._hidden_sizes()
@@ -478,7 +509,20 @@ class LSTMSeq2Seq(_BaseLSTM):
             self._out_steps = ys.data.shape[1]
             self._rng = _training.make_rng(self.random_state)
             self._init_parameters(self._rng)
-        return FitPlan((xs, ys), xs.data.shape[0], 1 if incremental else self.max_iter)
+        val = None
+        if validation_data is not None and not incremental:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(
+                    "validation_data must be a tuple (X_val, y_val); got "
+                    f"{type(validation_data).__name__}"
+                )
+            X_val, y_val = validation_data
+            try:
+                xv = self._inputs(X_val, dtype, True)
+                val = (xv, self._outputs(y_val, xv.data.shape[0], dtype, True), X_val, y_val)
+            except ValueError as error:
+                raise ValueError(f"validation_data: {error}") from error
+        return FitPlan((xs, ys), xs.data.shape[0], 1 if incremental else self.max_iter, val)
 
     def _check_sizes(self) -> None:
         """Refuse embeddings and output layers the engine cannot index."""
@@ -529,7 +573,7 @@ class LSTMSeq2Seq(_BaseLSTM):
         return status, loss, step
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y) -> LSTMSeq2Seq:
+    def fit(self, X, y, validation_data=None) -> LSTMSeq2Seq:
         """Fit the model to input sequences X and output sequences y.
 
         Parameters
@@ -540,13 +584,17 @@ class LSTMSeq2Seq(_BaseLSTM):
         y : array-like of shape (n,), (n, T_out) or (n, T_out, F_out), or list
             Output tokens or numbers, as X; a list of token sequences of
             different lengths makes the model learn where a sequence ends.
+        validation_data : tuple (X_val, y_val), optional
+            Held-out sequences, as X and y, monitored at every epoch: the
+            schedule watches their loss; the stopping rule and
+            ``restore_best_weights`` their score (:meth:`score`).
 
         Returns
         -------
         self : LSTMSeq2Seq
             The fitted model.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, validation_data=validation_data)
 
     def partial_fit(self, X, y) -> LSTMSeq2Seq:
         """Train one more epoch on (X, y), starting from the fitted weights.
