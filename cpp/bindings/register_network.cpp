@@ -182,10 +182,16 @@ void bind_stream(py::module_& m, const char* name) {
       .def_property_readonly("n_streams", [](const Self& self) { return self.net.streams(); })
       .def(
           "step",
-          [](Self& self, const CArray<T>& x, PyInt n_threads_arg) {
+          [](Self& self, const py::object& x_arg, PyInt n_threads_arg) {
             const int n_threads = narrow("n_threads", n_threads_arg);
             const NetworkSpec& spec = self.net.spec();
             const std::size_t S = self.net.streams();
+            // An array of T already in C order is used as it is, checked
+            // directly: pybind11's caster calls PyArray_FromAny even then, a
+            // good part of a step's time. Anything else goes through it.
+            const CArray<T> x = py::isinstance<CArray<T>>(x_arg)
+                                    ? py::reinterpret_borrow<CArray<T>>(x_arg)
+                                    : x_arg.cast<CArray<T>>();
             expect_size(x.size(), S * spec.input_size, "x");
             const std::size_t O = spec.output_size;
             if (self.out.size() < S * O) self.out.resize(S * O);
