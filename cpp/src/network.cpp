@@ -35,12 +35,11 @@ using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 constexpr std::size_t kHeadRows = 256;  // rows of the dense head and softmax per task
 constexpr std::size_t kHeadCols = 64;   // columns of the head's weight gradient per task
 // Multiply-adds of a streaming step from which its units are split among
-// threads (see lstm_stream_step). A team pays a wake-up and a hand-back per
-// step: on a 2-core AVX2 VM (Zen 3) an empty round trip between two threads
-// took 2.1 us, and medium's 82k-multiply-add step (4.0 us on one thread)
-// took 3.8 us at best on two and far longer whenever the partner thread
-// waited for a core. Only steps that stream megabytes of weights gain.
-constexpr double kStreamTeamWork = 1 << 20;
+// threads (see lstm_stream_step): medium's step (82k) took 2.8 us on two
+// threads against 4.0 us on one on a quiet 2-core AVX2 VM (Zen 3), where an
+// empty round trip between two threads takes 1.8 us. On a busy machine the
+// team is the caller alone (run_team), which then runs every part.
+constexpr double kStreamTeamWork = 1 << 16;
 
 template <typename T>
 void grow(AlignedVector<T>& v, std::size_t n) {
