@@ -9,8 +9,10 @@ Two workloads, one stream each:
   ``LSTM`` operator), run with 1 and 2 intra-op threads; the faster counts.
 
 A step is timed as a loop of ``--steps`` calls of ``stream.step(x_t)``
-(the public call: input checks, the engine's step, the output as float64);
-the engine's own call (``stream._step``, no Python checks) is timed too. Each
+(the public call: input checks, the engine's step, the output as float64;
+all in C++ for a model whose outputs keep their last axis, as medium's);
+the raw binding's call (``stream._step(x, n_threads)``, no Python checks)
+is timed too. Each
 figure is the median over ``--repeats`` loops (ONNX Runtime: the median of
 ``--repeats`` x 20 calls). Results go to JSON and a table is printed.
 """

@@ -175,3 +175,56 @@ def test_seq2seq_has_no_stream():
     from lstmlearn import LSTMSeq2Seq
 
     assert not hasattr(LSTMSeq2Seq(), "stream")
+
+
+@pytest.mark.parametrize(
+    "hidden, F, n_streams",
+    [((128,), 32, 1), ((70, 33), 5, 2), ((300,), 4, 3)],
+    ids=["medium", "partial-groups", "wide"],
+)
+def test_threads_split_unit_groups_bitwise(hidden, F, n_streams):
+    # Steps of 2^16 multiply-adds or more split each layer's units, in groups
+    # of 16 (a last group may be partial), among the threads; every n_jobs
+    # gives predict's bits.
+    model = fitted_regressor(hidden, True, np.float32, n_out=3, F=F)
+    X = np.random.default_rng(8).normal(size=(n_streams, 12, F)).astype(np.float32)
+    expected = model.predict(X)
+    for n in (1, 2, 3):
+        model.set_params(n_jobs=n)
+        stream = model.stream(n_streams)
+        np.testing.assert_array_equal(stream_all(stream, X), expected)
+        # A reset stream starts again from zero, whatever the team.
+        stream.reset()
+        np.testing.assert_array_equal(stream.step(X[:, 0]), expected[:, 0])
+
+
+def test_non_contiguous_and_other_dtype_steps_take_the_slow_path():
+    model = fitted_regressor((8,), True, np.float32, n_out=2)
+    X = np.random.default_rng(9).normal(size=(2, 6, 3))
+    expected = model.predict(X.astype(np.float32))
+    stream = model.stream(2)
+    # float64 input (converted), and a strided view of float32 input.
+    wide = np.zeros((2, 6, 6), dtype=np.float32)
+    wide[:, :, ::2] = X
+    outs = [stream.step(X[:, 0])] + [stream.step(wide[:, t, ::2]) for t in range(1, 6)]
+    np.testing.assert_array_equal(np.stack(outs, axis=1), expected)
+
+
+def test_public_step_in_cpp_takes_and_refuses_what_the_python_one_does():
+    # Two outputs: the step runs in C++; lists, other dtypes and one stream's
+    # row convert as in Python, and a wrong shape is the same error.
+    model = fitted_regressor((6,), True, np.float32, n_out=2)
+    x = np.random.default_rng(10).normal(size=(1, 5, 3))
+    expected = model.predict(x.astype(np.float32))[0]  # [5, 2]
+    stream = model.stream()
+    got = [
+        stream.step(x[0, 0].astype(np.float32)),  # one stream's row [F]: [O]
+        stream.step(x[0, 1].tolist()),  # a list
+        stream.step(x[:, 2]),  # float64 [1, F]: [1, O]
+        stream.step(x[:, 3].astype(np.float32)),
+        stream.step(np.asfortranarray(x[:, 4].astype(np.float32))),
+    ]
+    assert got[0].shape == got[1].shape == (2,) and got[2].shape == (1, 2)
+    np.testing.assert_array_equal(np.vstack(got), expected)
+    with pytest.raises(ValueError, match=r"\[1, 3\]"):
+        stream.step(np.zeros((2, 3), dtype=np.float32))

@@ -166,9 +166,32 @@ struct BoundStream {
   Network<T> net;
   AlignedVector<T> params;
   AlignedVector<T> out;  // [S, O] of the last step
+  // The public step (see "public_step"): threads, and what converts other
+  // input: the model's _stream_input (it holds no reference to the stream,
+  // so there is no cycle that the garbage collector cannot see).
+  int n_threads = 1;
+  py::object convert;
   BoundStream(const NetworkSpec& spec, const T* p, int n_streams) : net(spec) {
     params.assign(p, p + net.parameter_count());
     net.stream_resize(n_streams);
+  }
+
+  // Outputs [S, O] (float64, as predict's reach the user) of one step x.
+  py::array_t<double> step(const py::object& x_arg, int threads) {
+    const NetworkSpec& spec = net.spec();
+    const std::size_t S = net.streams();
+    // An array of T already in C order is used as it is, checked directly:
+    // pybind11's caster calls PyArray_FromAny even then, a good part of a
+    // step's time. Anything else goes through it.
+    const CArray<T> x = py::isinstance<CArray<T>>(x_arg) ? py::reinterpret_borrow<CArray<T>>(x_arg)
+                                                         : x_arg.cast<CArray<T>>();
+    expect_size(x.size(), S * spec.input_size, "x");
+    const std::size_t O = spec.output_size;
+    if (out.size() < S * O) out.resize(S * O);
+    net.stream_step(params.data(), x.data(), out.data(), threads, false);
+    py::array_t<double> result({static_cast<py::ssize_t>(S), static_cast<py::ssize_t>(O)});
+    std::copy(out.begin(), out.begin() + S * O, result.mutable_data());
+    return result;
   }
 };
 
@@ -182,21 +205,50 @@ void bind_stream(py::module_& m, const char* name) {
       .def_property_readonly("n_streams", [](const Self& self) { return self.net.streams(); })
       .def(
           "step",
-          [](Self& self, const CArray<T>& x, PyInt n_threads_arg) {
-            const int n_threads = narrow("n_threads", n_threads_arg);
-            const NetworkSpec& spec = self.net.spec();
-            const std::size_t S = self.net.streams();
-            expect_size(x.size(), S * spec.input_size, "x");
-            const std::size_t O = spec.output_size;
-            if (self.out.size() < S * O) self.out.resize(S * O);
-            self.net.stream_step(self.params.data(), x.data(), self.out.data(), n_threads, false);
-            // In float64, as predict's outputs reach the user.
-            py::array_t<double> out({static_cast<py::ssize_t>(S), static_cast<py::ssize_t>(O)});
-            std::copy(self.out.begin(), self.out.begin() + S * O, out.mutable_data());
-            return out;
+          [](Self& self, const py::object& x, PyInt n_threads) {
+            return self.step(x, narrow("n_threads", n_threads));
           },
           py::arg("x"), py::arg("n_threads"),
           "Outputs [S, O] (float64) of one step x [S, F] of every stream.")
+      .def(
+          "set_public",
+          [](Self& self, py::object convert, PyInt n_threads) {
+            self.convert = std::move(convert);
+            self.n_threads = narrow("n_threads", n_threads);
+          },
+          py::arg("convert"), py::arg("n_threads"),
+          "Set up public_step: convert(x, n_streams) -> (x [S, F], single) for other input.")
+      // Stream.step in C++ for models whose outputs keep their last axis:
+      // a Python frame per call cost about a tenth of a medium step. x of
+      // dtype T shaped [S, F] (or one stream's [F], F > 1) is taken as it
+      // is; anything else goes through `convert`.
+      .def("public_step",
+           [](Self& self, const py::object& x) -> py::object {
+             const std::size_t S = self.net.streams(), F = self.net.spec().input_size;
+             bool single = false;
+             py::object batch = x;
+             bool fast = false;
+             if (py::isinstance<py::array>(x)) {
+               const auto array = py::reinterpret_borrow<py::array>(x);
+               const auto dim = [&](int k) { return static_cast<std::size_t>(array.shape(k)); };
+               fast = array.dtype().is(py::dtype::of<T>()) &&
+                      ((array.ndim() == 2 && dim(0) == S && dim(1) == F) ||
+                       (array.ndim() == 1 && S == 1 && F > 1 && dim(0) == F));
+               single = fast && array.ndim() == 1;
+             }
+             if (!fast) {
+               if (!self.convert) throw std::logic_error("public_step before set_public");
+               const py::tuple converted = self.convert(x, S);
+               batch = converted[0];
+               single = converted[1].cast<bool>();
+             }
+             py::array_t<double> out = self.step(batch, self.n_threads);
+             if (!single) return std::move(out);
+             const std::size_t O = self.net.spec().output_size;
+             py::array_t<double> row(static_cast<py::ssize_t>(O));
+             std::copy(out.data(), out.data() + O, row.mutable_data());
+             return std::move(row);
+           })
       .def(
           "reset",
           [](Self& self, PyInt stream) { self.net.stream_reset(narrow("stream", stream)); },

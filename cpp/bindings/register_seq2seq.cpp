@@ -241,7 +241,7 @@ void bind_seq2seq(py::module_& m, const char* name) {
              py::object x, py::object x_mask, py::object y, py::object y_mask, PyInt batch_size_arg,
              bool shuffle, double clipnorm, const std::string& optimizer, double learning_rate,
              double beta_1, double beta_2, double epsilon, double momentum, bool nesterov,
-             double rho, std::uint64_t seed, PyInt n_threads_arg) {
+             double rho, std::uint64_t seed, PyInt n_threads_arg, PyInt tbptt_steps) {
             const int batch_size = narrow("batch_size", batch_size_arg);
             const int n_threads = narrow("n_threads", n_threads_arg);
             BoundData<T> data(self.spec, x, x_mask, y, y_mask);
@@ -253,6 +253,8 @@ void bind_seq2seq(py::module_& m, const char* name) {
             options.batch_size = batch_size;
             options.shuffle = shuffle;
             options.clipnorm = clipnorm;
+            options.tbptt_steps = narrow("tbptt_steps", tbptt_steps);
+            if (options.tbptt_steps < 0) throw std::invalid_argument("tbptt_steps must be >= 0");
             options.optimizer = optimizer_spec(optimizer, learning_rate, beta_1, beta_2, epsilon,
                                                momentum, nesterov, rho);
             T* p = params.mutable_data();
@@ -273,7 +275,10 @@ void bind_seq2seq(py::module_& m, const char* name) {
           py::arg("x_mask"), py::arg("y"), py::arg("y_mask"), py::arg("batch_size"),
           py::arg("shuffle"), py::arg("clipnorm"), py::arg("optimizer"), py::arg("learning_rate"),
           py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("momentum"),
-          py::arg("nesterov"), py::arg("rho"), py::arg("seed"), py::arg("n_threads"));
+          py::arg("nesterov"), py::arg("rho"), py::arg("seed"), py::arg("n_threads"),
+          py::arg("tbptt_steps") = PyInt{0},
+          "One epoch of training; tbptt_steps > 0 reads the encoder's input in chunks of that "
+          "many steps, backpropagating through the last chunk only (0: whole sequences).");
 }
 
 }  // namespace

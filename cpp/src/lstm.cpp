@@ -1321,6 +1321,155 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   }
 }
 
+template <typename T>
+void lstm_stream_pack(const LstmSpec* specs, const T* const* params, int count, int parts,
+                      LstmStream<T>& stream) {
+  stream.layers.resize(count);
+  stream.parts = std::max(1, parts);
+  for (int l = 0; l < count; ++l) {
+    const LstmSpec& spec = specs[l];
+    spec.validate();
+    if (spec.num_layers != 1 || spec.directions() != 1) {
+      throw std::invalid_argument("LSTM stream: every layer must be one layer in one direction");
+    }
+    if (l > 0 && spec.input_size != specs[l - 1].hidden_size) {
+      throw std::invalid_argument("LSTM stream: layer " + std::to_string(l) +
+                                  " does not read the layer below's output");
+    }
+    typename LstmStream<T>::Layer& layer = stream.layers[l];
+    const int F = spec.input_size, H = spec.hidden_size, G = 4 * H, K = F + H;
+    if (layer.F != F || layer.H != H) {  // a new shape: its state starts at zero
+      layer.F = F;
+      layer.H = H;
+      const std::size_t S = stream.streams;
+      for (AlignedVector<T>& xh : layer.xh) xh.assign(S * K, T(0));
+      layer.c.assign(S * H, T(0));
+    }
+    const Block<T> p = block(spec, const_cast<T*>(params[l]), 0, 0);
+    layer.bias.resize(G);
+    Vec<T>(layer.bias.data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
+    // Part k: whole groups of kUnitGroup units; its gate rows [i | f | g | o]
+    // of its units, each row [W_ih | W_hh].
+    const int groups = (H + kUnitGroup - 1) / kUnitGroup;
+    const int n_parts = std::min(stream.parts, groups);
+    layer.units.resize(n_parts + 1);
+    layer.w.resize(n_parts);
+    for (int k = 0; k <= n_parts; ++k) {
+      layer.units[k] = std::min(H, groups * k / n_parts * kUnitGroup);
+    }
+    AlignedVector<T> rows;
+    for (int k = 0; k < n_parts; ++k) {
+      const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
+      rows.resize(static_cast<std::size_t>(4) * n * K);
+      for (int q = 0; q < 4; ++q) {
+        for (int u = 0; u < n; ++u) {
+          const std::size_t j = static_cast<std::size_t>(q) * H + u0 + u;
+          T* row = rows.data() + static_cast<std::size_t>(q * n + u) * K;
+          std::copy_n(p.w_ih + j * F, F, row);
+          std::copy_n(p.w_hh + j * H, H, row + F);
+        }
+      }
+      pack_matrix(static_cast<const T*>(rows.data()), K, 4 * n, K, true, layer.w[k]);
+    }
+    layer.gates.resize(static_cast<std::size_t>(stream.streams) * G);
+  }
+}
+
+template <typename T>
+void lstm_stream_resize(LstmStream<T>& stream, int streams) {
+  if (streams < 1) throw std::invalid_argument("the number of streams must be positive");
+  const std::size_t kept = std::min(streams, stream.streams), S = streams;
+  for (typename LstmStream<T>::Layer& layer : stream.layers) {
+    const std::size_t K = static_cast<std::size_t>(layer.F) + layer.H, H = layer.H;
+    for (AlignedVector<T>& xh : layer.xh) {
+      AlignedVector<T> next(S * K, T(0));
+      std::copy_n(xh.begin(), kept * K, next.begin());
+      xh = std::move(next);
+    }
+    AlignedVector<T> c(S * H, T(0));
+    std::copy_n(layer.c.begin(), kept * H, c.begin());
+    layer.c = std::move(c);
+    layer.gates.resize(S * 4 * H);
+  }
+  stream.streams = streams;
+}
+
+template <typename T>
+void lstm_stream_reset(LstmStream<T>& stream, int i) {
+  if (i >= stream.streams) throw std::out_of_range("no such stream");
+  const std::size_t lo = i < 0 ? 0 : i, hi = i < 0 ? stream.streams : lo + 1;
+  for (typename LstmStream<T>::Layer& layer : stream.layers) {
+    const std::size_t K = static_cast<std::size_t>(layer.F) + layer.H, H = layer.H;
+    for (std::size_t r = lo; r < hi; ++r) {
+      std::fill_n(layer.xh[stream.current].begin() + r * K + layer.F, H, T(0));
+      std::fill_n(layer.c.begin() + r * H, H, T(0));
+    }
+  }
+}
+
+template <typename T>
+const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std::ptrdiff_t* ld) {
+  const int S = stream.streams, L = static_cast<int>(stream.layers.size());
+  if (S < 1 || L < 1) throw std::invalid_argument("LSTM stream: no streams or no layers");
+  const int now = stream.current, next = 1 - now;
+  {
+    // x_t into layer 0's [x_t | h_{t-1}] rows.
+    auto& first = stream.layers[0];
+    const std::size_t K = static_cast<std::size_t>(first.F) + first.H;
+    for (int r = 0; r < S; ++r) {
+      copy_row(first.xh[now].data() + r * K, x + static_cast<std::size_t>(r) * first.F,
+               static_cast<std::size_t>(first.F));
+    }
+  }
+  // Member `rank` of `size` takes a share of each layer's parts: their gates
+  // by one product over [x_t | h_{t-1}], then their cells, writing h_t into
+  // the other buffer (a partner may still read h_{t-1}) and into the x_t of
+  // the layer above.
+  auto run = [&](int rank, int size, SpinBarrier& barrier) {
+    for (int l = 0; l < L; ++l) {
+      auto& layer = stream.layers[l];
+      const int F = layer.F, H = layer.H, G = 4 * H, K = F + H;
+      const int n_parts = static_cast<int>(layer.w.size());
+      const int k_lo = n_parts * rank / size, k_hi = n_parts * (rank + 1) / size;
+      const T* xh = layer.xh[now].data();
+      T* h_out = layer.xh[next].data() + F;
+      for (int k = k_lo; k < k_hi; ++k) {
+        const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
+        T* a = layer.gates.data() + 4 * u0;  // [S, 4n], row stride G
+        gemm_packed(S, xh, K, layer.w[k], a, G, false);
+        CellGroup<T> cells(n, H);
+        for (int r = 0; r < S; ++r) {
+          const std::size_t row = static_cast<std::size_t>(r);
+          T* c = layer.c.data() + row * H;
+          T* h = h_out + row * K;
+          const T* a_row = a + row * G;
+          for (int u = u0; u < u0 + n; u += kCellBlock) {
+            cells.add(a_row + (u - u0), layer.bias.data() + u, c + u, c + u, h + u,
+                      std::min(kCellBlock, u0 + n - u));
+          }
+        }
+        cells.flush();
+      }
+      if (l + 1 < L) {
+        auto& above = stream.layers[l + 1];
+        const int u_lo = layer.units[k_lo], u_hi = layer.units[k_hi];
+        const std::size_t K_above = static_cast<std::size_t>(above.F) + above.H;
+        for (int r = 0; r < S; ++r) {
+          copy_row(above.xh[now].data() + r * K_above + u_lo,
+                   static_cast<const T*>(h_out + static_cast<std::size_t>(r) * K + u_lo),
+                   static_cast<std::size_t>(u_hi - u_lo));
+        }
+        if (size > 1) barrier.wait();  // the layer above reads all of h_t
+      }
+    }
+  };
+  ThreadPool::instance().run_team(stream.parts, n_threads, run);
+  stream.current = next;
+  const auto& top = stream.layers.back();
+  *ld = top.F + top.H;
+  return top.xh[next].data() + top.F;
+}
+
 #define LSTMLEARN_INSTANTIATE(T)                                                                   \
   template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*, const T*, \
                                 const std::uint8_t*, const T*, T*, T*, T*, LstmCache<T>&, int);    \
@@ -1330,7 +1479,11 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
                                   const T*, const std::uint8_t*, T*, T*, T*, LstmInference<T>&,    \
                                   int, bool);                                                      \
   template void lstm_inference_stack<T>(const InferenceStage<T>*, int, int, int, const T*,         \
-                                        const T*, const T*, const std::uint8_t*, int, bool);
+                                        const T*, const T*, const std::uint8_t*, int, bool);       \
+  template void lstm_stream_pack<T>(const LstmSpec*, const T* const*, int, int, LstmStream<T>&);   \
+  template void lstm_stream_resize<T>(LstmStream<T>&, int);                                        \
+  template void lstm_stream_reset<T>(LstmStream<T>&, int);                                         \
+  template const T* lstm_stream_step<T>(LstmStream<T>&, const T*, int, std::ptrdiff_t*);
 LSTMLEARN_INSTANTIATE(float)
 LSTMLEARN_INSTANTIATE(double)
 #undef LSTMLEARN_INSTANTIATE

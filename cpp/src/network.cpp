@@ -34,8 +34,12 @@ using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 constexpr std::size_t kHeadRows = 256;  // rows of the dense head and softmax per task
 constexpr std::size_t kHeadCols = 64;   // columns of the head's weight gradient per task
-// Multiply-adds of a streaming step below which it runs on one thread.
-constexpr double kStreamThreadWork = 1 << 20;
+// Multiply-adds of a streaming step from which its units are split among
+// threads (see lstm_stream_step): medium's step (82k) took 2.8 us on two
+// threads against 4.0 us on one on a quiet 2-core AVX2 VM (Zen 3), where an
+// empty round trip between two threads takes 1.8 us. On a busy machine the
+// team is the caller alone (run_team), which then runs every part.
+constexpr double kStreamTeamWork = 1 << 16;
 
 template <typename T>
 void grow(AlignedVector<T>& v, std::size_t n) {
@@ -991,64 +995,56 @@ void Network<T>::stream_resize(int streams) {
     throw std::invalid_argument("streaming does not run a conv front end");
   }
   if (streams < 1) throw std::invalid_argument("the number of streams must be positive");
-  const int kept = std::min(streams, streams_);
-  for (Layer& layer : layers_) {
-    const std::size_t H = layer.spec.hidden_size, n = static_cast<std::size_t>(streams) * H;
-    for (AlignedVector<T>* state : {&layer.h0, &layer.c0}) {
-      AlignedVector<T> next(n, T(0));
-      std::copy(state->begin(), state->begin() + kept * H, next.begin());
-      *state = std::move(next);
-    }
-  }
+  lstm_stream_resize(stream_, streams);
   streams_ = streams;
 }
 
 template <typename T>
 void Network<T>::stream_reset(int stream) {
   if (stream >= streams_) throw std::out_of_range("no such stream");
-  for (Layer& layer : layers_) {
-    const std::size_t H = layer.spec.hidden_size;
-    const std::size_t lo = stream < 0 ? 0 : stream * H;
-    const std::size_t hi = stream < 0 ? streams_ * H : lo + H;
-    std::fill(layer.h0.begin() + lo, layer.h0.begin() + hi, T(0));
-    std::fill(layer.c0.begin() + lo, layer.c0.begin() + hi, T(0));
-  }
+  lstm_stream_reset(stream_, stream);
 }
 
 template <typename T>
 void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
                              bool params_changed) {
   if (streams_ < 1) throw std::invalid_argument("no streams: call stream_resize first");
-  if (params_changed) stream_packed_ = false;
-  // One step of every stream, by lstm_inference one layer after the other
-  // from the carried states (never the pipeline, which starts all layers
-  // from one state): the same bits as predict (see lstm_inference).
-  const bool unchanged = stream_packed_;
-  stream_packed_ = false;  // until this call completes
-  steps_ = 1;
-  has_mask_ = false;
-  has_weights_ = false;
-  input_ = x;
-  // Threads for a step only when it has work enough: waking a team costs
-  // more than one small step (medium, one stream, 82k multiply-adds a step:
-  // 7 us on one thread, 22 us on two splitting the hidden units, on a 2-core
-  // AVX2 machine). The results are the same bits either way.
+  const int L = static_cast<int>(layers_.size()), O = spec_.output_size;
+  // Steps of little work run on one thread (a team's wake-up and barrier
+  // would cost more than they save); others split each layer's units in as
+  // many parts as threads. The bits are the same either way.
   double work = 0.0;
   for (const Layer& layer : layers_) {
     const double H = layer.spec.hidden_size;
     work += 4.0 * H * (layer.spec.input_size + H) * streams_;
   }
-  const int threads = work < kStreamThreadWork ? 1 : n_threads;
-  std::uint64_t unused = 0;
-  {
-    const CarryScope carry(carry_);
-    forward(params, streams_, false, unused, threads, unchanged);
+  const int parts = work < kStreamTeamWork ? 1 : resolve_threads(n_threads);
+  if (params_changed || !stream_packed_ || parts != stream_.parts) {
+    // Packed once (a bound stream's parameters do not change): the layers'
+    // [W_ih | W_hh] by parts, and the head.
+    stream_packed_ = false;  // until packed
+    std::vector<LstmSpec> specs;
+    std::vector<const T*> blocks;
+    for (const Layer& layer : layers_) {
+      specs.push_back(layer.spec);
+      blocks.push_back(params + layer.offset);
+    }
+    lstm_stream_pack(specs.data(), blocks.data(), L, parts, stream_);
+    const int W = spec_.merged_width(L - 1);
+    pack_matrix(params + dense_offset_, W, O, W, true, dense_packed_);
+    stream_packed_ = true;
   }
-  keep_carry(streams_);
+  std::ptrdiff_t ld = 0;
+  const T* h = lstm_stream_step(stream_, x, n_threads, &ld);
+  // The head as forward() computes it for any row: the same bits.
   const std::size_t n = streams_;
-  softmax_rows(n, threads);
-  std::memcpy(out, out_.data(), sizeof(T) * n * spec_.output_size);
-  stream_packed_ = true;
+  grow(out_, n * O);
+  gemm_packed(static_cast<int>(n), h, ld, dense_packed_, out_.data(), O, false);
+  const ConstVec<T> bias(params + dense_offset_ + static_cast<std::size_t>(O) * dense_packed_.rows,
+                         O);
+  for (std::size_t r = 0; r < n; ++r) Vec<T>(out_.data() + r * O, O) += bias;
+  softmax_rows(n, 1);
+  std::memcpy(out, out_.data(), sizeof(T) * n * O);
 }
 
 template <typename T>

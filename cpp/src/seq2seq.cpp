@@ -157,27 +157,33 @@ const T* Seq2Seq<T>::aligned(const T* params) {
 }
 
 template <typename T>
-void Seq2Seq<T>::gather(const Seq2SeqData<T>& data, const std::uint32_t* rows, int count) {
-  const std::size_t Tk = data.in_steps, Tq = data.out_steps, F = spec_.input_features,
-                    O = spec_.outputs();
-  in_steps_ = data.in_steps;
-  out_steps_ = data.out_steps;
+void Seq2Seq<T>::gather(const Seq2SeqData<T>& data, const std::uint32_t* rows, int count, int t0,
+                        int n, bool targets) {
+  // The encoder steps [t0, t0 + Tk) of each row, Tk = n (or all).
+  const std::size_t all = data.in_steps, Tk = n < 0 ? all : n, Tq = data.out_steps,
+                    F = spec_.input_features, O = spec_.outputs(), first = t0;
+  in_steps_ = static_cast<int>(Tk);
   has_x_mask_ = data.x_mask != nullptr;
-  has_y_mask_ = data.y_mask != nullptr;
-  const std::size_t n = count;
-  if (data.x_tokens) grow(x_tokens_, n * Tk);
-  if (data.x) grow(x_, n * Tk * F);
-  if (has_x_mask_) grow(x_mask_, n * Tk);
-  if (data.y_tokens) grow(y_tokens_, n * Tq);
-  if (data.y) grow(y_, n * Tq * O);
-  if (has_y_mask_) grow(y_mask_, n * Tq);
-  for (std::size_t r = 0; r < n; ++r) {
-    const std::size_t src = rows[r];
+  const std::size_t B = count;
+  if (data.x_tokens) grow(x_tokens_, B * Tk);
+  if (data.x) grow(x_, B * Tk * F);
+  if (has_x_mask_) grow(x_mask_, B * Tk);
+  for (std::size_t r = 0; r < B; ++r) {
+    const std::size_t src = rows[r] * all + first;
     if (data.x_tokens) {
-      std::memcpy(x_tokens_.data() + r * Tk, data.x_tokens + src * Tk, sizeof(std::int32_t) * Tk);
+      std::memcpy(x_tokens_.data() + r * Tk, data.x_tokens + src, sizeof(std::int32_t) * Tk);
     }
-    if (data.x) std::memcpy(x_.data() + r * Tk * F, data.x + src * Tk * F, sizeof(T) * Tk * F);
-    if (has_x_mask_) std::memcpy(x_mask_.data() + r * Tk, data.x_mask + src * Tk, Tk);
+    if (data.x) std::memcpy(x_.data() + r * Tk * F, data.x + src * F, sizeof(T) * Tk * F);
+    if (has_x_mask_) std::memcpy(x_mask_.data() + r * Tk, data.x_mask + src, Tk);
+  }
+  if (!targets) return;
+  out_steps_ = data.out_steps;
+  has_y_mask_ = data.y_mask != nullptr;
+  if (data.y_tokens) grow(y_tokens_, B * Tq);
+  if (data.y) grow(y_, B * Tq * O);
+  if (has_y_mask_) grow(y_mask_, B * Tq);
+  for (std::size_t r = 0; r < B; ++r) {
+    const std::size_t src = rows[r];
     if (data.y_tokens) {
       std::memcpy(y_tokens_.data() + r * Tq, data.y_tokens + src * Tq, sizeof(std::int32_t) * Tq);
     }
@@ -187,7 +193,7 @@ void Seq2Seq<T>::gather(const Seq2SeqData<T>& data, const std::uint32_t* rows, i
 }
 
 template <typename T>
-void Seq2Seq<T>::encode(const T* params, int B, int n_threads) {
+void Seq2Seq<T>::encode(const T* params, int B, int n_threads, bool training) {
   const std::size_t Tk = in_steps_, BT = static_cast<std::size_t>(B) * Tk;
   const int F = spec_.encoder_input_size();
   const T* in = x_.data();
@@ -200,14 +206,22 @@ void Seq2Seq<T>::encode(const T* params, int B, int n_threads) {
   const int h_max = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
   grow(zeros_, static_cast<std::size_t>(B) * h_max);
   std::fill(zeros_.begin(), zeros_.end(), T(0));
+  const std::uint8_t* mask = has_x_mask_ ? x_mask_.data() : nullptr;
   for (EncoderLayer& layer : encoder_) {
     const std::size_t H = layer.spec.hidden_size;
     grow(layer.y, BT * H);
     grow(layer.h_n, B * H);
     grow(layer.c_n, B * H);
-    lstm_forward<T>(layer.spec, params + layer.offset, B, in_steps_, in, zeros_.data(),
-                    zeros_.data(), has_x_mask_ ? x_mask_.data() : nullptr, nullptr, layer.y.data(),
-                    layer.h_n.data(), layer.c_n.data(), layer.cache, n_threads);
+    const T* h0 = carry_ ? layer.h0.data() : zeros_.data();
+    const T* c0 = carry_ ? layer.c0.data() : zeros_.data();
+    if (training) {
+      lstm_forward<T>(layer.spec, params + layer.offset, B, in_steps_, in, h0, c0, mask, nullptr,
+                      layer.y.data(), layer.h_n.data(), layer.c_n.data(), layer.cache, n_threads);
+    } else {
+      lstm_inference<T>(layer.spec, params + layer.offset, B, in_steps_, in, h0, c0, mask,
+                        layer.y.data(), layer.h_n.data(), layer.c_n.data(), layer.inference,
+                        n_threads);
+    }
     in = layer.y.data();
   }
 }
@@ -553,14 +567,62 @@ Seq2SeqEpochResult Seq2Seq<T>::train_epoch(T* user_params, T* m, T* v, std::int6
   result.step = step;
   double total = 0.0;
   std::size_t total_items = 0;
-  for (int start = 0; start < N; start += options.batch_size) {
+  // Truncated BPTT: chunks of k input steps (k = Tk: whole sequences).
+  const int Tk = data.in_steps;
+  const int k = options.tbptt_steps > 0 ? std::min(options.tbptt_steps, Tk) : Tk;
+  if (k < Tk && spec_.attention != AttentionKind::None) {
+    throw std::invalid_argument(
+        "truncated BPTT cannot run with attention: the attention reads the encoder's output at "
+        "every input step");
+  }
+  for (int start = 0; start < N && !result.interrupted; start += options.batch_size) {
     if (interrupted && interrupted()) {
       result.interrupted = true;
       break;
     }
     const int count = std::min(options.batch_size, N - start);
-    gather(data, order.data() + start, count);
-    forward(params, count, n_threads);
+    const std::uint32_t* rows = order.data() + start;
+    if (k == Tk) {
+      gather(data, rows, count);
+      forward(params, count, n_threads);
+    } else {
+      // Each chunk starts from the state the one before ended with; the
+      // chunks before the last run forward only, so the workspace holds k
+      // steps, and the backward stops at the last chunk's start. Interrupts
+      // are polled before every chunk (long sequences may take seconds).
+      for (EncoderLayer& layer : encoder_) {
+        const std::size_t n = static_cast<std::size_t>(count) * layer.spec.hidden_size;
+        grow(layer.h0, n);
+        grow(layer.c0, n);
+        std::fill_n(layer.h0.begin(), n, T(0));
+        std::fill_n(layer.c0.begin(), n, T(0));
+      }
+      struct Carry {  // carry_ only for this mini-batch, even if it throws
+        bool& flag;
+        explicit Carry(bool& f) : flag(f) { flag = true; }
+        ~Carry() { flag = false; }
+      } carry(carry_);
+      int t0 = 0;
+      for (; t0 + k < Tk; t0 += k) {
+        if (t0 > 0 && interrupted && interrupted()) {
+          result.interrupted = true;
+          break;
+        }
+        gather(data, rows, count, t0, k, false);
+        encode(params, count, n_threads, false);
+        for (EncoderLayer& layer : encoder_) {
+          const std::size_t n = static_cast<std::size_t>(count) * layer.spec.hidden_size;
+          std::copy_n(layer.h_n.begin(), n, layer.h0.begin());
+          std::copy_n(layer.c_n.begin(), n, layer.c0.begin());
+        }
+      }
+      if (result.interrupted || (interrupted && interrupted())) {
+        result.interrupted = true;
+        break;
+      }
+      gather(data, rows, count, t0, Tk - t0);
+      forward(params, count, n_threads);
+    }
     std::size_t items = 0;
     const double sum = loss(count, true, items);
     if (items == 0) continue;  // no counted target step in this batch

@@ -1047,9 +1047,9 @@ class _Streamable:
             f"{arr.shape}"
         )
 
-    def _stream_output(self, raw: np.ndarray) -> np.ndarray:
-        """The engine's [n_streams, O] outputs (float64), as predict shapes one step's."""
-        return raw
+    def _stream_squeeze(self) -> bool:
+        """Whether a step's [n_streams, O] outputs lose their last axis, as predict's do."""
+        return False
 
 
 class _WeightsInOut:
@@ -1521,9 +1521,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
             return unpad(out, seqs.lengths)
         return out[:, 0] if self._y_ndim == 1 else out
 
-    def _stream_output(self, raw):
-        squeeze = self._y_ndim == 2 if self._per_step else self._y_ndim == 1
-        return raw[:, 0] if squeeze else raw
+    def _stream_squeeze(self) -> bool:
+        return self._y_ndim == 2 if self._per_step else self._y_ndim == 1
 
     def score(self, X, y, sample_weight=None) -> float:
         """R² of the predictions (over real steps for per-step targets).

@@ -41,6 +41,7 @@ _LSTM_PARAMS = {
     "n_jobs": None,
     "verbose": 0,
     "dtype": "float64",
+    "tbptt_steps": None,
 }
 
 
@@ -127,10 +128,12 @@ class LSTMForecaster(BaseEstimator):
     hidden_layer_sizes, dropout, recurrent_dropout, alpha, optimizer, learning_rate, \
 clipnorm, batch_size, max_iter, tol, n_iter_no_change, lr_schedule, lr_factor, \
 lr_patience, min_learning_rate, restore_best_weights, loss, random_state, n_jobs, \
-verbose, dtype
+verbose, dtype, tbptt_steps
         As in :class:`LSTMRegressor`, with defaults chosen for short series
         (32 units, learning rate 0.005, clipnorm 1, up to 300 epochs, 30
-        epochs without improvement, float64).
+        epochs without improvement, float64). ``tbptt_steps`` truncates
+        backpropagation through each window to its last chunk of that many
+        steps (for long windows; None: whole windows).
     early_stopping, validation_fraction
         As in :class:`LSTMRegressor`, but the held-out windows are always
         the last ones (``validation_split='last'``): a shuffled split would
@@ -207,6 +210,7 @@ verbose, dtype
         n_jobs: int | None = None,
         verbose: int = 0,
         dtype: type | str = "float64",
+        tbptt_steps: int | None = None,
     ) -> None:
         self.window = window
         self.horizon = horizon
@@ -238,6 +242,13 @@ verbose, dtype
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.dtype = dtype
+        self.tbptt_steps = tbptt_steps
+
+    def __setstate__(self, state: dict) -> None:
+        # A forecaster pickled before a parameter existed gets its default.
+        for name, default in _LSTM_PARAMS.items():
+            state.setdefault(name, default)
+        super().__setstate__(state)
 
     # -- input ----------------------------------------------------------------------
 

@@ -212,6 +212,17 @@ class LSTMSeq2Seq(_BaseLSTM):
         Output steps produced by ``predict``; None uses the length of the
         training outputs (for sequences of different lengths, the longest plus
         one for the end symbol).
+    tbptt_steps : int or None, default=None
+        Truncated backpropagation through time for long input sequences: the
+        encoder reads each mini-batch's inputs in chunks of this many steps,
+        carrying its state (h, c of every layer) from one chunk into the next.
+        The chunks before the last run forward only, keeping nothing for the
+        backward pass, and gradients flow through the last chunk and the
+        decoder, so that training memory grows with ``tbptt_steps`` rather
+        than with the input length (as for the one-target-per-sequence case
+        of :class:`LSTMRegressor`). None, or a value of at least the input
+        length, trains on whole sequences (the same result). Not with
+        ``attention``, which reads the encoder's output at every input step.
     optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, rho, clipnorm
         As in :class:`LSTMRegressor`.
     batch_size, max_iter, shuffle, tol, n_iter_no_change, restore_best_weights, \
@@ -254,6 +265,7 @@ best_validation_score_, learning_rate_, best_epoch_
         "input_vocab_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
         "output_vocab_size": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
         "max_length": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
+        **_constraints("tbptt_steps"),
     }
 
     def __init__(
@@ -267,6 +279,7 @@ best_validation_score_, learning_rate_, best_epoch_
         input_vocab_size: int | None = None,
         output_vocab_size: int | None = None,
         max_length: int | None = None,
+        tbptt_steps: int | None = None,
         optimizer: str = "adam",
         learning_rate: float = 0.001,
         momentum: float = 0.0,
@@ -301,6 +314,7 @@ best_validation_score_, learning_rate_, best_epoch_
         self.input_vocab_size = input_vocab_size
         self.output_vocab_size = output_vocab_size
         self.max_length = max_length
+        self.tbptt_steps = tbptt_steps
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -483,6 +497,13 @@ best_validation_score_, learning_rate_, best_epoch_
                 "cannot change between fits when warm_start=True or in partial_fit; fit a fresh "
                 "estimator instead"
             )
+        tbptt = getattr(self, "tbptt_steps", None)
+        if tbptt is not None and self.attention is not None:
+            raise ValueError(
+                f"tbptt_steps={tbptt} cannot be used with attention="
+                f"{self.attention!r}: the attention reads the encoder's output at every input "
+                "step. Use attention=None or tbptt_steps=None."
+            )
         xs = self._inputs(X, dtype, reuse)
         ys = self._outputs(y, xs.data.shape[0], dtype, reuse)
         if not reuse:
@@ -569,6 +590,7 @@ best_validation_score_, learning_rate_, best_epoch_
             self.shuffle,
             float(self.clipnorm or 0.0),
             *self._optimizer_args(),
+            tbptt_steps=int(getattr(self, "tbptt_steps", None) or 0),
         )
         return status, loss, step
 

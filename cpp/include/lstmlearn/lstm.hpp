@@ -154,6 +154,52 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int batch,
                           const T* x, const T* h0, const T* c0, const std::uint8_t* mask,
                           int n_threads, bool params_unchanged = false);
 
+// Streaming inference: a stack of one-direction layers fed one step at a
+// time for S streams, each stream's state (h, c of every layer) carried from
+// call to call. Each layer's [W_ih | W_hh] is packed once, in `parts` parts
+// of whole groups of hidden units (the four gates of each part's units), so
+// that a step reads the weights once, in one pass over contiguous memory:
+// a = [x_t | h_{t-1}] [W_ih | W_hh]^T, each element one FMA chain over x_t
+// then h_{t-1}, from 0, as lstm_inference computes it (and the activations
+// and the cell update by the same instructions): the outputs are bitwise
+// those of lstm_inference on the whole sequences, for any parts and threads.
+// Nothing is allocated by a step.
+template <typename T>
+struct LstmStream {
+  struct Layer {
+    int F = 0, H = 0;
+    std::vector<int> units;          // [parts + 1] first unit of each part, then H
+    std::vector<PackedMatrix<T>> w;  // per part: [W_ih | W_hh]^T of its gates [F + H, 4 * units]
+    AlignedVector<T> bias;           // [G] b_ih + b_hh
+    AlignedVector<T> xh[2];          // [S, F + H] ping-pong: x_t, then h_{t-1} (the h state)
+    AlignedVector<T> c;              // [S, H] the c state
+    AlignedVector<T> gates;          // [S, G] by part: [i | f | g | o] of its units
+  };
+  std::vector<Layer> layers;
+  int streams = 0;
+  int parts = 0;    // as packed: up to this many parts a layer
+  int current = 0;  // xh[current] holds the h state of every layer
+};
+
+// Packs the weights of `count` one-layer, one-direction specs (specs[i]'s
+// parameters at params[i]; layer i reads layer i-1's h) into `stream`, each
+// layer in up to `parts` parts, keeping the streams and their state (zero
+// for a layer of a new shape).
+template <typename T>
+void lstm_stream_pack(const LstmSpec* specs, const T* const* params, int count, int parts,
+                      LstmStream<T>& stream);
+// S streams: keeps the state of the first min(old, S); new ones start at 0.
+template <typename T>
+void lstm_stream_resize(LstmStream<T>& stream, int streams);
+// Zeroes the state of stream i, or of all when i < 0.
+template <typename T>
+void lstm_stream_reset(LstmStream<T>& stream, int i);
+// One step of every stream: x [S, F_0]. Returns the top layer's h_t [S, H]
+// with row stride *ld. With more than one part, the parts are shared among
+// up to n_threads threads (a barrier between layers).
+template <typename T>
+const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std::ptrdiff_t* ld);
+
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
 // valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent
 // GEMM reads h_{t-1} * recurrent_mask (Keras's recurrent dropout: the mask,

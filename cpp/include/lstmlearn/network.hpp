@@ -259,7 +259,8 @@ class Network {
   int steps_ = 0;
   bool carry_ = false;               // the forward starts from each layer's h0, c0, not zeros
   int streams_ = 0;                  // rows of the carried state kept for streaming
-  bool stream_packed_ = false;       // the packed weights hold the stream's params
+  bool stream_packed_ = false;       // stream_ and dense_packed_ hold the stream's params
+  LstmStream<T> stream_;             // streaming state and packed weights
   std::size_t last_items_ = 0;       // items counted by the last loss()
   std::vector<double> loss_blocks_;  // loss() per block of rows
   bool has_mask_ = false;

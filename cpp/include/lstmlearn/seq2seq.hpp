@@ -78,6 +78,13 @@ struct Seq2SeqTrainOptions {
   bool shuffle = true;
   double clipnorm = 0.0;  // > 0: clip each gradient tensor to this norm (Keras)
   OptimizerSpec optimizer;
+  // > 0 and fewer than the input steps: truncated BPTT. The encoder reads
+  // each mini-batch's inputs in chunks of this many steps, carrying the state
+  // of every layer from one chunk into the next; the earlier chunks run
+  // forward only (nothing kept for a backward), and gradients flow through
+  // the last chunk and the decoder. Not with attention (it reads the output
+  // of every input step).
+  int tbptt_steps = 0;
 };
 
 struct Seq2SeqEpochResult {
@@ -113,6 +120,7 @@ class Seq2Seq {
                int batch_size, std::int32_t* tokens, T* values, T* weights, int n_threads);
 
   // One epoch of mini-batch training with teacher forcing (see network.hpp).
+  // Throws std::invalid_argument for options.tbptt_steps with attention.
   Seq2SeqEpochResult train_epoch(T* params, T* m, T* v, std::int64_t step,
                                  const Seq2SeqData<T>& data, const Seq2SeqTrainOptions& options,
                                  std::uint64_t seed, const std::function<bool()>& interrupted,
@@ -123,14 +131,23 @@ class Seq2Seq {
     LstmSpec spec;
     std::size_t offset = 0;
     LstmCache<T> cache;
-    AlignedVector<T> y;         // [B, Tk, H_i]
-    AlignedVector<T> h_n, c_n;  // [B, H_i]
-    AlignedVector<T> dy;        // [B, Tk, H_i]
-    AlignedVector<T> dx;        // [B, Tk, F_i]
+    LstmInference<T> inference;  // forward-only chunks (truncated BPTT)
+    AlignedVector<T> h0, c0;     // [B, H_i] state carried into the next chunk
+    AlignedVector<T> y;          // [B, Tk, H_i]
+    AlignedVector<T> h_n, c_n;   // [B, H_i]
+    AlignedVector<T> dy;         // [B, Tk, H_i]
+    AlignedVector<T> dx;         // [B, Tk, F_i]
   };
 
-  void gather(const Seq2SeqData<T>& data, const std::uint32_t* rows, int count);
-  void encode(const T* params, int B, int n_threads);
+  // Rows of `data` listed in `rows` become the current mini-batch: the
+  // encoder steps [t0, t0 + n) of each (n < 0: all), and the targets when
+  // `targets`.
+  void gather(const Seq2SeqData<T>& data, const std::uint32_t* rows, int count, int t0 = 0,
+              int n = -1, bool targets = true);
+  // The encoder over the gathered steps, from each layer's carried h0, c0
+  // when carry_ (else zeros). `training`: the caches keep what backward
+  // needs; otherwise inference, keeping nothing.
+  void encode(const T* params, int B, int n_threads, bool training = true);
   // Decoder input [B, Tq, F_dec] from the gathered targets (teacher forcing)
   // or the repeated encoder state.
   void decoder_inputs(const T* params, int B);
@@ -156,6 +173,7 @@ class Seq2Seq {
 
   // Current mini-batch.
   int in_steps_ = 0, out_steps_ = 0;
+  bool carry_ = false;  // the encoder starts from each layer's h0, c0 (truncated BPTT)
   bool has_x_mask_ = false, has_y_mask_ = false;
   std::vector<std::int32_t> x_tokens_;    // [B, Tk]
   AlignedVector<T> x_;                    // [B, Tk, F] (numeric input)
