@@ -211,3 +211,11 @@ def test_the_lstm_fcn_branch_reads_every_step():
     assert LSTMRegressor(**params).fit(X, y).patch_size_ == 1
     with pytest.raises(ValueError, match="LSTM-FCN branch"):
         LSTMRegressor(patch_size=4, **params).fit(X, y)
+
+
+def test_attention_weights_come_one_per_patch():
+    X, y = series(T=30)
+    model = LSTMRegressor(patch_size=4, pooling="attention", **SMALL).fit(X, y)
+    weights = model.attention_weights(X[:3])
+    assert weights.shape == (3, 8)  # ceil(30 / 4)
+    np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-5)

@@ -951,7 +951,8 @@ class _BaseLSTM(BaseEstimator):
         -------
         weights : ndarray of shape (n, T)
             Each row sums to 1 over the sequence's real steps; padding steps
-            get 0.
+            get 0. For a model read in patches (``patch_size_ > 1``), one
+            weight per patch: ``T = ceil(steps / patch_size_)``.
         """
         check_is_fitted(self, "_params")
         if self._arch[1] != "attention":
