@@ -44,14 +44,6 @@ std::size_t padded(int n) {
 
 template <typename T>
 using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
-template <typename T>
-using ArrMap = Eigen::Map<Arr<T>>;
-template <typename T>
-using ConstArrMap = Eigen::Map<const Arr<T>>;
-template <typename T>
-using StridedMat = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using ConstStridedMat = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 void parallel(std::size_t tasks, int n_threads, const std::function<void(std::size_t)>& fn) {
   ThreadPool::instance().parallel_for(tasks, n_threads, fn);
@@ -237,14 +229,14 @@ void FcnBranch<T>::forward(const T* params, const T* x, const std::uint8_t* mask
             Eigen::Array<double, Eigen::Dynamic, 1>::Zero(nf);
         for (std::size_t r = 0; r < rows; ++r) {
           if (mask && !mask[r]) continue;
-          sum += ConstArrMap<T>(blk.z.data() + r * Kp + f0, nf).template cast<double>();
+          sum += ConstArrayMap<T>(blk.z.data() + r * Kp + f0, nf).template cast<double>();
         }
         const double n = std::max<double>(1.0, static_cast<double>(valid_));
         const Eigen::Array<double, Eigen::Dynamic, 1> mean = sum / n;
         sum.setZero();
         for (std::size_t r = 0; r < rows; ++r) {
           if (mask && !mask[r]) continue;
-          sum += (ConstArrMap<T>(blk.z.data() + r * Kp + f0, nf).template cast<double>() - mean)
+          sum += (ConstArrayMap<T>(blk.z.data() + r * Kp + f0, nf).template cast<double>() - mean)
                      .square();
         }
         for (int f = 0; f < nf; ++f) {
@@ -275,29 +267,30 @@ void FcnBranch<T>::forward(const T* params, const T* x, const std::uint8_t* mask
     parallel(B, n_threads, [&](std::size_t b) {
       for (std::size_t t = 0; t < T_; ++t) {
         const std::size_t r = b * T_ + t;
-        ArrMap<T> a(blk.a.data() + r * Kp, K);
+        ArrayMap<T> a(blk.a.data() + r * Kp, K);
         if (mask && !mask[r]) {
           a.setZero();
-          if (training) ArrMap<T>(blk.xhat.data() + r * Kp, K).setZero();
+          if (training) ArrayMap<T>(blk.xhat.data() + r * Kp, K).setZero();
           continue;
         }
-        const ConstArrMap<T> z(blk.z.data() + r * Kp, K);
+        const ConstArrayMap<T> z(blk.z.data() + r * Kp, K);
         if (training) {
-          ArrMap<T> xh(blk.xhat.data() + r * Kp, K);
+          ArrayMap<T> xh(blk.xhat.data() + r * Kp, K);
           for (int f = 0; f < K; ++f) {
             xh[f] = static_cast<T>((static_cast<double>(z[f]) - blk.mean[f])) * blk.invstd[f];
           }
-          a = (xh * ConstArrMap<T>(gamma, K) + ConstArrMap<T>(beta, K)).max(T(0));
+          a = (xh * ConstArrayMap<T>(gamma, K) + ConstArrayMap<T>(beta, K)).max(T(0));
         } else {
-          a = (z * ConstArrMap<T>(blk.scale.data(), K) + ConstArrMap<T>(blk.shift.data(), K))
+          a = (z * ConstArrayMap<T>(blk.scale.data(), K) + ConstArrayMap<T>(blk.shift.data(), K))
                   .max(T(0));
         }
       }
       if (R == 0) return;
       // s = mean of a over the valid steps (masked rows are 0).
-      ArrMap<T> s(blk.s.data() + b * Kp, K);
+      ArrayMap<T> s(blk.s.data() + b * Kp, K);
       s.setZero();
-      for (std::size_t t = 0; t < T_; ++t) s += ConstArrMap<T>(blk.a.data() + (b * T_ + t) * Kp, K);
+      for (std::size_t t = 0; t < T_; ++t)
+        s += ConstArrayMap<T>(blk.a.data() + (b * T_ + t) * Kp, K);
       const int n = lengths_[b];
       if (n > 0) s /= static_cast<T>(n);
       // u = relu(W1 s), e = sigmoid(W2 u).
@@ -307,11 +300,11 @@ void FcnBranch<T>::forward(const T* params, const T* x, const std::uint8_t* mask
       u = u.cwiseMax(T(0));
       Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> e(blk.e.data() + b * Kp, K);
       e.noalias() = mat(W2, K, R) * u;
-      ArrMap<T> ea(blk.e.data() + b * Kp, K);
+      ArrayMap<T> ea(blk.e.data() + b * Kp, K);
       ea = T(1) / (T(1) + (-ea).exp());
       for (std::size_t t = 0; t < T_; ++t) {
         const std::size_t r = b * T_ + t;
-        ArrMap<T>(blk.o.data() + r * Kp, K) = ConstArrMap<T>(blk.a.data() + r * Kp, K) * ea;
+        ArrayMap<T>(blk.o.data() + r * Kp, K) = ConstArrayMap<T>(blk.a.data() + r * Kp, K) * ea;
       }
     });
     in = blk.output();
@@ -321,9 +314,9 @@ void FcnBranch<T>::forward(const T* params, const T* x, const std::uint8_t* mask
   const Block& last = blocks_.back();
   const int K = last.K;
   parallel(B, n_threads, [&](std::size_t b) {
-    ArrMap<T> p(pooled + b * ld, K);
+    ArrayMap<T> p(pooled + b * ld, K);
     p.setZero();
-    for (std::size_t t = 0; t < T_; ++t) p += ConstArrMap<T>(in + (b * T_ + t) * in_ld, K);
+    for (std::size_t t = 0; t < T_; ++t) p += ConstArrayMap<T>(in + (b * T_ + t) * in_ld, K);
     if (lengths_[b] > 0) p /= static_cast<T>(lengths_[b]);
   });
 }
@@ -345,11 +338,11 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
       const int n = lengths_[b];
       for (std::size_t t = 0; t < T_; ++t) {
         const std::size_t r = b * T_ + t;
-        ArrMap<T> d(last.da.data() + r * Kp, K);
+        ArrayMap<T> d(last.da.data() + r * Kp, K);
         if ((mask && !mask[r]) || n == 0) {
           d.setZero();
         } else {
-          d = ConstArrMap<T>(d_pooled + b * ld, K) / static_cast<T>(n);
+          d = ConstArrayMap<T>(d_pooled + b * ld, K) / static_cast<T>(n);
         }
       }
     });
@@ -367,13 +360,13 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
       grow(blk.dv, B * Kp);
       grow(blk.du, B * Rp);
       parallel(B, n_threads, [&](std::size_t b) {
-        ArrMap<T> dv(blk.dv.data() + b * Kp, K);
-        const ConstArrMap<T> e(blk.e.data() + b * Kp, K);
+        ArrayMap<T> dv(blk.dv.data() + b * Kp, K);
+        const ConstArrayMap<T> e(blk.e.data() + b * Kp, K);
         dv.setZero();
         for (std::size_t t = 0; t < T_; ++t) {
           const std::size_t r = b * T_ + t;
-          ArrMap<T> d(blk.da.data() + r * Kp, K);
-          dv += d * ConstArrMap<T>(blk.a.data() + r * Kp, K);  // de
+          ArrayMap<T> d(blk.da.data() + r * Kp, K);
+          dv += d * ConstArrayMap<T>(blk.a.data() + r * Kp, K);  // de
           d *= e;
         }
         dv *= e * (T(1) - e);  // e = sigmoid(v)  =>  dv = de e (1 - e)
@@ -382,7 +375,7 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
         du.noalias() =
             mat(W2, K, R).transpose() *
             Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(blk.dv.data() + b * Kp, K);
-        const ConstArrMap<T> u(blk.u.data() + b * Rp, R);
+        const ConstArrayMap<T> u(blk.u.data() + b * Rp, R);
         for (int q = 0; q < R; ++q) {
           if (!(u[q] > T(0))) du[q] = T(0);
         }
@@ -393,7 +386,7 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
         for (std::size_t t = 0; t < T_; ++t) {
           const std::size_t r = b * T_ + t;
           if (mask && !mask[r]) continue;
-          ArrMap<T>(blk.da.data() + r * Kp, K) += ds;
+          ArrayMap<T>(blk.da.data() + r * Kp, K) += ds;
         }
       });
       // dW2 = dv^T u [K, R], dW1 = du^T s [R, K]: sums over the batch, on
@@ -401,22 +394,22 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
       T* dW1 = grads + offset_of(i, 6);
       T* dW2 = grads + offset_of(i, 7);
       mat(dW2, K, R).noalias() =
-          ConstStridedMat<T>(blk.dv.data(), B, K, Eigen::OuterStride<>(Kp)).transpose() *
-          ConstStridedMat<T>(blk.u.data(), B, R, Eigen::OuterStride<>(Rp));
+          ConstStridedMap<T>(blk.dv.data(), B, K, Eigen::OuterStride<>(Kp)).transpose() *
+          ConstStridedMap<T>(blk.u.data(), B, R, Eigen::OuterStride<>(Rp));
       mat(dW1, R, K).noalias() =
-          ConstStridedMat<T>(blk.du.data(), B, R, Eigen::OuterStride<>(Rp)).transpose() *
-          ConstStridedMat<T>(blk.s.data(), B, K, Eigen::OuterStride<>(Kp));
+          ConstStridedMap<T>(blk.du.data(), B, R, Eigen::OuterStride<>(Rp)).transpose() *
+          ConstStridedMap<T>(blk.s.data(), B, K, Eigen::OuterStride<>(Kp));
     }
     // a = relu(y): dy = da where a > 0, and 0 at masked steps (da holds dy now).
     parallel(B, n_threads, [&](std::size_t b) {
       for (std::size_t t = 0; t < T_; ++t) {
         const std::size_t r = b * T_ + t;
-        ArrMap<T> d(blk.da.data() + r * Kp, K);
+        ArrayMap<T> d(blk.da.data() + r * Kp, K);
         if (mask && !mask[r]) {
           d.setZero();
           continue;
         }
-        d = (ConstArrMap<T>(blk.a.data() + r * Kp, K) > T(0)).select(d, T(0));
+        d = (ConstArrayMap<T>(blk.a.data() + r * Kp, K) > T(0)).select(d, T(0));
       }
     });
     // y = gamma xhat + beta with batch statistics:
@@ -437,9 +430,9 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
                                                   Eigen::Array<double, Eigen::Dynamic, 1>::Zero(nf);
       for (std::size_t r = 0; r < rows; ++r) {
         if (mask && !mask[r]) continue;
-        const auto d = ConstArrMap<T>(blk.da.data() + r * Kp + f0, nf).template cast<double>();
+        const auto d = ConstArrayMap<T>(blk.da.data() + r * Kp + f0, nf).template cast<double>();
         sd += d;
-        sx += d * ConstArrMap<T>(blk.xhat.data() + r * Kp + f0, nf).template cast<double>();
+        sx += d * ConstArrayMap<T>(blk.xhat.data() + r * Kp + f0, nf).template cast<double>();
       }
       for (int f = 0; f < nf; ++f) {
         blk.sum_dy[f0 + f] = sd[f];
@@ -459,22 +452,22 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
     parallel(B, n_threads, [&](std::size_t b) {
       for (std::size_t t = 0; t < T_; ++t) {
         const std::size_t r = b * T_ + t;
-        ArrMap<T> dz(blk.z.data() + r * Kp, K);
+        ArrayMap<T> dz(blk.z.data() + r * Kp, K);
         if (mask && !mask[r]) {
           dz.setZero();
           continue;
         }
-        dz = g * (ConstArrMap<T>(blk.da.data() + r * Kp, K) - mean_dy -
-                  ConstArrMap<T>(blk.xhat.data() + r * Kp, K) * mean_dyx);
+        dz = g * (ConstArrayMap<T>(blk.da.data() + r * Kp, K) - mean_dy -
+                  ConstArrayMap<T>(blk.xhat.data() + r * Kp, K) * mean_dyx);
       }
     });
     // z = bias + ...  =>  dbias = sum over rows of dz (per block of channels).
     parallel(tasks, n_threads, [&](std::size_t task) {
       const int f0 = static_cast<int>(task) * kChannelBlock;
       const int nf = std::min(kChannelBlock, K - f0);
-      ArrMap<T> db(d_bias + f0, nf);
+      ArrayMap<T> db(d_bias + f0, nf);
       db.setZero();
-      for (std::size_t r = 0; r < rows; ++r) db += ConstArrMap<T>(blk.z.data() + r * Kp + f0, nf);
+      for (std::size_t r = 0; r < rows; ++r) db += ConstArrayMap<T>(blk.z.data() + r * Kp + f0, nf);
     });
     // z[b, t] += in[b, t + j - pl] W_j^T  =>  dW_j += dz[b, t]^T in[b, t + j - pl]
     // (one task per tap and block of kFilterBlock filters, samples in order)
@@ -505,10 +498,10 @@ void FcnBranch<T>::backward(const T* params, T* grads, const T* d_pooled, std::s
         if (t1 <= t0) return;
         for (int b = 0; b < B; ++b) {
           const std::size_t base = static_cast<std::size_t>(b) * T_;
-          dW.noalias() += ConstStridedMat<T>(blk.z.data() + (base + t0) * Kp + f0, t1 - t0, nf,
+          dW.noalias() += ConstStridedMap<T>(blk.z.data() + (base + t0) * Kp + f0, t1 - t0, nf,
                                              Eigen::OuterStride<>(Kp))
                               .transpose() *
-                          ConstStridedMat<T>(in + (base + t0 + shift) * in_ld, t1 - t0, C,
+                          ConstStridedMap<T>(in + (base + t0 + shift) * in_ld, t1 - t0, C,
                                              Eigen::OuterStride<>(in_ld));
         }
         return;
