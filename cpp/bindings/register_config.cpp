@@ -1,4 +1,5 @@
-// Build and machine facts for lstmlearn.show_config() and the ISA loader.
+// Build and machine facts for lstmlearn.show_config() and the ISA loader, and
+// the module's registration, which module.cpp calls.
 #include <Eigen/Core>
 #include <string>
 
@@ -29,8 +30,17 @@ void register_config(py::module_& m) {
     return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
            std::to_string(EIGEN_MINOR_VERSION);
   });
-  m.def("simd_instruction_sets", [] { return std::string(Eigen::SimdInstructionSetsInUse()); });
+  m.def("simd_instruction_sets", [] { return std::string(simd_instruction_sets()); });
   m.def("compiler", [] { return std::string(compiler_description()); });
+}
+
+void register_module(py::module_& m) {
+  m.doc() = "lstmlearn engine, compiled for one instruction-set level";
+  register_config(m);
+  register_lstm(m);
+  register_network(m);
+  register_layers(m);
+  register_seq2seq(m);
 }
 
 LSTMLEARN_END_ISA_NAMESPACE
