@@ -1,5 +1,5 @@
 // Build and machine facts for lstmlearn.show_config() and the ISA loader, and
-// the module's registration, which module.cpp calls.
+// the modules' entry points.
 #include <Eigen/Core>
 #include <string>
 
@@ -45,6 +45,13 @@ void register_module(py::module_& m) {
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
+
+// Every level's module is these bindings linked with that level's engine, and
+// Python calls the PyInit_ function named after the file it loads, so the entry
+// points of all three levels are defined here, compiled once, in every module.
+PYBIND11_MODULE(_core_baseline, m) { lstmlearn::register_module(m); }
+PYBIND11_MODULE(_core_avx2, m) { lstmlearn::register_module(m); }
+PYBIND11_MODULE(_core_avx512, m) { lstmlearn::register_module(m); }
 
 // The thread limit as plain C functions, exported from the extension module,
 // for threadpoolctl's controller (python/lstmlearn/_threads.py), which finds
