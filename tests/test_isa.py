@@ -103,3 +103,29 @@ def test_select_level_rules():
 def test_cpu_feature_queries_are_consistent():
     if BASELINE.cpu_has_avx512():
         assert BASELINE.cpu_has_avx2()
+
+
+def test_float64_is_one_build_shared_by_every_level():
+    # float64 is compiled once, at the baseline level (CMakeLists.txt), so
+    # every module computes it bit for bit alike; float32 is the level's own.
+    usable = [lvl for lvl in BUILT if lvl in SUPPORTED]
+    reference = run_raw(BASELINE, np.float64)
+    for level in usable[1:]:
+        module = importlib.import_module(f"lstmlearn._core_{level}")
+        for a, b in zip(run_raw(module, np.float64), reference, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=level)
+
+
+@pytest.mark.parametrize("level", [lvl for lvl in BUILT if lvl in SUPPORTED])
+def test_each_module_reports_its_own_instruction_sets(level):
+    # The bindings are compiled once, at the baseline level; what a module
+    # reports about its SIMD must come from its own engine, not from them.
+    module = importlib.import_module(f"lstmlearn._core_{level}")
+    sets = module.simd_instruction_sets()
+    assert module.ISA == level
+    if level == "baseline":
+        assert "AVX" not in sets, sets
+    elif level == "avx2":
+        assert "AVX" in sets and "AVX512" not in sets, sets
+    else:
+        assert "AVX512" in sets, sets

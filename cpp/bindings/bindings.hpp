@@ -1,4 +1,4 @@
-// One register_* function per bound area; module.cpp only calls them.
+// One register_* function per bound area; register_module calls them all.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -19,6 +19,7 @@
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
+void register_module(pybind11::module_& m);  // all of the below
 void register_config(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
 void register_network(pybind11::module_& m);
@@ -131,8 +132,8 @@ LSTMLEARN_END_ISA_NAMESPACE
 namespace pybind11 {
 namespace detail {
 template <>
-struct type_caster<lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt> {
-  PYBIND11_TYPE_CASTER(lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt, const_name("int"));
+struct type_caster<lstmlearn::PyInt> {
+  PYBIND11_TYPE_CASTER(lstmlearn::PyInt, const_name("int"));
 
   bool load(handle src, bool) {
     // Integers only, as pybind11's int caster: no float, no str.
@@ -152,8 +153,7 @@ struct type_caster<lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt> {
     return true;
   }
 
-  static handle cast(const lstmlearn::LSTMLEARN_ISA_NAMESPACE::PyInt& src, return_value_policy,
-                     handle) {
+  static handle cast(const lstmlearn::PyInt& src, return_value_policy, handle) {
     return PyLong_FromLongLong(src.value);
   }
 };

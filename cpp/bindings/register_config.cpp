@@ -1,4 +1,5 @@
-// Build and machine facts for lstmlearn.show_config() and the ISA loader.
+// Build and machine facts for lstmlearn.show_config() and the ISA loader, and
+// the modules' entry points.
 #include <Eigen/Core>
 #include <string>
 
@@ -29,12 +30,28 @@ void register_config(py::module_& m) {
     return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
            std::to_string(EIGEN_MINOR_VERSION);
   });
-  m.def("simd_instruction_sets", [] { return std::string(Eigen::SimdInstructionSetsInUse()); });
+  m.def("simd_instruction_sets", [] { return std::string(simd_instruction_sets()); });
   m.def("compiler", [] { return std::string(compiler_description()); });
+}
+
+void register_module(py::module_& m) {
+  m.doc() = "lstmlearn engine, compiled for one instruction-set level";
+  register_config(m);
+  register_lstm(m);
+  register_network(m);
+  register_layers(m);
+  register_seq2seq(m);
 }
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn
+
+// Every level's module is these bindings linked with that level's engine, and
+// Python calls the PyInit_ function named after the file it loads, so the entry
+// points of all three levels are defined here, compiled once, in every module.
+PYBIND11_MODULE(_core_baseline, m) { lstmlearn::register_module(m); }
+PYBIND11_MODULE(_core_avx2, m) { lstmlearn::register_module(m); }
+PYBIND11_MODULE(_core_avx512, m) { lstmlearn::register_module(m); }
 
 // The thread limit as plain C functions, exported from the extension module,
 // for threadpoolctl's controller (python/lstmlearn/_threads.py), which finds

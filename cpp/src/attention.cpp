@@ -329,8 +329,7 @@ void attention_pool_backward(T* dh, T* dW, T* dbias, T* dv, const T* dpooled, co
   template void attention_pool_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, \
                                            const T*, const T*, int, int, int, int,                 \
                                            AlignedVector<T>&);
-LSTMLEARN_INSTANTIATE(float)
-LSTMLEARN_INSTANTIATE(double)
+LSTMLEARN_INSTANTIATE(LSTMLEARN_ENGINE_DTYPE)
 #undef LSTMLEARN_INSTANTIATE
 
 LSTMLEARN_END_ISA_NAMESPACE

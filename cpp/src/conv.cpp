@@ -264,6 +264,8 @@ void conv_backward(T* dx, T* dW, T* db, const T* dy, const std::int32_t* argmax,
 
 }  // namespace
 
+#ifndef LSTMLEARN_FLOAT64_PART  // what does not depend on the dtype is compiled with float32
+
 void Conv1dShape::validate() const {
   const char* what = "conv1d";
   require_positive(what, "samples", samples);
@@ -311,6 +313,8 @@ void Conv2dShape::validate() const {
   require_int32_positions(what, geometry(*this));
 }
 
+#endif  // LSTMLEARN_FLOAT64_PART
+
 template <typename T>
 void conv1d_forward(T* y, std::int32_t* argmax, const T* x, const T* W, const T* b,
                     const Conv1dShape& shape, AlignedVector<T>& workspace) {
@@ -348,8 +352,7 @@ void conv2d_backward(T* dx, T* dW, T* db, const T* dy, const std::int32_t* argma
                                   const Conv2dShape&, AlignedVector<T>&);                         \
   template void conv2d_backward<T>(T*, T*, T*, const T*, const std::int32_t*, const T*, const T*, \
                                    const Conv2dShape&, AlignedVector<T>&);
-LSTMLEARN_INSTANTIATE(float)
-LSTMLEARN_INSTANTIATE(double)
+LSTMLEARN_INSTANTIATE(LSTMLEARN_ENGINE_DTYPE)
 #undef LSTMLEARN_INSTANTIATE
 
 LSTMLEARN_END_ISA_NAMESPACE

@@ -51,6 +51,8 @@ void parallel(std::size_t tasks, int n_threads, const std::function<void(std::si
 
 }  // namespace
 
+#ifndef LSTMLEARN_FLOAT64_PART  // what does not depend on the dtype is compiled with float32
+
 int FcnSpec::se_units(int i) const { return std::max(1, filters[i] / reduction); }
 
 void FcnSpec::validate() const {
@@ -105,6 +107,8 @@ std::size_t FcnSpec::parameter_count() const {
   for (std::size_t s : l.back().shape) n *= s;
   return l.back().offset + n;
 }
+
+#endif  // LSTMLEARN_FLOAT64_PART
 
 template <typename T>
 void FcnBranch<T>::init(const FcnSpec& spec) {
@@ -546,8 +550,7 @@ void FcnBranch<T>::update_running(T* params) const {
   }
 }
 
-template class FcnBranch<float>;
-template class FcnBranch<double>;
+template class FcnBranch<LSTMLEARN_ENGINE_DTYPE>;
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

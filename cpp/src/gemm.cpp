@@ -434,8 +434,7 @@ void gemm_packed2_panels(int M, const T* A, std::ptrdiff_t lda, const PackedMatr
   template void gemm_packed2_panels<T>(int, const T*, std::ptrdiff_t, const PackedMatrix<T>&,      \
                                        const T*, std::ptrdiff_t, const PackedMatrix<T>*, int, int, \
                                        T*, std::ptrdiff_t, bool, bool);
-LSTMLEARN_INSTANTIATE(float)
-LSTMLEARN_INSTANTIATE(double)
+LSTMLEARN_INSTANTIATE(LSTMLEARN_ENGINE_DTYPE)
 #undef LSTMLEARN_INSTANTIATE
 
 LSTMLEARN_END_ISA_NAMESPACE

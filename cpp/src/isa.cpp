@@ -1,5 +1,6 @@
 #include "lstmlearn/isa.hpp"
 
+#include <Eigen/Core>
 #include <string>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
@@ -12,8 +13,16 @@
 #endif
 #endif
 
+#ifndef LSTMLEARN_ISA_NAME
+#error "LSTMLEARN_ISA_NAME must name the level this engine is compiled for (CMakeLists.txt)"
+#endif
+
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
+
+const char* compiled_isa() { return LSTMLEARN_ISA_NAME; }
+
+const char* simd_instruction_sets() { return Eigen::SimdInstructionSetsInUse(); }
 
 #ifdef LSTMLEARN_X86
 namespace {

@@ -105,8 +105,7 @@ void repeat_backward(T* dx, const T* dy, int B, int R, int D) {
   template void embedding_backward<T>(T*, const T*, const std::int32_t*, int, int, int);    \
   template void repeat_forward<T>(T*, const T*, int, int, int);                             \
   template void repeat_backward<T>(T*, const T*, int, int, int);
-LSTMLEARN_INSTANTIATE(float)
-LSTMLEARN_INSTANTIATE(double)
+LSTMLEARN_INSTANTIATE(LSTMLEARN_ENGINE_DTYPE)
 #undef LSTMLEARN_INSTANTIATE
 
 LSTMLEARN_END_ISA_NAMESPACE

@@ -325,6 +325,8 @@ void project_inputs(int M, const T* x, std::ptrdiff_t ldx, int F, const PackedMa
 
 }  // namespace
 
+#ifndef LSTMLEARN_FLOAT64_PART  // what does not depend on the dtype is compiled with float32
+
 void LstmSpec::validate() const {
   if (input_size < 1 || hidden_size < 1 || num_layers < 1) {
     throw std::invalid_argument(
@@ -382,6 +384,8 @@ std::vector<TensorInfo> lstm_parameter_layout(const LstmSpec& spec) {
   }
   return out;
 }
+
+#endif  // LSTMLEARN_FLOAT64_PART
 
 template <typename T>
 void lstm_forward(const LstmSpec& spec, const T* params, int B, int steps, const T* x, const T* h0,
@@ -1484,8 +1488,7 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
   template void lstm_stream_resize<T>(LstmStream<T>&, int);                                        \
   template void lstm_stream_reset<T>(LstmStream<T>&, int);                                         \
   template const T* lstm_stream_step<T>(LstmStream<T>&, const T*, int, std::ptrdiff_t*);
-LSTMLEARN_INSTANTIATE(float)
-LSTMLEARN_INSTANTIATE(double)
+LSTMLEARN_INSTANTIATE(LSTMLEARN_ENGINE_DTYPE)
 #undef LSTMLEARN_INSTANTIATE
 
 LSTMLEARN_END_ISA_NAMESPACE

@@ -123,6 +123,8 @@ bool is_weight(const std::string& name) {
 
 }  // namespace
 
+#ifndef LSTMLEARN_FLOAT64_PART  // what does not depend on the dtype is compiled with float32
+
 void NetworkSpec::validate() const {
   if (input_size < 1) throw std::invalid_argument("input_size must be positive");
   if (hidden.empty()) throw std::invalid_argument("at least one LSTM layer is needed");
@@ -241,6 +243,8 @@ LstmSpec NetworkSpec::layer_spec(int layer) const {
   return LstmSpec{layer == 0 ? lstm_input_size() : merged_width(layer - 1), hidden[layer], 1,
                   bidirectional};
 }
+
+#endif  // LSTMLEARN_FLOAT64_PART
 
 template <typename T>
 Network<T>::Network(const NetworkSpec& spec) : spec_(spec) {
@@ -1066,8 +1070,7 @@ const T* Network<T>::aligned_params(const T* params) {
   return aligned_or_copy(params, count_, params_copy_);
 }
 
-template class Network<float>;
-template class Network<double>;
+template class Network<LSTMLEARN_ENGINE_DTYPE>;
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

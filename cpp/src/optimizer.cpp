@@ -54,10 +54,11 @@ void optimizer_step(const OptimizerSpec& spec, std::size_t n, T* params, const T
   }
 }
 
-template void optimizer_step<float>(const OptimizerSpec&, std::size_t, float*, const float*, float*,
-                                    float*, std::int64_t);
-template void optimizer_step<double>(const OptimizerSpec&, std::size_t, double*, const double*,
-                                     double*, double*, std::int64_t);
+template void optimizer_step<LSTMLEARN_ENGINE_DTYPE>(const OptimizerSpec&, std::size_t,
+                                                     LSTMLEARN_ENGINE_DTYPE*,
+                                                     const LSTMLEARN_ENGINE_DTYPE*,
+                                                     LSTMLEARN_ENGINE_DTYPE*,
+                                                     LSTMLEARN_ENGINE_DTYPE*, std::int64_t);
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

@@ -42,6 +42,8 @@ int argmax(const T* z, int n) {
 
 }  // namespace
 
+#ifndef LSTMLEARN_FLOAT64_PART  // what does not depend on the dtype is compiled with float32
+
 void Seq2SeqSpec::validate() const {
   if (input_vocab < 0 || output_vocab < 0) {
     throw std::invalid_argument("vocabulary sizes must not be negative");
@@ -93,6 +95,8 @@ int Seq2SeqSpec::decoder_input_size() const {
   if (mode == DecoderMode::Repeat) return top_hidden();
   return tokens_out() ? embedding_dim : output_features;
 }
+
+#endif  // LSTMLEARN_FLOAT64_PART
 
 template <typename T>
 Seq2Seq<T>::Seq2Seq(const Seq2SeqSpec& spec) : spec_(spec) {
@@ -652,8 +656,7 @@ Seq2SeqEpochResult Seq2Seq<T>::train_epoch(T* user_params, T* m, T* v, std::int6
   return result;
 }
 
-template class Seq2Seq<float>;
-template class Seq2Seq<double>;
+template class Seq2Seq<LSTMLEARN_ENGINE_DTYPE>;
 
 LSTMLEARN_END_ISA_NAMESPACE
 }  // namespace lstmlearn

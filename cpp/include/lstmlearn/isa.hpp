@@ -1,25 +1,35 @@
-// Each instruction-set level compiles the engine into its own extension
-// module. The engine lives in a per-level inline namespace so that no symbol
-// (inline functions and templates included) compiled for one level can be
-// picked up by another, even if several levels are loaded in one process.
+// The engine is compiled once per instruction-set level, each copy into its
+// own extension module with hidden visibility, so that no symbol of one level
+// (inline functions and templates included) can be bound to another's, even
+// when several levels are loaded in one process; the bindings are compiled once
+// and linked into every module. They therefore share one namespace, and every
+// fact that depends on the level (its name, Eigen's instruction sets) is a
+// function defined in the engine, never an inline one the bindings would
+// compile at the baseline level.
 #pragma once
 
-#ifndef LSTMLEARN_ISA_NAMESPACE
-#define LSTMLEARN_ISA_NAMESPACE isa_baseline
+// Each engine source is compiled per level for float32, together with all that
+// does not depend on the dtype, and once more at the baseline level for its
+// float64 instantiations alone (LSTMLEARN_FLOAT64_PART): float64 serves
+// gradient checks and precision, not speed, and compiling it once per level
+// would double the build.
+#ifdef LSTMLEARN_FLOAT64_PART
+#define LSTMLEARN_ENGINE_DTYPE double
+#else
+#define LSTMLEARN_ENGINE_DTYPE float
 #endif
 
-#ifndef LSTMLEARN_ISA_NAME
-#define LSTMLEARN_ISA_NAME "baseline"
-#endif
-
-#define LSTMLEARN_BEGIN_ISA_NAMESPACE inline namespace LSTMLEARN_ISA_NAMESPACE {
+#define LSTMLEARN_BEGIN_ISA_NAMESPACE inline namespace engine {
 #define LSTMLEARN_END_ISA_NAMESPACE }
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
 // The level this copy of the engine was compiled for.
-inline const char* compiled_isa() { return LSTMLEARN_ISA_NAME; }
+const char* compiled_isa();
+
+// The SIMD instruction sets Eigen uses in this copy of the engine.
+const char* simd_instruction_sets();
 
 // Whether the running CPU (and operating system) supports AVX2+FMA and
 // AVX-512 (F, BW, DQ, VL, CD). Safe to call from the baseline build.
