@@ -975,12 +975,15 @@ class Worker:
             self.process.terminate()
 
 
-def start_workers(libraries: list[str], threads: int, seed: int) -> list[Worker]:
-    """Start the worker processes of `libraries`: one each, Keras one per inter-op count."""
+def start_workers(
+    libraries: list[str], threads: int, seed: int, search: bool = True
+) -> list[Worker]:
+    """Start the worker processes of `libraries`: one each, Keras one per inter-op
+    count (only the first, its default, without `search`)."""
     return [
         Worker(lib, threads, seed, variant)
         for lib in libraries
-        for variant in process_variants(lib, threads)
+        for variant in process_variants(lib, threads)[: None if search else 1]
     ]
 
 
@@ -1020,12 +1023,6 @@ def probe_calls(iterations: int) -> int:
     return max(1, iterations // 2)
 
 
-def pause_if_switching(previous: Worker | None, worker: Worker) -> None:
-    """Sleep between two processes' calls, so that spinning threads go idle first."""
-    if previous is not worker:
-        time.sleep(PAUSE_BETWEEN_LIBRARIES)
-
-
 def setup_workers(workers: list[Worker], workload: Workload) -> dict[Worker, dict[str, Any]]:
     """Set `workload` up in every worker at once; return each ready worker's offers.
 
@@ -1050,17 +1047,17 @@ def probe_candidates(slots: list[Slot], figure: str, probe_repeats: int) -> None
     """Time short repeats of every slot whose library has more than one, interleaved.
 
     Rounds go over all contested slots, in alternating order, so that a burst
-    of load falls on every candidate rather than one.
+    of load falls on every candidate rather than one. Every repeat follows a
+    pause, also between two candidates of one process (ONNX Runtime's sessions
+    have thread pools of their own, which spin for a while after a run).
     """
     count: dict[str, int] = {}
     for slot in slots:
         count[slot.library] = count.get(slot.library, 0) + 1
     contested = [slot for slot in slots if count[slot.library] > 1]
-    previous: Worker | None = None
     for r in range(probe_repeats if contested else 0):
         for slot in contested if r % 2 == 0 else contested[::-1]:
-            pause_if_switching(previous, slot.worker)
-            previous = slot.worker
+            time.sleep(PAUSE_BETWEEN_LIBRARIES)
             calls = probe_calls(slot.iterations)
             slot.probe.append(slot.worker.ask("time", figure, slot.tag, calls) / calls)
 
@@ -1121,9 +1118,10 @@ def time_workload(
             for tag, settings in offer.get(figure, [])
         ]
         if not search:  # each library's first candidate: its default
-            slots = [
-                s for i, s in enumerate(slots) if s.library not in {t.library for t in slots[:i]}
-            ]
+            firsts: dict[str, Slot] = {}
+            for slot in slots:
+                firsts.setdefault(slot.library, slot)
+            slots = list(firsts.values())
         for slot in list(slots):
             try:
                 slot.iterations = slot.worker.ask(
@@ -1144,10 +1142,8 @@ def time_workload(
         winners = list(kept.values())
         seconds: dict[str, list[float]] = {slot.library: [] for slot in winners}
         for r in range(repeats):
-            previous: Worker | None = None
             for slot in winners if r % 2 == 0 else winners[::-1]:
-                pause_if_switching(previous, slot.worker)
-                previous = slot.worker
+                time.sleep(PAUSE_BETWEEN_LIBRARIES)
                 seconds[slot.library].append(
                     slot.worker.ask("time", figure, slot.tag, slot.iterations)
                 )
@@ -1726,7 +1722,7 @@ def main(argv: list[str] | None = None) -> int:
         kernel = run["kernel"] or "BLAS"
         print(f"NumPy sgemm 1024 ({kernel}): {run['gflops']:.1f} GFLOP/s", flush=True)
 
-    workers = start_workers(libraries, args.threads, args.seed)
+    workers = start_workers(libraries, args.threads, args.seed, search=not args.no_search)
     results = []
     started = time.perf_counter()
     try:
