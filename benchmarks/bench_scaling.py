@@ -6,8 +6,9 @@ at a time while the others stay at ``medium``'s values. For every point, each
 library times whole training steps (forward, squared-error loss, backward,
 Adam) exactly as ``bench_suite.py`` does: lstmlearn through
 ``LSTMRegressor.partial_fit``, PyTorch with ``nn.LSTM`` + ``nn.Linear`` and
-``torch.optim.Adam``, each in a worker process of its own, repeats interleaved,
-medians reported.
+``torch.optim.Adam`` in the fastest of its candidate configurations at each
+point (for-loop or fused Adam, oneDNN or native LSTM: the suite's probe), each
+in a worker process of its own, repeats interleaved, medians reported.
 
 Writes one PNG per dimension (``scaling_steps.png``, ``scaling_hidden.png``,
 ``scaling_batch.png``: milliseconds per step on log-log axes, and PyTorch's time
@@ -92,7 +93,13 @@ def run_axis(
         workload = scaled_workload(axis, value)
         print(f"  {axis}={value} (k={workload.steps_per_call}) ...", flush=True)
         raw = suite.time_workload(
-            workers, workload, ("train",), args.repeats, args.warmup, args.target_repeat_seconds
+            workers,
+            workload,
+            ("train",),
+            args.repeats,
+            args.warmup,
+            args.target_repeat_seconds,
+            probe_repeats=1 if args.quick else suite.PROBE_REPEATS,
         )
         points.append(
             {

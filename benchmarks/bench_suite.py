@@ -13,7 +13,16 @@ with the same thread count, for each workload of the design document:
 - **peak memory**: the peak resident set size of a short training run, in a
   fresh process per library and workload (``--memory-child``).
 
-Each library runs in a worker process of its own, so that their thread pools,
+Each library is measured in the configuration an expert user would pick: for
+every figure it offers candidate configurations (PyTorch: fused or for-loop
+Adam, oneDNN or native LSTM, 1 or N threads for latency; Keras: graph or XLA,
+1 or N inter-op threads; ONNX Runtime: 1 or N threads; lstmlearn: 1 or N
+threads for latency), a short interleaved probe of every candidate picks the
+fastest, and only that one is timed. The table says which was kept; the JSON
+file holds every candidate's probe.
+
+Each library runs in a worker process of its own (Keras in one per inter-op
+thread count, which TensorFlow fixes at start), so that their thread pools,
 allocators and OpenMP runtimes never share a process; the parent interleaves
 the repeats of the libraries (in alternating order) so that a burst of load on
 a shared machine hits all of them rather than one. The table shows medians.
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import gc
 import importlib.util
 import io
@@ -60,6 +70,10 @@ ADAM_EPSILON = 1e-7  # Keras's and lstmlearn's default; PyTorch is given the sam
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "suite.json"
 DENORMALS_VARIABLE = "BENCH_SUITE_PEER_DENORMALS"  # "flush" or "keep", set by the parent
 PAUSE_BETWEEN_LIBRARIES = 0.05  # seconds: lets the previous library's spinning threads go idle
+PROBE_REPEATS = 3  # probe repeats of every candidate configuration (1 with --quick)
+# lstmlearn looks one-hot input rows up in a table from this many features on
+# (kOneHotMinFeatures in cpp/src/lstm.cpp).
+ONE_HOT_MIN_FEATURES = 8
 
 # The Python modules whose presence makes a library available.
 REQUIRED_MODULES = {
@@ -76,7 +90,37 @@ FIGURES_OF = {
     "onnxruntime": ("infer", "latency"),
 }
 
-Calls = dict[str, Callable[[], object]]
+Call = Callable[[], object]
+
+
+@dataclass
+class Candidate:
+    """One configuration a library may run a figure in.
+
+    Attributes
+    ----------
+    tag : str
+        Short name, unique among the library's candidates for the figure
+        (shown in the table, key in the JSON file).
+    settings : dict
+        What the configuration sets, JSON-ready.
+    build : callable
+        Returns the timed call; run once, on the candidate's first use, after
+        `prepare` (untimed: models, optimizer state, compilation).
+    prepare : callable or None
+        Sets the process-wide switches the call needs (thread count, oneDNN
+        on or off); run whenever the worker switches to this candidate. None
+        when the candidate needs none (its own model or session).
+    """
+
+    tag: str
+    settings: dict[str, Any]
+    build: Callable[[], Call]
+    prepare: Callable[[], None] | None = None
+
+
+# Per figure, a library's candidates, the library's own default first.
+Candidates = dict[str, list[Candidate]]
 
 
 @dataclass(frozen=True)
@@ -122,8 +166,21 @@ class Workload:
         return 2 * rows * self.hidden * self.outputs
 
     def train_flops(self) -> int:
-        """GEMM FLOPs of one training step: 3 x forward (backward costs twice forward)."""
+        """GEMM FLOPs of one training step of the model: 3 x forward (backward costs
+        twice forward), every product counted (see :func:`executed_train_flops`)."""
         return 3 * (self.lstm_flops() + self.dense_flops())
+
+    def input_product_flops(self) -> int:
+        """FLOPs of one product with the first layer's input weights over the batch.
+
+        The forward input projection ``x W_ih^T`` or the input gradient
+        ``dx = da W_ih`` (both ``2*B*T*4H*F``).
+        """
+        return 2 * self.batch * self.steps * 4 * self.hidden * self.features
+
+    def one_hot_inputs(self) -> bool:
+        """Whether the inputs are one-hot rows that lstmlearn looks up (chargen)."""
+        return self.per_step and self.features >= ONE_HOT_MIN_FEATURES
 
     def describe(self) -> dict[str, Any]:
         """Return the shape as a JSON-ready dict."""
@@ -140,6 +197,46 @@ WORKLOADS = {
         Workload("chargen", 64, 100, 64, 256, 1, 64, per_step=True, steps_per_call=2),
     )
 }
+
+
+def executed_train_flops(workload: Workload, library: str, settings: dict[str, Any]) -> int:
+    """GEMM FLOPs one training step of `library` executes in the configuration `settings`.
+
+    The model's count (:meth:`Workload.train_flops`) less what the library
+    skips:
+
+    - the input gradient of the first layer (``dx``), which nothing needs: the
+      inputs are data. lstmlearn's network passes no ``dx`` to the first
+      layer's backward (``Network::backward`` in ``cpp/src/network.cpp``, unless
+      a convolutional front end needs it), PyTorch's autograd skips it on its
+      native LSTM (the input does not require a gradient; checked with
+      ``torch.utils.flop_counter``), and TensorFlow prunes it both in graph
+      mode and under XLA (checked in a profiler trace and in the optimised HLO).
+      PyTorch's oneDNN LSTM computes it: its backward always returns
+      ``diff_x``;
+    - lstmlearn's forward input projection of one-hot rows (chargen), which its
+      engine reads from a table (``project_inputs`` in ``cpp/src/lstm.cpp``);
+      the weight gradient ``da^T x`` is still a product.
+
+    Parameters
+    ----------
+    workload : Workload
+        Shapes.
+    library : str
+        One of ``LIBRARIES``.
+    settings : dict
+        The configuration that was timed (a :class:`Candidate`'s settings).
+
+    Returns
+    -------
+    int
+    """
+    flops = workload.train_flops()
+    if not (library == "pytorch" and settings.get("lstm") == "onednn"):
+        flops -= workload.input_product_flops()  # no first-layer dx
+    if library == "lstmlearn" and workload.one_hot_inputs():
+        flops -= workload.input_product_flops()  # one-hot inputs looked up
+    return flops
 
 
 # -- data ---------------------------------------------------------------------
@@ -212,42 +309,72 @@ def batches(workload: Workload) -> list[slice]:
 # -- the libraries ------------------------------------------------------------
 
 
-def build_lstmlearn(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
-    """Build the lstmlearn estimator and its timed calls.
+def thread_counts(threads: int) -> list[int]:
+    """Return the thread counts a latency or ONNX Runtime search tries: N, then 1."""
+    return [threads, 1] if threads > 1 else [1]
+
+
+def build_lstmlearn(
+    workload: Workload, data: Data, threads: int, seed: int, variant: dict[str, Any]
+) -> Candidates:
+    """Build the lstmlearn estimator's candidates.
 
     A training call is one ``partial_fit`` epoch over ``B * k`` samples with
     ``batch_size=B`` and ``shuffle=False``: k whole Adam steps. The regressor
     trains with squared error; the per-step workload uses ``LSTMClassifier``
-    (softmax and cross-entropy over the classes at every step).
+    (softmax and cross-entropy over the classes at every step). Training and
+    batch inference run with ``n_jobs=threads``; one-sample latency tries
+    ``n_jobs`` N and 1 (``predict`` reads ``n_jobs`` at every call).
     """
     from lstmlearn import LSTMClassifier, LSTMRegressor
 
     w = workload
-    common: dict[str, Any] = {
-        "hidden_layer_sizes": (w.hidden,) * w.layers,
-        "batch_size": w.batch,
-        "max_iter": 1,
-        "shuffle": False,
-        "optimizer": "adam",
-        "learning_rate": LEARNING_RATE,
-        "epsilon": ADAM_EPSILON,
-        "random_state": seed,
-        "n_jobs": threads,
-        "dtype": np.float32,
-    }
     x, y = data.x_train, data.y_train
-    if w.per_step:
-        estimator: Any = LSTMClassifier(return_sequences=True, **common)
-        estimator.partial_fit(x, y, classes=np.arange(w.outputs))  # initialises: not timed
-    else:
-        y = y[:, 0] if w.outputs == 1 else y  # one output: a 1-D y, as a user would pass
-        estimator = LSTMRegressor(**common)
-        estimator.partial_fit(x, y)  # initialises: not timed
+    if not w.per_step and w.outputs == 1:
+        y = y[:, 0]  # one output: a 1-D y, as a user would pass
+
+    @functools.cache
+    def estimator() -> Any:
+        common: dict[str, Any] = {
+            "hidden_layer_sizes": (w.hidden,) * w.layers,
+            "batch_size": w.batch,
+            "max_iter": 1,
+            "shuffle": False,
+            "optimizer": "adam",
+            "learning_rate": LEARNING_RATE,
+            "epsilon": ADAM_EPSILON,
+            "random_state": seed,
+            "n_jobs": threads,
+            "dtype": np.float32,
+        }
+        if w.per_step:
+            model: Any = LSTMClassifier(return_sequences=True, **common)
+            model.partial_fit(x, y, classes=np.arange(w.outputs))  # initialises: not timed
+        else:
+            model = LSTMRegressor(**common)
+            model.partial_fit(x, y)  # initialises: not timed
+        return model
+
+    def jobs(n: int) -> Callable[[], None]:
+        def prepare() -> None:
+            estimator().n_jobs = n
+
+        return prepare
+
+    def candidate(figure: str, n: int) -> Candidate:
+        def build() -> Call:
+            model = estimator()
+            if figure == "train":
+                return lambda: model.partial_fit(x, y)
+            x_in = data.x_infer if figure == "infer" else data.x_one
+            return lambda: model.predict(x_in)
+
+        return Candidate(f"threads={n}", {"n_jobs": n}, build, jobs(n))
 
     return {
-        "train": lambda: estimator.partial_fit(x, y),
-        "infer": lambda: estimator.predict(data.x_infer),
-        "latency": lambda: estimator.predict(data.x_one),
+        "train": [candidate("train", threads)],
+        "infer": [candidate("infer", threads)],
+        "latency": [candidate("latency", n) for n in thread_counts(threads)],
     }
 
 
@@ -275,105 +402,227 @@ def _torch_model(workload: Workload, seed: int) -> Any:
     return SequenceModel().to(torch.float32)
 
 
-def build_pytorch(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
-    """Build PyTorch's model, Adam and loss, and its timed calls.
+def torch_lstm_backends() -> list[str]:
+    """Return the ``nn.LSTM`` implementations PyTorch can run here, its default first.
+
+    With oneDNN available and enabled (the default), PyTorch runs a float32
+    ``nn.LSTM`` on the CPU through oneDNN (``aten::mkldnn_rnn_layer``, and
+    ``mkldnn_rnn_layer_backward`` in training); with
+    ``torch.backends.mkldnn.enabled = False`` through its native
+    implementation (the input projection of all steps, then a matrix product
+    per step).
+    """
+    import torch
+
+    return ["onednn", "native"] if torch.backends.mkldnn.is_available() else ["native"]
+
+
+def build_pytorch(
+    workload: Workload, data: Data, threads: int, seed: int, variant: dict[str, Any]
+) -> Candidates:
+    """Build PyTorch's candidates: model, Adam and loss, and the timed calls.
 
     A training call runs the same k mini-batches as lstmlearn's ``partial_fit``:
     ``zero_grad``, forward, loss (``MSELoss`` or ``CrossEntropyLoss``, means as
     lstmlearn's), backward and ``Adam.step``. Inference runs under
     ``torch.inference_mode`` from a NumPy array to a NumPy array; the per-step
     model returns softmax probabilities, as lstmlearn's classifier computes.
+
+    Candidates: training tries Adam's default for-loop implementation and
+    ``fused=True``, each with the oneDNN and the native LSTM (N threads);
+    batch inference the two LSTMs (N threads); latency the two LSTMs on N
+    and on 1 thread. Each Adam implementation trains a model of its own (the
+    same initial weights); inference uses the for-loop candidate's model.
     """
     import torch
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush_peer_denormals())
     w = workload
-    model = _torch_model(w, seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, eps=ADAM_EPSILON)
     loss_fn = torch.nn.CrossEntropyLoss() if w.per_step else torch.nn.MSELoss()
     x = torch.from_numpy(data.x_train)
     y = torch.from_numpy(data.y_train)
     pairs = [(x[s], y[s]) for s in batches(w)]
 
-    def train() -> None:
-        model.probabilities = False
-        model.train()
-        for xb, yb in pairs:
-            optimizer.zero_grad(set_to_none=True)
-            out = model(xb)
-            if w.per_step:
-                loss = loss_fn(out.reshape(-1, w.outputs), yb.reshape(-1))
-            else:
-                loss = loss_fn(out, yb)
-            loss.backward()
-            optimizer.step()
+    @functools.cache
+    def model(adam: str) -> Any:
+        return _torch_model(w, seed)
 
-    def predict(x_np: np.ndarray) -> np.ndarray:
-        model.probabilities = w.per_step
-        model.eval()
-        with torch.inference_mode():
-            return model(torch.from_numpy(x_np)).numpy()
+    @functools.cache
+    def trainer(adam: str) -> Call:
+        net = model(adam)
+        fused = {"fused": True} if adam == "fused" else {}
+        optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE, eps=ADAM_EPSILON, **fused)
 
-    train()  # the first step allocates Adam's state: not timed
+        def train() -> None:
+            net.probabilities = False
+            net.train()
+            for xb, yb in pairs:
+                optimizer.zero_grad(set_to_none=True)
+                out = net(xb)
+                if w.per_step:
+                    loss = loss_fn(out.reshape(-1, w.outputs), yb.reshape(-1))
+                else:
+                    loss = loss_fn(out, yb)
+                loss.backward()
+                optimizer.step()
+
+        train()  # the first step allocates Adam's state: not timed
+        return train
+
+    def predictor(x_np: np.ndarray) -> Call:
+        net = model("loop")
+
+        def predict() -> np.ndarray:
+            net.probabilities = w.per_step
+            net.eval()
+            with torch.inference_mode():
+                return net(torch.from_numpy(x_np)).numpy()
+
+        return predict
+
+    def setup(lstm: str, n: int) -> Callable[[], None]:
+        def prepare() -> None:
+            torch.set_num_threads(n)
+            torch.backends.mkldnn.enabled = lstm == "onednn"
+
+        return prepare
+
+    adams = {"loop": "Adam()", "fused": "Adam(fused=True)"}
+    lstms = torch_lstm_backends()
+    train = [
+        Candidate(
+            f"{adam},{lstm}",
+            {"optimizer": adams[adam], "lstm": lstm, "threads": threads},
+            functools.partial(trainer, adam),
+            setup(lstm, threads),
+        )
+        for adam in adams
+        for lstm in lstms
+    ]
+
+    def inference(x_np: np.ndarray, counts: list[int]) -> list[Candidate]:
+        return [
+            Candidate(
+                f"{lstm},threads={n}",
+                {"lstm": lstm, "threads": n},
+                functools.partial(predictor, x_np),
+                setup(lstm, n),
+            )
+            for n in counts
+            for lstm in lstms
+        ]
+
     return {
         "train": train,
-        "infer": lambda: predict(data.x_infer),
-        "latency": lambda: predict(data.x_one),
+        "infer": inference(data.x_infer, [threads]),
+        "latency": inference(data.x_one, thread_counts(threads)),
     }
 
 
-def build_keras(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
-    """Build the Keras 3 (TensorFlow backend) model and its timed calls.
+def keras_variants(threads: int) -> list[dict[str, Any]]:
+    """Return the process settings of Keras's workers: 1 and N inter-op threads.
+
+    TensorFlow fixes its thread pools when its runtime starts, so each
+    inter-op thread count needs a process of its own.
+    """
+    return [{"inter_op_threads": n} for n in sorted(set(thread_counts(threads)))]
+
+
+def build_keras(
+    workload: Workload, data: Data, threads: int, seed: int, variant: dict[str, Any]
+) -> Candidates:
+    """Build the Keras 3 (TensorFlow backend) candidates and their timed calls.
 
     ``keras.layers.LSTM`` layers and a ``Dense`` head, compiled with Adam and
     ``mse`` or ``SparseCategoricalCrossentropy(from_logits=True)``. A training
     call is k ``train_on_batch`` calls on the same mini-batches; inference is
     ``predict_on_batch`` (the per-step model ends in a softmax for it).
+
+    TensorFlow runs ``threads`` intra-op threads and ``variant["inter_op_threads"]``
+    inter-op threads (set before its runtime starts: one worker process per
+    count). Every figure tries ``jit_compile=False`` (a TensorFlow graph) and
+    ``jit_compile=True`` (XLA), each on a model of its own (the same initial
+    weights); inference uses the model its training candidate trained.
     """
     import tensorflow as tf
 
+    inter = int(variant.get("inter_op_threads", 1))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    # Two models per workload (graph and XLA), each traced once per input shape
+    # in untimed calls, make TensorFlow warn about "excessive retracing"; the
+    # timed calls do not retrace (the tracing count stays put).
+    tf.get_logger().setLevel("ERROR")
     import keras
 
-    keras.utils.set_random_seed(seed)
     w = workload
-    inputs = keras.Input((w.steps, w.features), dtype="float32")
-    h = inputs
-    for i in range(w.layers):
-        h = keras.layers.LSTM(w.hidden, return_sequences=w.per_step or i < w.layers - 1)(h)
-    logits = keras.layers.Dense(w.outputs)(h)
-    model = keras.Model(inputs, logits)
-    loss: Any = (
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True) if w.per_step else "mse"
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON),
-        loss=loss,
-    )
-    predictor = keras.Model(inputs, keras.layers.Softmax()(logits)) if w.per_step else model
     x, y = data.x_train, data.y_train
 
-    def train() -> None:
-        for s in batches(w):
-            model.train_on_batch(x[s], y[s])
+    @functools.cache
+    def models(jit: bool) -> tuple[Any, Any]:
+        keras.utils.set_random_seed(seed)
+        inputs = keras.Input((w.steps, w.features), dtype="float32")
+        h = inputs
+        for i in range(w.layers):
+            h = keras.layers.LSTM(w.hidden, return_sequences=w.per_step or i < w.layers - 1)(h)
+        logits = keras.layers.Dense(w.outputs)(h)
+        model = keras.Model(inputs, logits)
+        loss: Any = (
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True) if w.per_step else "mse"
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON),
+            loss=loss,
+            jit_compile=jit,
+        )
+        predictor = model
+        if w.per_step:
+            predictor = keras.Model(inputs, keras.layers.Softmax()(logits))
+            predictor.compile(jit_compile=jit)
+        return model, predictor
 
-    train()  # the first call traces and compiles the training function: not timed
-    return {
-        "train": train,
-        "infer": lambda: predictor.predict_on_batch(data.x_infer),
-        "latency": lambda: predictor.predict_on_batch(data.x_one),
-    }
+    @functools.cache
+    def trainer(jit: bool) -> Call:
+        model = models(jit)[0]
+
+        def train() -> None:
+            for s in batches(w):
+                model.train_on_batch(x[s], y[s])
+
+        train()  # the first call traces (and compiles) the training function: not timed
+        return train
+
+    def predictor(jit: bool, x_np: np.ndarray) -> Call:
+        net = models(jit)[1]
+        return lambda: net.predict_on_batch(x_np)
+
+    def candidates(figure: str) -> list[Candidate]:
+        out = []
+        for jit in (False, True):
+            mode = "xla" if jit else "graph"
+            settings = {"jit_compile": jit, "inter_op_threads": inter, "intra_op_threads": threads}
+            if figure == "train":
+                build: Callable[[], Call] = functools.partial(trainer, jit)
+            else:
+                x_in = data.x_infer if figure == "infer" else data.x_one
+                build = functools.partial(predictor, jit, x_in)
+            out.append(Candidate(f"{mode},inter={inter}", settings, build))
+        return out
+
+    return {figure: candidates(figure) for figure in FIGURES}
 
 
-def build_onnxruntime(workload: Workload, data: Data, threads: int, seed: int) -> Calls:
-    """Export PyTorch's model to ONNX and build ONNX Runtime's inference calls.
+def build_onnxruntime(
+    workload: Workload, data: Data, threads: int, seed: int, variant: dict[str, Any]
+) -> Candidates:
+    """Export PyTorch's model to ONNX and build ONNX Runtime's inference candidates.
 
     The model is exported by ``torch.onnx.export`` (the classic TorchScript
     exporter, ``dynamo=False``, opset 17, a dynamic batch axis) and run on the
-    CPU execution provider with ``intra_op_num_threads`` set. Before timing,
-    its output is checked against PyTorch's.
+    CPU execution provider, one session per ``intra_op_num_threads`` tried (N
+    and 1, for batch inference and latency alike). Before timing, each
+    session's output is checked against PyTorch's.
     """
     import onnxruntime as ort
     import torch
@@ -397,31 +646,59 @@ def build_onnxruntime(workload: Workload, data: Data, threads: int, seed: int) -
             dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
             opset_version=17,
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    if flush_peer_denormals():
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         expected = model(torch.from_numpy(data.x_infer)).numpy()
-    got = session.run(None, {"x": data.x_infer})[0]
-    diff = float(np.max(np.abs(got - expected)))
-    if diff > 1e-3:
-        raise RuntimeError(f"ONNX Runtime's output differs from PyTorch's by {diff:.2e}")
-    return {
-        "infer": lambda: session.run(None, {"x": data.x_infer})[0],
-        "latency": lambda: session.run(None, {"x": data.x_one})[0],
-    }
+    exported = buffer.getvalue()
+
+    @functools.cache
+    def session(n: int) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = n
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if flush_peer_denormals():
+            options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        made = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
+        got = made.run(None, {"x": data.x_infer})[0]
+        diff = float(np.max(np.abs(got - expected)))
+        if diff > 1e-3:
+            raise RuntimeError(f"ONNX Runtime's output differs from PyTorch's by {diff:.2e}")
+        return made
+
+    def runner(n: int, x_np: np.ndarray) -> Call:
+        made = session(n)
+        return lambda: made.run(None, {"x": x_np})[0]
+
+    def candidates(x_np: np.ndarray) -> list[Candidate]:
+        return [
+            Candidate(
+                f"threads={n}",
+                {"intra_op_num_threads": n, "inter_op_num_threads": 1},
+                functools.partial(runner, n, x_np),
+            )
+            for n in thread_counts(threads)
+        ]
+
+    return {"infer": candidates(data.x_infer), "latency": candidates(data.x_one)}
 
 
-BUILDERS: dict[str, Callable[[Workload, Data, int, int], Calls]] = {
+Builder = Callable[[Workload, Data, int, int, dict[str, Any]], Candidates]
+BUILDERS: dict[str, Builder] = {
     "lstmlearn": build_lstmlearn,
     "pytorch": build_pytorch,
     "keras": build_keras,
     "onnxruntime": build_onnxruntime,
 }
+# The settings each worker process of a library starts with: one worker per entry.
+PROCESS_VARIANTS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
+    "keras": keras_variants,
+}
+
+
+def process_variants(library: str, threads: int) -> list[dict[str, Any]]:
+    """Return the settings of `library`'s worker processes (one worker each)."""
+    variants = PROCESS_VARIANTS.get(library)
+    return variants(threads) if variants is not None else [{}]
 
 
 def library_version(library: str) -> str | None:
@@ -549,15 +826,62 @@ def calibrate(call: Callable[[], object], warmup: int, target_seconds: float) ->
     return max(1, min(10_000, round(target_seconds * iterations / seconds)))
 
 
-def worker_main(library: str, threads: int, seed: int, conn: Connection) -> None:
+class WorkerState:
+    """A worker's candidates for the current workload and the calls built so far."""
+
+    def __init__(self, candidates: Candidates) -> None:
+        self.candidates = candidates
+        self.calls: dict[tuple[str, str], Call] = {}
+        self.active: tuple[str, str] | None = None
+
+    def offers(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """Return the tag and settings of every candidate, per figure, defaults first."""
+        return {
+            figure: [(c.tag, c.settings) for c in candidates]
+            for figure, candidates in self.candidates.items()
+        }
+
+    def use(self, figure: str, tag: str, rewarm: bool) -> Call:
+        """Switch to a candidate (prepare, build on first use) and return its call.
+
+        Switching back to a candidate built before, when it sets process-wide
+        switches, runs one untimed call if `rewarm` is set: thread pools
+        resized or oneDNN switched in between settle before anything is timed.
+        """
+        key = (figure, tag)
+        if key == self.active:
+            return self.calls[key]
+        matches = [c for c in self.candidates.get(figure, []) if c.tag == tag]
+        if not matches:
+            raise KeyError(f"no candidate {tag!r} for {figure}")
+        candidate = matches[0]
+        if candidate.prepare is not None:
+            candidate.prepare()
+        self.active = key
+        if key not in self.calls:
+            self.calls[key] = candidate.build()
+        elif rewarm and candidate.prepare is not None:
+            self.calls[key]()
+        return self.calls[key]
+
+
+def worker_main(
+    library: str,
+    threads: int,
+    seed: int,
+    conn: Connection,
+    variant: dict[str, Any] | None = None,
+) -> None:
     """Serve the parent's commands for one library, in a process of its own.
 
-    Commands are tuples: ``("setup", workload)``, ``("calibrate", figure,
-    warmup, target_seconds)``, ``("time", figure, iterations)`` and
-    ``("close",)``. Each is answered with ``("ok", value)`` or ``("error",
-    traceback)``.
+    Commands are tuples: ``("setup", workload)`` (answered with the candidates'
+    tags and settings per figure), ``("calibrate", figure, tag, warmup,
+    target_seconds)``, ``("time", figure, tag, iterations)`` and ``("close",)``.
+    Each is answered with ``("ok", value)`` or ``("error", traceback)``.
+    `variant` holds the settings the process starts with (Keras's inter-op
+    threads).
     """
-    calls: Calls = {}
+    state = WorkerState({})
     while True:
         command = conn.recv()
         try:
@@ -565,17 +889,19 @@ def worker_main(library: str, threads: int, seed: int, conn: Connection) -> None
                 conn.send(("ok", None))
                 return
             if command[0] == "setup":
-                calls = {}
+                state = WorkerState({})
                 gc.collect()
                 workload: Workload = command[1]
-                calls = BUILDERS[library](workload, make_data(workload, seed), threads, seed)
-                conn.send(("ok", None))
+                data = make_data(workload, seed)
+                state = WorkerState(BUILDERS[library](workload, data, threads, seed, variant or {}))
+                conn.send(("ok", state.offers()))
             elif command[0] == "calibrate":
-                _, figure, warmup, target = command
-                conn.send(("ok", calibrate(calls[figure], warmup, target)))
+                _, figure, tag, warmup, target = command
+                call = state.use(figure, tag, rewarm=False)  # calibrate warms up itself
+                conn.send(("ok", calibrate(call, warmup, target)))
             elif command[0] == "time":
-                _, figure, iterations = command
-                conn.send(("ok", time_repeat(calls[figure], iterations)))
+                _, figure, tag, iterations = command
+                conn.send(("ok", time_repeat(state.use(figure, tag, rewarm=True), iterations)))
             else:
                 raise ValueError(f"unknown command {command[0]!r}")
         except Exception:  # reported to the parent, which decides
@@ -593,14 +919,23 @@ class Worker:
         Compute threads of the library.
     seed : int
         Seed of weights and data.
+    variant : dict, optional
+        Settings the process starts with (see :func:`process_variants`).
     """
 
-    def __init__(self, library: str, threads: int, seed: int) -> None:
+    def __init__(
+        self, library: str, threads: int, seed: int, variant: dict[str, Any] | None = None
+    ) -> None:
         self.library = library
+        self.variant = dict(variant or {})
+        settings = ",".join(f"{k}={v}" for k, v in self.variant.items())
+        self.name = f"{library}[{settings}]" if settings else library
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked pools
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=worker_main, args=(library, threads, seed, child), daemon=True
+            target=worker_main,
+            args=(library, threads, seed, child, self.variant),
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -612,16 +947,16 @@ class Worker:
         try:
             self.conn.send(command)
         except OSError as error:  # the worker died (crash, out of memory, killed)
-            raise RuntimeError(f"{self.library} worker died on {command[0]}: {error!r}") from None
+            raise RuntimeError(f"{self.name} worker died on {command[0]}: {error!r}") from None
 
     def answer(self) -> Any:
         """Wait for the answer to the last command and return it; raise on its error."""
         try:
             status, value = self.conn.recv()
         except (EOFError, OSError) as error:
-            raise RuntimeError(f"{self.library} worker died on {self._last}: {error!r}") from None
+            raise RuntimeError(f"{self.name} worker died on {self._last}: {error!r}") from None
         if status != "ok":
-            raise RuntimeError(f"{self.library} worker failed on {self._last}:\n{value}")
+            raise RuntimeError(f"{self.name} worker failed on {self._last}:\n{value}")
         return value
 
     def ask(self, *command: Any) -> Any:
@@ -640,6 +975,93 @@ class Worker:
             self.process.terminate()
 
 
+def start_workers(
+    libraries: list[str], threads: int, seed: int, search: bool = True
+) -> list[Worker]:
+    """Start the worker processes of `libraries`: one each, Keras one per inter-op
+    count (only the first, its default, without `search`)."""
+    return [
+        Worker(lib, threads, seed, variant)
+        for lib in libraries
+        for variant in process_variants(lib, threads)[: None if search else 1]
+    ]
+
+
+@dataclass
+class Slot:
+    """A candidate configuration as the parent sees it: its worker, probe and timings."""
+
+    worker: Worker
+    tag: str
+    settings: dict[str, Any]
+    iterations: int = 0
+    probe: list[float] = dataclasses.field(default_factory=list)  # seconds per call
+
+    @property
+    def library(self) -> str:
+        """The library the candidate belongs to."""
+        return self.worker.library
+
+    def probe_median(self) -> float:
+        """Median seconds per call over the probe (infinite before any)."""
+        return statistics.median(self.probe) if self.probe else float("inf")
+
+    def describe(self) -> dict[str, Any]:
+        """Return the candidate's settings and probe, JSON-ready."""
+        return {
+            "settings": self.settings,
+            "process": self.worker.variant,
+            "calls_per_repeat": self.iterations,
+            "probe_calls_per_repeat": probe_calls(self.iterations),
+            "probe_seconds_per_call": self.probe,
+            "probe_median_seconds_per_call": statistics.median(self.probe) if self.probe else None,
+        }
+
+
+def probe_calls(iterations: int) -> int:
+    """Calls of one probe repeat: half a timed repeat's, at least one."""
+    return max(1, iterations // 2)
+
+
+def setup_workers(workers: list[Worker], workload: Workload) -> dict[Worker, dict[str, Any]]:
+    """Set `workload` up in every worker at once; return each ready worker's offers.
+
+    A worker whose setup fails is reported and left out of this workload.
+    """
+    sent, offers = [], {}
+    for worker in workers:  # set up all at once: imports and exports are not timed
+        try:
+            worker.send("setup", workload)
+            sent.append(worker)
+        except RuntimeError as error:
+            print(f"  {worker.name}: setup failed, left out\n{error}", file=sys.stderr)
+    for worker in sent:
+        try:
+            offers[worker] = worker.answer()
+        except RuntimeError as error:
+            print(f"  {worker.name}: setup failed, left out\n{error}", file=sys.stderr)
+    return offers
+
+
+def probe_candidates(slots: list[Slot], figure: str, probe_repeats: int) -> None:
+    """Time short repeats of every slot whose library has more than one, interleaved.
+
+    Rounds go over all contested slots, in alternating order, so that a burst
+    of load falls on every candidate rather than one. Every repeat follows a
+    pause, also between two candidates of one process (ONNX Runtime's sessions
+    have thread pools of their own, which spin for a while after a run).
+    """
+    count: dict[str, int] = {}
+    for slot in slots:
+        count[slot.library] = count.get(slot.library, 0) + 1
+    contested = [slot for slot in slots if count[slot.library] > 1]
+    for r in range(probe_repeats if contested else 0):
+        for slot in contested if r % 2 == 0 else contested[::-1]:
+            time.sleep(PAUSE_BETWEEN_LIBRARIES)
+            calls = probe_calls(slot.iterations)
+            slot.probe.append(slot.worker.ask("time", figure, slot.tag, calls) / calls)
+
+
 def time_workload(
     workers: list[Worker],
     workload: Workload,
@@ -647,61 +1069,120 @@ def time_workload(
     repeats: int,
     warmup: int,
     target_seconds: float,
+    probe_repeats: int = PROBE_REPEATS,
+    search: bool = True,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Time every figure of every worker's library on `workload`, interleaving repeats.
+    """Time every figure of every worker's library on `workload`, each library in
+    its fastest candidate configuration, interleaving repeats.
 
-    A library whose setup fails is reported and left out of this workload.
+    For each figure: every candidate of every library is calibrated (warm-up
+    and calls per repeat); the candidates of a library that has several are
+    probed (`probe_repeats` interleaved repeats of half the calls, median
+    seconds per call) and the fastest kept; then the kept candidates of all
+    libraries are timed, `repeats` interleaved repeats. A candidate that fails
+    is reported and left out.
+
+    Parameters
+    ----------
+    workers : list of Worker
+        The worker processes (:func:`start_workers`).
+    workload : Workload
+        Shapes.
+    figures : tuple of str
+        Figures to time, of ``FIGURES``.
+    repeats, warmup : int
+        Timed repeats and untimed calls first.
+    target_seconds : float
+        Wanted length of a timed repeat.
+    probe_repeats : int, default=PROBE_REPEATS
+        Probe repeats per candidate.
+    search : bool, default=True
+        False: no probe, each library's default candidate (its first).
 
     Returns
     -------
     dict
-        ``result[library][figure]`` holds the calls per repeat and the raw
-        seconds of each repeat.
+        ``result[library][figure]`` holds the kept candidate (``config``, its
+        ``settings`` and worker ``process``), the calls per repeat, the raw
+        seconds of each repeat, how it was chosen (``selection``) and every
+        candidate's probe (``candidates``); training also ``flops_per_step``,
+        the products this configuration executes.
     """
-    ready, sent = [], []
-    for worker in workers:  # set up all at once: imports and exports are not timed
-        try:
-            worker.send("setup", workload)
-            sent.append(worker)
-        except RuntimeError as error:
-            print(f"  {worker.library}: setup failed, left out\n{error}", file=sys.stderr)
-    for worker in sent:
-        try:
-            worker.answer()
-            ready.append(worker)
-        except RuntimeError as error:
-            print(f"  {worker.library}: setup failed, left out\n{error}", file=sys.stderr)
-    results: dict[str, dict[str, dict[str, Any]]] = {w.library: {} for w in ready}
+    offers = setup_workers(workers, workload)
+    results: dict[str, dict[str, dict[str, Any]]] = {w.library: {} for w in offers}
     for figure in figures:
-        active = [w for w in ready if figure in FIGURES_OF[w.library]]
-        if not active:
-            continue
-        iterations = {w.library: w.ask("calibrate", figure, warmup, target_seconds) for w in active}
-        seconds: dict[str, list[float]] = {w.library: [] for w in active}
-        for r in range(repeats):
-            order = active if r % 2 == 0 else active[::-1]
-            for worker in order:
-                time.sleep(PAUSE_BETWEEN_LIBRARIES)
-                seconds[worker.library].append(
-                    worker.ask("time", figure, iterations[worker.library])
+        slots = [
+            Slot(worker, tag, settings)
+            for worker, offer in offers.items()
+            if figure in FIGURES_OF[worker.library]
+            for tag, settings in offer.get(figure, [])
+        ]
+        if not search:  # each library's first candidate: its default
+            firsts: dict[str, Slot] = {}
+            for slot in slots:
+                firsts.setdefault(slot.library, slot)
+            slots = list(firsts.values())
+        for slot in list(slots):
+            try:
+                slot.iterations = slot.worker.ask(
+                    "calibrate", figure, slot.tag, warmup, target_seconds
                 )
-        for worker in active:
-            results[worker.library][figure] = {
-                "calls_per_repeat": iterations[worker.library],
-                "repeat_seconds": seconds[worker.library],
+            except RuntimeError as error:
+                print(
+                    f"  {slot.library} {slot.tag}: {figure} failed, left out\n{error}",
+                    file=sys.stderr,
+                )
+                slots.remove(slot)
+        probe_candidates(slots, figure, probe_repeats)
+        kept: dict[str, Slot] = {}
+        for slot in slots:  # the fastest probe; the first (the default) on ties or no probe
+            best = kept.get(slot.library)
+            if best is None or slot.probe_median() < best.probe_median():
+                kept[slot.library] = slot
+        winners = list(kept.values())
+        seconds: dict[str, list[float]] = {slot.library: [] for slot in winners}
+        for r in range(repeats):
+            for slot in winners if r % 2 == 0 else winners[::-1]:
+                time.sleep(PAUSE_BETWEEN_LIBRARIES)
+                seconds[slot.library].append(
+                    slot.worker.ask("time", figure, slot.tag, slot.iterations)
+                )
+        for slot in winners:
+            candidates = [s for s in slots if s.library == slot.library]
+            if len(candidates) > 1:
+                selection = "fastest probe"
+            else:
+                selection = "default (no search)" if not search else "only candidate"
+            entry: dict[str, Any] = {
+                "config": slot.tag,
+                "settings": slot.settings,
+                "process": slot.worker.variant,
+                "selection": selection,
+                "calls_per_repeat": slot.iterations,
+                "repeat_seconds": seconds[slot.library],
+                "candidates": {s.tag: s.describe() for s in candidates},
             }
+            if figure == "train":
+                entry["flops_per_step"] = executed_train_flops(
+                    workload, slot.library, slot.settings
+                )
+            results[slot.library][figure] = entry
     return results
 
 
 def summarize(workload: Workload, figure: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Add the medians and derived figures to the raw timings of one library and figure."""
+    """Add the medians and derived figures to the raw timings of one library and figure.
+
+    Training's GFLOP/s counts the products the timed configuration executes
+    (``raw["flops_per_step"]``; the model's whole count when absent).
+    """
     per_call = statistics.median(raw["repeat_seconds"]) / raw["calls_per_repeat"]
     out = dict(raw, median_seconds_per_call=per_call)
     if figure == "train":
         per_step = per_call / workload.steps_per_call
         out["median_seconds_per_step"] = per_step
         out["samples_per_second"] = workload.batch / per_step
-        out["gflops"] = workload.train_flops() / per_step / 1e9
+        out["gflops"] = raw.get("flops_per_step", workload.train_flops()) / per_step / 1e9
     elif figure == "infer":
         out["samples_per_second"] = INFER_BATCH / per_call
     else:
@@ -712,18 +1193,33 @@ def summarize(workload: Workload, figure: str, raw: dict[str, Any]) -> dict[str,
 # -- memory -------------------------------------------------------------------
 
 
-def memory_child(library: str, workload_name: str, threads: int, seed: int, calls: int) -> int:
+def memory_child(
+    library: str,
+    workload_name: str,
+    threads: int,
+    seed: int,
+    calls: int,
+    config: str | None = None,
+    variant: dict[str, Any] | None = None,
+) -> int:
     """Run a short training run and print its peak RSS as one JSON line.
 
-    The process imports only `library`, builds its model (which already runs
-    one untimed training call: initialisation, compilation) and runs `calls`
-    more training calls of k steps each. Nothing is subtracted: the figure is
-    the whole process's peak resident set size, interpreter and imports
-    included.
+    The process imports only `library`, builds the model of the training
+    candidate `config` (the library's default when None; its first training
+    call, initialisation and compilation, is untimed) and runs `calls` more
+    training calls of k steps each; `variant` holds the worker-process settings
+    the candidate ran with. Nothing is subtracted: the figure is the whole
+    process's peak resident set size, interpreter and imports included.
     """
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     workload = WORKLOADS[workload_name]
-    run = BUILDERS[library](workload, make_data(workload, seed), threads, seed)["train"]
+    candidates = BUILDERS[library](
+        workload, make_data(workload, seed), threads, seed, variant or {}
+    )["train"]
+    chosen = next((c for c in candidates if c.tag == config), candidates[0])
+    if chosen.prepare is not None:
+        chosen.prepare()
+    run = chosen.build()
     for _ in range(calls):
         run()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -733,6 +1229,7 @@ def memory_child(library: str, workload_name: str, threads: int, seed: int, call
                 "peak_rss_mb": peak_kib * 1024 / 1e6,
                 "rss_before_import_mb": rss_start * 1024 / 1e6,
                 "training_calls": calls + 1,
+                "config": chosen.tag,
             }
         )
     )
@@ -745,9 +1242,22 @@ def child_command(*arguments: str) -> list[str]:
 
 
 def measure_memory(
-    library: str, workload: Workload, threads: int, seed: int, calls: int
+    library: str,
+    workload: Workload,
+    threads: int,
+    seed: int,
+    calls: int,
+    config: str | None = None,
+    variant: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Run `memory_child` in a fresh process and return its report (None if it failed)."""
+    """Run `memory_child` in a fresh process and return its report (None if it failed).
+
+    `config` and `variant`: the training candidate and its worker's settings
+    (what the timings kept), the library's default when None.
+    """
+    extra = [] if config is None else ["--memory-config", config]
+    if variant:
+        extra += ["--memory-variant", json.dumps(variant)]
     command = child_command(
         "--memory-child",
         library,
@@ -762,6 +1272,7 @@ def measure_memory(
         "default",  # the parent already set the environment this process inherits
         "--peer-denormals",
         os.environ.get(DENORMALS_VARIABLE, "flush"),
+        *extra,
     )
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -937,6 +1448,12 @@ def figure_value(entry: dict[str, Any], library: str, figure: str, key: str) -> 
     return None if value is None else value.get(key)
 
 
+def figure_config(entry: dict[str, Any], library: str, figure: str) -> str | None:
+    """Return the tag of the configuration a library ran a figure in, or None."""
+    value = entry.get("libraries", {}).get(library, {}).get(figure)
+    return None if value is None else value.get("config")
+
+
 def format_cell(value: float | None, key: str, sgemm_gflops: float) -> str:
     """Format a table cell; "-" when the library did not measure it."""
     if value is None:
@@ -962,6 +1479,11 @@ def table_lines(
         "lstmlearn is faster;",
         "latency ms and peak RSS MB: lower is better, ratio < 1 means lstmlearn is faster or "
         f"smaller. %sgemm: of {of}, {sgemm:.1f} GFLOP/s here.",
+        "GFLOP/s counts the matrix products each library executes in the configuration timed "
+        "(lstmlearn and most peers skip the first layer's input gradient; lstmlearn looks "
+        "chargen's one-hot inputs up).",
+        "config: the configuration each library ran in; where it had several, the fastest in a "
+        "short interleaved probe (every candidate's probe is in the JSON file).",
         "",
     ]
     header = f"{'workload':<9} {'figure':<23}" + "".join(f" {lib:>{width}}" for lib in libraries)
@@ -986,6 +1508,12 @@ def table_lines(
                 if ours is not None:
                     ratio = f"{ours / measured[best]:.2f}"
             lines.append(line + f" {best:>12} {ratio:>6}")
+            if key != "gflops" and figure in FIGURES:
+                tags = {lib: figure_config(entry, lib, figure) for lib in libraries}
+                if any(tags.values()):
+                    config = f"{'':<9} {'  config':<23}"
+                    config += "".join(f" {tags[lib] or '-':>{width}}" for lib in libraries)
+                    lines.append(config.rstrip())
         lines.append("")
     return lines
 
@@ -1038,6 +1566,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="few, short repeats: a smoke run of a minute or two, not a measurement",
     )
     parser.add_argument(
+        "--probe-repeats",
+        type=int,
+        help="probe repeats of every candidate configuration, interleaved, before the fastest "
+        f"is timed (default: {PROBE_REPEATS}, or 1 with --quick)",
+    )
+    parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="no probe: time each library in its default configuration only (PyTorch's "
+        "for-loop Adam and oneDNN LSTM, Keras's graph with one inter-op thread, N threads)",
+    )
+    parser.add_argument(
         "--omp-wait-policy",
         choices=("default", "passive", "active"),
         default="default",
@@ -1065,6 +1605,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs=2,
         metavar=("LIBRARY", "WORKLOAD"),
         help=argparse.SUPPRESS,  # internal: one peak-memory run, in a fresh process
+    )
+    parser.add_argument(
+        "--memory-config",
+        help=argparse.SUPPRESS,  # internal: the training candidate of a --memory-child run
+    )
+    parser.add_argument(
+        "--memory-variant",
+        type=json.loads,
+        help=argparse.SUPPRESS,  # internal: its worker-process settings, as JSON
     )
     parser.add_argument(
         "--sgemm-child",
@@ -1097,9 +1646,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.warmup = 1 if args.quick else 2
     if args.memory_calls is None:
         args.memory_calls = 0 if args.quick else 3
-    if args.repeats < 1 or args.warmup < 0 or args.memory_calls < 0 or args.memory_jobs < 1:
+    if args.probe_repeats is None:
+        args.probe_repeats = 1 if args.quick else PROBE_REPEATS
+    if (
+        args.repeats < 1
+        or args.warmup < 0
+        or args.memory_calls < 0
+        or args.memory_jobs < 1
+        or args.probe_repeats < 1
+    ):
         parser.error(
-            "--repeats and --memory-jobs must be at least 1, --warmup and --memory-calls at least 0"
+            "--repeats, --probe-repeats and --memory-jobs must be at least 1, --warmup and "
+            "--memory-calls at least 0"
         )
     if args.memory_child is not None:
         library, workload = args.memory_child
@@ -1126,7 +1684,15 @@ def main(argv: list[str] | None = None) -> int:
     limit_threads_environment(args.threads, args.omp_wait_policy, args.peer_denormals)
     if args.memory_child is not None:
         library, workload = args.memory_child
-        return memory_child(library, workload, args.threads, args.seed, args.memory_calls)
+        return memory_child(
+            library,
+            workload,
+            args.threads,
+            args.seed,
+            args.memory_calls,
+            args.memory_config,
+            args.memory_variant,
+        )
     if args.sgemm_child:
         print(json.dumps(measure_sgemm(args.threads, args.repeats)))
         return 0
@@ -1144,7 +1710,8 @@ def main(argv: list[str] | None = None) -> int:
     versions = ", ".join(f"{lib} ({machine['versions'][lib]})" for lib in libraries)
     print(
         f"libraries: {versions}\n"
-        f"{args.threads} thread(s), {args.repeats} repeat(s), warm-up {args.warmup}"
+        f"{args.threads} thread(s), {args.repeats} repeat(s), warm-up {args.warmup}, "
+        + ("no search" if args.no_search else f"{args.probe_repeats} probe repeat(s)")
         + (", quick" if args.quick else "")
     )
     if load_before is not None:
@@ -1155,7 +1722,7 @@ def main(argv: list[str] | None = None) -> int:
         kernel = run["kernel"] or "BLAS"
         print(f"NumPy sgemm 1024 ({kernel}): {run['gflops']:.1f} GFLOP/s", flush=True)
 
-    workers = [Worker(lib, args.threads, args.seed) for lib in libraries]
+    workers = start_workers(libraries, args.threads, args.seed, search=not args.no_search)
     results = []
     started = time.perf_counter()
     try:
@@ -1165,12 +1732,21 @@ def main(argv: list[str] | None = None) -> int:
                 workload = dataclasses.replace(workload, steps_per_call=1)
             print(f"timing {name} ... ({time.perf_counter() - started:.0f} s)", flush=True)
             raw = time_workload(
-                workers, workload, FIGURES, args.repeats, args.warmup, args.target_repeat_seconds
+                workers,
+                workload,
+                FIGURES,
+                args.repeats,
+                args.warmup,
+                args.target_repeat_seconds,
+                probe_repeats=args.probe_repeats,
+                search=not args.no_search,
             )
             results.append(
                 {
                     "workload": name,
                     "shape": workload.describe(),
+                    # The model's whole count; each library's training entry holds
+                    # what its configuration executes ("flops_per_step").
                     "train_flops_per_step": workload.train_flops(),
                     "libraries": {
                         lib: {fig: summarize(workload, fig, t) for fig, t in figures.items()}
@@ -1193,7 +1769,7 @@ def main(argv: list[str] | None = None) -> int:
             (entry, lib)
             for entry in results
             for lib in libraries
-            if "train" in FIGURES_OF[lib] and lib in entry["libraries"]
+            if "train" in entry["libraries"].get(lib, {})
         ]
         # A peak RSS does not depend on the load, so the runs may overlap.
         with ThreadPoolExecutor(max_workers=args.memory_jobs) as pool:
@@ -1204,6 +1780,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.threads,
                     args.seed,
                     args.memory_calls,
+                    job[0]["libraries"][job[1]]["train"]["config"],
+                    job[0]["libraries"][job[1]]["train"]["process"],
                 ),
                 jobs,
             )
