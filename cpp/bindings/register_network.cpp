@@ -10,6 +10,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "bindings.hpp"
 #include "lstmlearn/network.hpp"
@@ -171,7 +172,9 @@ struct BoundStream {
   // so there is no cycle that the garbage collector cannot see).
   int n_threads = 1;
   py::object convert;
-  BoundStream(const NetworkSpec& spec, const T* p, int n_streams) : net(spec) {
+  Precision precision = Precision::Full;
+  BoundStream(const NetworkSpec& spec, const T* p, int n_streams, Precision precision)
+      : net(spec), precision(precision) {
     params.assign(p, p + net.parameter_count());
     net.stream_resize(n_streams);
   }
@@ -188,7 +191,7 @@ struct BoundStream {
     expect_size(x.size(), S * spec.input_size, "x");
     const std::size_t O = spec.output_size;
     if (out.size() < S * O) out.resize(S * O);
-    net.stream_step(params.data(), x.data(), out.data(), threads, false);
+    net.stream_step(params.data(), x.data(), out.data(), threads, false, precision);
     py::array_t<double> result({static_cast<py::ssize_t>(S), static_cast<py::ssize_t>(O)});
     std::copy(out.begin(), out.begin() + S * O, result.mutable_data());
     return result;
@@ -315,9 +318,10 @@ void bind_network(py::module_& m, const char* name) {
           "predict",
           [](Self& self, const CArray<T>& params, const CArray<T>& x, py::object mask,
              CArray<T>& out, PyInt batch_size_arg, PyInt n_threads_arg,
-             std::uint64_t params_version) {
+             std::uint64_t params_version, const std::string& precision_arg) {
             const int batch_size = narrow("batch_size", batch_size_arg);
             const int n_threads = narrow("n_threads", n_threads_arg);
+            const Precision precision = parse_precision(precision_arg);
             BoundData<T> data(self.spec, x, mask, py::none(), py::none(), py::none());
             const auto& spec = self.spec;
             const std::size_t per_row = spec.per_step ? data.view.steps : 1;
@@ -327,14 +331,15 @@ void bind_network(py::module_& m, const char* name) {
             T* o = out.mutable_data();
             py::gil_scoped_release release;  // arrays are held by this call's arguments
             auto lock = self.hold();
-            self.engine->predict(p, data.view, batch_size, o, n_threads, params_version);
+            self.engine->predict(p, data.view, batch_size, o, n_threads, params_version, precision);
           },
           py::arg("params"), py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("batch_size"),
-          py::arg("n_threads"), py::arg("params_version") = 0,
+          py::arg("n_threads"), py::arg("params_version") = 0, py::arg("precision") = "float32",
           "Outputs for x into `out`. Weights packed by the last complete predict are reused "
           "only when both calls pass the same nonzero `params_version` for the same `params` "
           "array; the caller promises that a version never names two different sets of values. "
-          "0 (the default): unknown, pack again.")
+          "0 (the default): unknown, pack again. `precision` 'bfloat16' or 'int8' (float32 "
+          "networks) runs the LSTM layers' recurrent products on a reduced copy of W_hh.")
       .def(
           "params_changed",
           [](Self& self) {
@@ -422,12 +427,19 @@ void bind_network(py::module_& m, const char* name) {
           "chunks of that many steps (0: whole sequences).")
       .def(
           "stream",
-          [](Self& self, const CArray<T>& params, PyInt n_streams) {
+          [](Self& self, const CArray<T>& params, PyInt n_streams, const std::string& precision) {
             const T* p = const_params_of(self, params);
-            return std::make_unique<BoundStream<T>>(self.spec, p, narrow("n_streams", n_streams));
+            const Precision reduced = parse_precision(precision);
+            if (reduced != Precision::Full && !std::is_same_v<T, float>) {
+              throw std::invalid_argument("inference precision '" + precision +
+                                          "' needs a float32 network");
+            }
+            return std::make_unique<BoundStream<T>>(self.spec, p, narrow("n_streams", n_streams),
+                                                    reduced);
           },
-          py::arg("params"), py::arg("n_streams"),
-          "A stream of one-step inference over a copy of `params`, with its own state.");
+          py::arg("params"), py::arg("n_streams"), py::arg("precision") = "float32",
+          "A stream of one-step inference over a copy of `params`, with its own state, in "
+          "`precision` ('float32', or 'bfloat16' / 'int8' for float32 networks).");
 }
 
 }  // namespace

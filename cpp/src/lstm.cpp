@@ -16,7 +16,9 @@
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <type_traits>
 
 #include "lstmlearn/limits.hpp"
 #include "lstmlearn/thread_pool.hpp"
@@ -695,7 +697,23 @@ struct DirectionRun {
   int ahead;        // steps projected at a time (all, or chunks that follow the input)
   T* gates;         // [B, G]
   T* cells;         // [B, H]
+  // Reduced precision: W_hh in place of w_hh (null: w_hh), and where int8
+  // codes of row b of h_{t-1} go (row b of `codes`).
+  const ReducedMatrix* r_hh;
+  CodeRows codes;
 };
+
+// C (+)= h W_hh^T with the reduced W_hh: float only (lstm_inference refuses
+// reduced precision for other types).
+template <typename T>
+void reduced_product(int M, const T* h, std::ptrdiff_t ld_h, const ReducedMatrix& w, T* C,
+                     std::ptrdiff_t ldc, bool reverse, const CodeRows& codes) {
+  if constexpr (std::is_same_v<T, float>) {
+    gemm_reduced(M, h, ld_h, w, C, ldc, true, reverse, codes);
+  } else {
+    throw std::logic_error("reduced precision needs float parameters");
+  }
+}
 
 // need_input(n) runs before the first n steps of the input (in the order of
 // this direction) are read; step_done(s) once step s's h_t of our rows and
@@ -755,7 +773,16 @@ void run_direction(const DirectionRun<T>& r, NeedInput need_input, StepDone step
       // cache: large H, few rows).
       const bool back = s % 2 == 1;
       const std::ptrdiff_t ld_x = static_cast<std::ptrdiff_t>(steps) * F;
-      if (r.xproj || (r.onehot && lookup_onehot(nb, x_t, ld_x, F, r.onehot, G, a, lda_a))) {
+      if (r.r_hh) {
+        // Reduced W_hh: x_t's part in fp32 (unless projected ahead or looked
+        // up), then the recurrent product adds on.
+        if (!r.xproj && !(r.onehot && lookup_onehot(nb, x_t, ld_x, F, r.onehot, G, a, lda_a))) {
+          gemm_packed(nb, x_t, ld_x, *r.w_ih, a, lda_a, false, back);
+        }
+        const CodeRows codes{r.codes.codes + static_cast<std::ptrdiff_t>(r0) * r.codes.ld,
+                             r.codes.ld, r.codes.scale + r0, r.codes.zero + r0};
+        reduced_product(nb, h_prev, ld_h, *r.r_hh, a, lda_a, back, codes);
+      } else if (r.xproj || (r.onehot && lookup_onehot(nb, x_t, ld_x, F, r.onehot, G, a, lda_a))) {
         gemm_packed(nb, h_prev, ld_h, *r.w_hh, a, lda_a, true, back);
       } else {  // never when split by units
         gemm_packed2(nb, x_t, ld_x, *r.w_ih, h_prev, ld_h, *r.w_hh, a, lda_a, false, back);
@@ -823,11 +850,20 @@ InferenceSplit inference_split(const LstmSpec& spec, int B, int n_threads) {
 // that may allocate, before any team starts.
 template <typename T>
 void prepare_inference(const LstmSpec& spec, T* params, int B, int steps, bool split_units,
-                       int mats, bool project_ahead, LstmInference<T>& ws) {
+                       int mats, bool project_ahead, LstmInference<T>& ws, Precision precision) {
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size, G = 4 * H;
   const std::size_t BT = static_cast<std::size_t>(B) * steps;
+  const bool reduced = precision != Precision::Full;
   ws.w_ih.resize(static_cast<std::size_t>(L) * D * mats);
   ws.w_hh.resize(static_cast<std::size_t>(L) * D * mats);
+  ws.r_hh.resize(reduced ? static_cast<std::size_t>(L) * D * mats : 0);
+  if (precision == Precision::Int8) {
+    // Codes of h_{t-1}: rows [members, B], each member its own.
+    const std::size_t rows = static_cast<std::size_t>(mats) * B;
+    grow(ws.codes, rows * quantized_depth(H));
+    grow(ws.code_scale, rows);
+    grow(ws.code_zero, rows);
+  }
   ws.bias_sum.resize(static_cast<std::size_t>(L) * D);
   ws.outputs.resize(L > 1 ? L - 1 : 0);
   for (auto& o : ws.outputs) grow(o, BT * D * H);
@@ -843,7 +879,11 @@ void prepare_inference(const LstmSpec& spec, T* params, int B, int steps, bool s
       Vec<T>(ws.bias_sum[ld].data(), G) = ConstVec<T>(p.b_ih, G) + ConstVec<T>(p.b_hh, G);
       if (!split_units) {
         pack_matrix_resize(spec.layer_input_size(l), G, ws.w_ih[ld]);
-        pack_matrix_resize(H, G, ws.w_hh[ld]);
+        if (reduced) {
+          reduced_resize(precision, H, G, ws.r_hh[ld]);
+        } else {
+          pack_matrix_resize(H, G, ws.w_hh[ld]);
+        }
       }
     }
   }
@@ -852,9 +892,9 @@ void prepare_inference(const LstmSpec& spec, T* params, int B, int steps, bool s
 // Whether the packs of `ws` hold `params` for this split and team size.
 template <typename T>
 bool packs_hold(const LstmInference<T>& ws, const T* params, bool split_units, int team,
-                bool params_unchanged) {
+                bool params_unchanged, Precision precision) {
   return params_unchanged && ws.packed_params == params && ws.packed_split == split_units &&
-         ws.packed_team == team;
+         ws.packed_team == team && ws.packed_precision == precision;
 }
 
 // Whether the one-hot tables hold the packed parameters: built in this call,
@@ -868,10 +908,11 @@ bool onehot_tables_ready(const LstmInference<T>& ws, bool packs_reused, bool one
 // the latter.
 template <typename T>
 bool record_packs(LstmInference<T>& ws, const T* params, bool split_units, int team,
-                  bool packs_reused, bool onehot_built) {
+                  bool packs_reused, bool onehot_built, Precision precision) {
   ws.packed_params = params;
   ws.packed_split = split_units;
   ws.packed_team = team;
+  ws.packed_precision = precision;
   return ws.onehot_ready = onehot_tables_ready(ws, packs_reused, onehot_built);
 }
 
@@ -889,22 +930,62 @@ const T* onehot_table(const LstmInference<T>& ws, bool lookup, std::size_t mat) 
   return lookup && !ws.onehot[mat].empty() ? ws.onehot[mat].data() : nullptr;
 }
 
+// The reduced copy of rows [0, 4 * units) of W_hh [rows, H] read through
+// `rows` (one pointer per gate row; float only).
+template <typename T>
+void pack_reduced(const T* const* rows, int H, int n, Precision precision, ReducedMatrix& out,
+                  bool resize, int rank, int size) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (resize) reduced_resize(precision, H, n, out);
+    const int lo = out.panels * rank / size, hi = out.panels * (rank + 1) / size;
+    pack_reduced_panels(rows, lo, hi, out);
+  } else {
+    (void)rows, (void)H, (void)n, (void)precision, (void)out, (void)resize, (void)rank, (void)size;
+    throw std::logic_error("reduced precision needs float parameters");
+  }
+}
+
 // Member `rank` of `size` packs its share of the panels of every (layer,
 // direction)'s W_ih and W_hh, all G columns together (not split by units).
 template <typename T>
-void pack_panel_share(const LstmSpec& spec, T* params, LstmInference<T>& ws, int rank, int size) {
+void pack_panel_share(const LstmSpec& spec, T* params, LstmInference<T>& ws, int rank, int size,
+                      Precision precision) {
   const int D = spec.directions(), H = spec.hidden_size;
   const int panels = (4 * H + packed_panel_width<T>() - 1) / packed_panel_width<T>();
   const int lo = panels * rank / size, hi = panels * (rank + 1) / size;
+  std::vector<const T*> rows(precision != Precision::Full ? 4 * H : 0);
   for (int l = 0; l < spec.num_layers; ++l) {
     for (int d = 0; d < D; ++d) {
       const Block<T> p = block(spec, params, l, d);
       const int ld = l * D + d;
       pack_matrix_panels(static_cast<const T*>(p.w_ih), spec.layer_input_size(l), true, lo, hi,
                          ws.w_ih[ld]);
-      pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, lo, hi, ws.w_hh[ld]);
+      if (precision == Precision::Full) {
+        pack_matrix_panels(static_cast<const T*>(p.w_hh), H, true, lo, hi, ws.w_hh[ld]);
+        continue;
+      }
+      for (int j = 0; j < 4 * H; ++j) rows[j] = p.w_hh + static_cast<std::size_t>(j) * H;
+      pack_reduced(rows.data(), H, 4 * H, precision, ws.r_hh[ld], false, rank, size);
     }
   }
+}
+
+// Refuses a reduced precision for parameters other than float.
+template <typename T>
+void check_precision(Precision precision) {
+  if (precision != Precision::Full && !std::is_same_v<T, float>) {
+    throw std::invalid_argument(std::string("inference precision '") + precision_name(precision) +
+                                "' needs float32 parameters");
+  }
+}
+
+// Where member `member` keeps the int8 codes of h_{t-1} (row b at b).
+template <typename T>
+CodeRows member_codes(LstmInference<T>& ws, Precision precision, int B, int H, int member) {
+  if (precision != Precision::Int8) return {nullptr, 0, nullptr, nullptr};
+  const std::ptrdiff_t depth = quantized_depth(H), rows = static_cast<std::ptrdiff_t>(member) * B;
+  return {ws.codes.data() + rows * depth, depth, ws.code_scale.data() + rows,
+          ws.code_zero.data() + rows};
 }
 
 }  // namespace
@@ -912,10 +993,13 @@ void pack_panel_share(const LstmSpec& spec, T* params, LstmInference<T>& ws, int
 template <typename T>
 void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, const T* x,
                     const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
-                    LstmInference<T>& ws, int n_threads, bool params_unchanged) {
+                    LstmInference<T>& ws, int n_threads, bool params_unchanged,
+                    Precision precision) {
   spec.validate();
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
   check_rows("LSTM forward", B, steps);
+  check_precision<T>(precision);
+  const bool reduced = precision != Precision::Full;
   const int L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
   T* params_mut = const_cast<T*>(params);  // Block<T> views are read-only here
 
@@ -934,7 +1018,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   // With one or two rows a step's input projection is a matrix-vector
   // product; projecting all steps up front runs it as one product instead.
   const bool project_ahead = split_units || B <= 2;
-  prepare_inference(spec, params_mut, B, steps, split_units, mats, project_ahead, ws);
+  prepare_inference(spec, params_mut, B, steps, split_units, mats, project_ahead, ws, precision);
   const bool onehot = onehot_candidate(spec, x);
 
   // Rows [r_lo, r_hi) and units [u_lo, u_hi) through every layer, with the
@@ -970,7 +1054,9 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                                   project_ahead ? ws.xproj.data() : nullptr,
                                   steps,
                                   ws.gates.data(),
-                                  ws.cells.data()};
+                                  ws.cells.data(),
+                                  reduced ? &ws.r_hh[mat] : nullptr,
+                                  member_codes(ws, precision, B, H, member)};
         run_direction(run, [](int) {}, step_done);
       }
     }
@@ -979,17 +1065,17 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
   if (!split_units) {
     // Shared packs (as lstm_inference_stack records them), then the rows in
     // tasks that threads take as they go.
-    const bool reused = packs_hold(ws, params, false, 1, params_unchanged);
+    const bool reused = packs_hold(ws, params, false, 1, params_unchanged, precision);
     if (!reused) {
       parallel_for(team_cap, n_threads, [&](std::size_t k) {
-        pack_panel_share(spec, params_mut, ws, static_cast<int>(k), team_cap);
+        pack_panel_share(spec, params_mut, ws, static_cast<int>(k), team_cap, precision);
       });
     }
     const bool build = onehot_to_build(ws, onehot, reused);
     for (int d = 0; d < D && build; ++d) {
       build_onehot(block(spec, params_mut, 0, d).w_ih, spec.input_size, H, 0, H, ws.onehot[d]);
     }
-    const bool lookup = record_packs(ws, params, false, 1, reused, build) && onehot;
+    const bool lookup = record_packs(ws, params, false, 1, reused, build, precision) && onehot;
     const int task_rows = std::clamp(B / (kTasksPerMember * team_cap) / kBatchChunk * kBatchChunk,
                                      kBatchChunk, kRowBlock);
     parallel_for((B + task_rows - 1) / task_rows, n_threads, [&](std::size_t task) {
@@ -1007,24 +1093,29 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
         // Every member decides alike, before the barrier after which rank 0
         // records what the packs now hold. Each member packs its units' rows
         // of all four gates, [i | f | g | o].
-        const bool reuse = packs_hold(ws, params, true, size, params_unchanged);
+        const bool reuse = packs_hold(ws, params, true, size, params_unchanged, precision);
         const bool build = onehot_to_build(ws, onehot, reuse);
         const bool lookup = onehot && onehot_tables_ready(ws, reuse, build);
         std::vector<const T*> rows(reuse ? 0 : 4 * u_n);
-        auto pack_ours = [&](const T* w, int K, PackedMatrix<T>& out) {
+        auto gather_ours = [&](const T* w, int K) {
           for (int q = 0; q < 4; ++q) {
             for (int u = 0; u < u_n; ++u) {
               rows[q * u_n + u] = w + (static_cast<std::size_t>(q) * H + u_lo + u) * K;
             }
           }
-          pack_matrix_rows(rows.data(), K, 4 * u_n, out);
+          return rows.data();
         };
         for (int l = 0; l < L && !reuse && u_n > 0; ++l) {
           for (int d = 0; d < D; ++d) {
             const Block<T> p = block(spec, params_mut, l, d);
             const std::size_t mat = static_cast<std::size_t>(l * D + d) * mats + rank;
-            pack_ours(p.w_ih, spec.layer_input_size(l), ws.w_ih[mat]);
-            pack_ours(p.w_hh, H, ws.w_hh[mat]);
+            const int F = spec.layer_input_size(l);
+            pack_matrix_rows(gather_ours(p.w_ih, F), F, 4 * u_n, ws.w_ih[mat]);
+            if (reduced) {
+              pack_reduced(gather_ours(p.w_hh, H), H, 4 * u_n, precision, ws.r_hh[mat], true, 0, 1);
+            } else {
+              pack_matrix_rows(gather_ours(p.w_hh, H), H, 4 * u_n, ws.w_hh[mat]);
+            }
           }
         }
         for (int d = 0; d < D && build && u_n > 0; ++d) {
@@ -1032,7 +1123,7 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
                        ws.onehot[static_cast<std::size_t>(d) * mats + rank]);
         }
         if (size > 1) barrier.wait();
-        if (rank == 0) record_packs(ws, params, true, size, reuse, build);
+        if (rank == 0) record_packs(ws, params, true, size, reuse, build, precision);
         if (u_n <= 0) return;  // no units of ours (never with a barrier below)
         // The next step reads all units of h_t.
         run_rows(0, B, u_lo, u_hi, rank, lookup, [&](int) {
@@ -1044,9 +1135,10 @@ void lstm_inference(const LstmSpec& spec, const T* params, int B, int steps, con
 template <typename T>
 void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int steps, const T* x,
                           const T* h0, const T* c0, const std::uint8_t* mask, int n_threads,
-                          bool params_unchanged) {
+                          bool params_unchanged, Precision precision) {
   if (B < 1 || steps < 1) throw std::invalid_argument("LSTM forward needs B >= 1 and T >= 1");
   check_rows("LSTM forward", B, steps);
+  check_precision<T>(precision);
   // A pipeline only when every stage would run on one thread anyway, a
   // second thread is free and the sequences are long enough for the stages
   // to overlap; otherwise each stage runs on its own, using all threads.
@@ -1068,7 +1160,7 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
     for (int i = 0; i < count; ++i) {
       const InferenceStage<T>& st = stages[i];
       lstm_inference<T>(*st.spec, st.params, B, steps, i == 0 ? x : stages[i - 1].y, h0, c0, mask,
-                        st.y, st.h_n, st.c_n, *st.ws, n_threads, params_unchanged);
+                        st.y, st.h_n, st.c_n, *st.ws, n_threads, params_unchanged, precision);
     }
     return;
   }
@@ -1081,7 +1173,7 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
   // are the same bits.
   for (int i = 0; i < count; ++i) {  // as lstm_inference on one thread, upper stages in chunks
     prepare_inference(*stages[i].spec, const_cast<T*>(stages[i].params), B, steps, false, 1, B <= 2,
-                      *stages[i].ws);
+                      *stages[i].ws, precision);
   }
   struct alignas(64) StageProgress {
     Progress steps;  // steps of the stage whose output is written
@@ -1105,8 +1197,8 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
       const LstmSpec& spec = *st.spec;
       LstmInference<T>& ws = *st.ws;
       // Packed and recorded as lstm_inference does on one thread.
-      const bool reused = packs_hold(ws, st.params, false, 1, params_unchanged);
-      if (!reused) pack_panel_share(spec, const_cast<T*>(st.params), ws, 0, 1);
+      const bool reused = packs_hold(ws, st.params, false, 1, params_unchanged, precision);
+      if (!reused) pack_panel_share(spec, const_cast<T*>(st.params), ws, 0, 1, precision);
       // The first stage looks up one-hot rows of x as lstm_inference does.
       const bool onehot = i == 0 && onehot_candidate(spec, x);
       const bool build = onehot_to_build(ws, onehot, reused);
@@ -1114,7 +1206,7 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
         build_onehot(block(spec, const_cast<T*>(st.params), 0, 0).w_ih, spec.input_size,
                      spec.hidden_size, 0, spec.hidden_size, ws.onehot[0]);
       }
-      const bool lookup = record_packs(ws, st.params, false, 1, reused, build) && onehot;
+      const bool lookup = record_packs(ws, st.params, false, 1, reused, build, precision) && onehot;
       const DirectionRun<T> run{steps,
                                 spec.input_size,
                                 spec.hidden_size,
@@ -1138,7 +1230,9 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int B, int
                                 B <= 2 ? ws.xproj.data() : nullptr,
                                 i == 0 ? steps : kPipelineAhead,
                                 ws.gates.data(),
-                                ws.cells.data()};
+                                ws.cells.data(),
+                                precision != Precision::Full ? &ws.r_hh[0] : nullptr,
+                                member_codes(ws, precision, B, spec.hidden_size, 0)};
       run_direction(
           run,
           [&](int n) {
@@ -1325,11 +1419,28 @@ void lstm_backward(const LstmSpec& spec, const T* params, LstmCache<T>& cache, c
   }
 }
 
+namespace {
+
+// Sizes the int8 codes of each part's h_{t-1} rows for S streams.
+template <typename T>
+void size_stream_codes(typename LstmStream<T>::Layer& layer, Precision precision, int S) {
+  if (precision != Precision::Int8) return;
+  const std::size_t rows = layer.w.size() * static_cast<std::size_t>(S);
+  grow(layer.codes, rows * quantized_depth(layer.H));
+  grow(layer.code_scale, rows);
+  grow(layer.code_zero, rows);
+}
+
+}  // namespace
+
 template <typename T>
 void lstm_stream_pack(const LstmSpec* specs, const T* const* params, int count, int parts,
-                      LstmStream<T>& stream) {
+                      LstmStream<T>& stream, Precision precision) {
+  check_precision<T>(precision);
+  const bool reduced = precision != Precision::Full;
   stream.layers.resize(count);
   stream.parts = std::max(1, parts);
+  stream.precision = precision;
   for (int l = 0; l < count; ++l) {
     const LstmSpec& spec = specs[l];
     spec.validate();
@@ -1358,12 +1469,29 @@ void lstm_stream_pack(const LstmSpec* specs, const T* const* params, int count, 
     const int n_parts = std::min(stream.parts, groups);
     layer.units.resize(n_parts + 1);
     layer.w.resize(n_parts);
+    layer.r.resize(reduced ? n_parts : 0);
     for (int k = 0; k <= n_parts; ++k) {
       layer.units[k] = std::min(H, groups * k / n_parts * kUnitGroup);
     }
     AlignedVector<T> rows;
+    std::vector<const T*> hh_rows;
     for (int k = 0; k < n_parts; ++k) {
       const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
+      if (reduced) {
+        // x_t's rows in T as before, h_{t-1}'s reduced.
+        rows.resize(static_cast<std::size_t>(4) * n * F);
+        hh_rows.resize(static_cast<std::size_t>(4) * n);
+        for (int q = 0; q < 4; ++q) {
+          for (int u = 0; u < n; ++u) {
+            const std::size_t j = static_cast<std::size_t>(q) * H + u0 + u;
+            std::copy_n(p.w_ih + j * F, F, rows.data() + static_cast<std::size_t>(q * n + u) * F);
+            hh_rows[q * n + u] = p.w_hh + j * H;
+          }
+        }
+        pack_matrix(static_cast<const T*>(rows.data()), F, 4 * n, F, true, layer.w[k]);
+        pack_reduced(hh_rows.data(), H, 4 * n, precision, layer.r[k], true, 0, 1);
+        continue;
+      }
       rows.resize(static_cast<std::size_t>(4) * n * K);
       for (int q = 0; q < 4; ++q) {
         for (int u = 0; u < n; ++u) {
@@ -1376,6 +1504,7 @@ void lstm_stream_pack(const LstmSpec* specs, const T* const* params, int count, 
       pack_matrix(static_cast<const T*>(rows.data()), K, 4 * n, K, true, layer.w[k]);
     }
     layer.gates.resize(static_cast<std::size_t>(stream.streams) * G);
+    size_stream_codes<T>(layer, precision, stream.streams);
   }
 }
 
@@ -1394,6 +1523,7 @@ void lstm_stream_resize(LstmStream<T>& stream, int streams) {
     std::copy_n(layer.c.begin(), kept * H, c.begin());
     layer.c = std::move(c);
     layer.gates.resize(S * 4 * H);
+    size_stream_codes<T>(layer, stream.precision, streams);
   }
   stream.streams = streams;
 }
@@ -1439,8 +1569,18 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
       T* h_out = layer.xh[next].data() + F;
       for (int k = k_lo; k < k_hi; ++k) {
         const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
-        T* a = layer.gates.data() + 4 * u0;  // [S, 4n], row stride G
-        gemm_packed(S, xh, K, layer.w[k], a, G, false);
+        T* a = layer.gates.data() + 4 * u0;              // [S, 4n], row stride G
+        gemm_packed(S, xh, K, layer.w[k], a, G, false);  // reduced: x_t's part only
+        if (stream.precision != Precision::Full) {
+          CodeRows codes{nullptr, 0, nullptr, nullptr};
+          if (stream.precision == Precision::Int8) {
+            const std::ptrdiff_t depth = quantized_depth(H),
+                                 row = static_cast<std::ptrdiff_t>(k) * S;
+            codes = {layer.codes.data() + row * depth, depth, layer.code_scale.data() + row,
+                     layer.code_zero.data() + row};
+          }
+          reduced_product(S, xh + F, K, layer.r[k], a, G, false, codes);
+        }
         CellGroup<T> cells(n, H);
         for (int r = 0; r < S; ++r) {
           const std::size_t row = static_cast<std::size_t>(r);
@@ -1481,10 +1621,12 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
                                  const T*, T*, T*, T*, T*, int);                                   \
   template void lstm_inference<T>(const LstmSpec&, const T*, int, int, const T*, const T*,         \
                                   const T*, const std::uint8_t*, T*, T*, T*, LstmInference<T>&,    \
-                                  int, bool);                                                      \
+                                  int, bool, Precision);                                           \
   template void lstm_inference_stack<T>(const InferenceStage<T>*, int, int, int, const T*,         \
-                                        const T*, const T*, const std::uint8_t*, int, bool);       \
-  template void lstm_stream_pack<T>(const LstmSpec*, const T* const*, int, int, LstmStream<T>&);   \
+                                        const T*, const T*, const std::uint8_t*, int, bool,        \
+                                        Precision);                                                \
+  template void lstm_stream_pack<T>(const LstmSpec*, const T* const*, int, int, LstmStream<T>&,    \
+                                    Precision);                                                    \
   template void lstm_stream_resize<T>(LstmStream<T>&, int);                                        \
   template void lstm_stream_reset<T>(LstmStream<T>&, int);                                         \
   template const T* lstm_stream_step<T>(LstmStream<T>&, const T*, int, std::ptrdiff_t*);

@@ -372,7 +372,7 @@ void Network<T>::keep_carry(int B) {
 
 template <typename T>
 void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& rng, int n_threads,
-                         bool params_unchanged) {
+                         bool params_unchanged, Precision precision) {
   const int L = static_cast<int>(layers_.size()), D = spec_.bidirectional ? 2 : 1;
   const T* in = input_ ? input_ : x_.data();
   fcn_trained_ = training && spec_.has_fcn();
@@ -439,7 +439,8 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
                    layer.h_n.data(), layer.c_n.data(),      &layer.inference};
     }
     lstm_inference_stack<T>(stages.data(), L, B, steps_, in, zeros_.data(), zeros_.data(),
-                            has_mask_ ? mask_.data() : nullptr, n_threads, params_unchanged);
+                            has_mask_ ? mask_.data() : nullptr, n_threads, params_unchanged,
+                            precision);
     in = layer_output(L - 1);
   }
   for (int i = 0; i < L && !as_stack; ++i) {
@@ -477,7 +478,7 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     } else {  // no backward follows: keep nothing
       lstm_inference<T>(layer.spec, params + layer.offset, B, steps_, in, h0, c0,
                         has_mask_ ? mask_.data() : nullptr, layer.y.data(), layer.h_n.data(),
-                        layer.c_n.data(), layer.inference, n_threads, params_unchanged);
+                        layer.c_n.data(), layer.inference, n_threads, params_unchanged, precision);
     }
     if (spec_.bidirectional && spec_.merge != Merge::Concat) {
       grow(layer.merged, BT * H);
@@ -755,7 +756,7 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
 
 template <typename T>
 void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch_size, T* out,
-                         int n_threads, std::uint64_t params_version) {
+                         int n_threads, std::uint64_t params_version, Precision precision) {
   // The values behind `params` are those of the last complete call when the
   // caller says so: the same nonzero version, at the same address, and no
   // change since. The address alone would not do: NumPy may allocate another
@@ -777,7 +778,7 @@ void Network<T>::predict(const T* user_params, const DataSet<T>& data, int batch
     const int count = std::min(batch_size, N - start);
     gather(inputs, rows.data() + start, count, true);
     // Within the call the parameters cannot change.
-    forward(params, count, false, unused, n_threads, unchanged || start > 0);
+    forward(params, count, false, unused, n_threads, unchanged || start > 0, precision);
     const std::size_t n = count * per_row;
     softmax_rows(n, n_threads);
     std::memcpy(out + static_cast<std::size_t>(start) * per_row * O, out_.data(),
@@ -1011,7 +1012,7 @@ void Network<T>::stream_reset(int stream) {
 
 template <typename T>
 void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
-                             bool params_changed) {
+                             bool params_changed, Precision precision) {
   if (streams_ < 1) throw std::invalid_argument("no streams: call stream_resize first");
   const int L = static_cast<int>(layers_.size()), O = spec_.output_size;
   // Steps of little work run on one thread (a team's wake-up and barrier
@@ -1023,7 +1024,8 @@ void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
     work += 4.0 * H * (layer.spec.input_size + H) * streams_;
   }
   const int parts = work < kStreamTeamWork ? 1 : resolve_threads(n_threads);
-  if (params_changed || !stream_packed_ || parts != stream_.parts) {
+  if (params_changed || !stream_packed_ || parts != stream_.parts ||
+      precision != stream_.precision) {
     // Packed once (a bound stream's parameters do not change): the layers'
     // [W_ih | W_hh] by parts, and the head.
     stream_packed_ = false;  // until packed
@@ -1033,7 +1035,7 @@ void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
       specs.push_back(layer.spec);
       blocks.push_back(params + layer.offset);
     }
-    lstm_stream_pack(specs.data(), blocks.data(), L, parts, stream_);
+    lstm_stream_pack(specs.data(), blocks.data(), L, parts, stream_, precision);
     const int W = spec_.merged_width(L - 1);
     pack_matrix(params + dense_offset_, W, O, W, true, dense_packed_);
     stream_packed_ = true;

@@ -78,6 +78,7 @@ def _import(cls, layers, dense_w, dense_b, *, merge_mode, per_step, classes, par
     est._no_improvement = 0
     # Trained weights: fine-tuning them starts past any initial plateau.
     est._plateau_left, est._first_loss = True, None
+    est._inference_precision = "float32"
     tensors = {"dense.weight": dense_w, "dense.bias": dense_b}
     for k, layer in enumerate(layers):
         for d, tensors_d in enumerate(layer):

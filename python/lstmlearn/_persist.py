@@ -333,6 +333,7 @@ _COMMON = {
     "best_epoch_": "size?",
     "_first_loss": "float?",
     "_plateau_left": "bool",
+    "_inference_precision": "precision",
 }
 # Fitted attributes added after format version 1 was first written: a file
 # without them loads (their values start anew on the next fit).
@@ -343,6 +344,7 @@ _LATER = {
     "_first_loss",
     "_plateau_left",
     "patch_size_",  # absent: read one step at a time, as before patches
+    "_inference_precision",  # absent: float32
 }
 _NETWORK = {
     **_COMMON,
@@ -452,6 +454,7 @@ _KINDS = {
     "strings": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "tuple": lambda v: isinstance(v, tuple),
     "dtype": lambda v: v in ("float32", "float64"),
+    "precision": lambda v: v in ("float32", "bfloat16", "int8"),
     "array": lambda v: isinstance(v, np.ndarray) and v.ndim == 1,
     "floats_array": lambda v: isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind == "f",
     "ints_array": lambda v: isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "iu",

@@ -220,6 +220,7 @@ def fit(est, prepare, *, incremental: bool):
     checkpoint = None
     try:
         plan = prepare()
+        _keep_precision(est)
         validation = plan.validation is not None
         start_history(est, validation)
         epochs_before = len(est.loss_curve_)
@@ -303,6 +304,20 @@ def fit(est, prepare, *, incremental: bool):
                 stacklevel=5,
             )
     return est
+
+
+def _keep_precision(est) -> None:
+    """Keep the inference precision across fits, unless the model is no longer float32."""
+    precision = est.__dict__.get("_inference_precision", "float32")
+    if precision != "float32" and np.dtype(est._dtype) != np.float32:
+        warnings.warn(
+            f"inference precision {precision!r} needs a float32 model; this fit made a "
+            f"{np.dtype(est._dtype).name} one, which predicts in 'float32'",
+            UserWarning,
+            stacklevel=5,
+        )
+        precision = "float32"
+    est._inference_precision = precision
 
 
 def _start_rate(est) -> None:

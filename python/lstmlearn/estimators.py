@@ -28,6 +28,8 @@ __all__ = ["LSTMClassifier", "LSTMRegressor"]
 
 _NETWORKS = {np.dtype(np.float32): "NetworkF32", np.dtype(np.float64): "NetworkF64"}
 _PREDICT_BATCH = 256
+# Inference precisions of set_inference_precision; training is always in dtype.
+PRECISIONS = ("float32", "bfloat16", "int8")
 # Activations of the FCN branch per inference mini-batch (rows x steps x
 # filters): predict and evaluate take fewer rows at a time for long series, so
 # that a block's buffers stay near 64 MB in float32. Rows are independent in
@@ -514,10 +516,65 @@ class _BaseLSTM(BaseEstimator):
                 )
         for name in ("_params", "_opt_m", "_opt_v"):
             setattr(self, name, aligned_copy(getattr(self, name)))
+        precision = self.__dict__.get("_inference_precision", "float32")
+        if precision != "float32" and self._dtype != np.float32:
+            raise ValueError(f"inference precision {precision!r} needs a float32 model")
         if isinstance(self, ClassifierMixin) and self.classes_.shape != (self._n_outputs,):
             raise ValueError(
                 f"classes_ has {self.classes_.shape} labels for {self._n_outputs} outputs"
             )
+
+    def set_inference_precision(self, precision: str):
+        """Run prediction with reduced-precision copies of the LSTM weights.
+
+        The LSTM layers' recurrent weights W_hh, which every time step reads
+        in full, are copied to bfloat16 (8 bits of mantissa, products
+        accumulated in float32) or int8 (per-row scales; each step's h
+        quantized per sample to 7 bits at run time, products summed exactly
+        in int32). Inputs' projections, the dense head, a conv front end, the
+        FCN branch and the attention pooling stay in float32. Training
+        (``fit``, ``partial_fit``) always uses the float32 weights; the
+        reduced copies are made from them at the next prediction after any
+        change. The setting is kept by ``save``/``lstmlearn.load``, pickle,
+        and by later fits.
+
+        Parameters
+        ----------
+        precision : {'float32', 'bfloat16', 'int8'}
+            'float32' predicts with the weights themselves (the default).
+
+        Returns
+        -------
+        self
+            The estimator (its ``inference_precision_`` records the choice).
+
+        Raises
+        ------
+        ValueError
+            For another value, or 'bfloat16'/'int8' on a float64 model.
+        sklearn.exceptions.NotFittedError
+            Before the model is fitted.
+        """
+        check_is_fitted(self, "_params")
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}; got "
+                f"{precision!r}"
+            )
+        if precision != "float32" and self._dtype != np.float32:
+            raise ValueError(
+                f"precision={precision!r} needs a float32 model; this one has dtype "
+                f"{np.dtype(self._dtype).name} (its weights are float64): refit with "
+                "dtype=np.float32 or keep precision='float32'"
+            )
+        self._inference_precision = precision
+        return self
+
+    @property
+    def inference_precision_(self) -> str:
+        """The precision :meth:`predict` computes in: 'float32', 'bfloat16' or 'int8'."""
+        check_is_fitted(self, "_params")
+        return self.__dict__.get("_inference_precision", "float32")
 
     def _version(self) -> int:
         """The token of the parameter values, for the engine's packed-weight cache."""
@@ -642,11 +699,14 @@ class _BaseLSTM(BaseEstimator):
             batch = min(batch, max(1, _FCN_PREDICT_ELEMENTS // (max(1, steps) * max(fcn[0]))))
         return batch
 
-    def _raw_predict(self, seqs: Sequences) -> np.ndarray:
+    def _raw_predict(self, seqs: Sequences, precision: str | None = None) -> np.ndarray:
+        """Engine outputs for `seqs`, in the inference precision unless `precision` says."""
         net = self._network()
         n, steps = seqs.x.shape[:2]
         shape = (n, steps, self._n_outputs) if self._per_step else (n, self._n_outputs)
         out = np.empty(shape, dtype=self._dtype)
+        if precision is None:
+            precision = self.__dict__.get("_inference_precision", "float32")
         net.predict(
             self._params,
             seqs.x,
@@ -655,6 +715,7 @@ class _BaseLSTM(BaseEstimator):
             self._predict_batch(n, steps),
             _threads(self.n_jobs),
             params_version=self._version(),
+            precision=precision,
         )
         return out
 
@@ -671,7 +732,8 @@ class _BaseLSTM(BaseEstimator):
             self._predict_batch(len(y_enc), seqs.x.shape[1]),
             _threads(self.n_jobs),
         )
-        score = self._score_outputs(self._raw_predict(seqs), y_enc, seqs.mask)
+        # Training (and its stopping rule) stays in float32.
+        score = self._score_outputs(self._raw_predict(seqs, "float32"), y_enc, seqs.mask)
         return float(loss), float(score)
 
     # -- fitting --------------------------------------------------------------
@@ -1029,7 +1091,9 @@ class _Streamable:
                 "branch and the shuffled LSTM need the whole sequence. Use predict on whole "
                 "sequences."
             )
-        engine = self._network().stream(self._params, int(n_streams))
+        engine = self._network().stream(
+            self._params, int(n_streams), self.__dict__.get("_inference_precision", "float32")
+        )
         return Stream(self, engine, _threads(self.n_jobs))
 
     def _stream_input(self, x, n_streams: int) -> tuple[np.ndarray, bool]:

@@ -353,7 +353,35 @@ verbose, dtype, tbptt_steps
         offset = sum(self.transform_.lags)
         z = self.transform_.transform(y)
         Xw, yw = self._training_windows(z, self._aligned_exog(exog, offset), 0)
-        return self._network().fit(Xw, yw)
+        model = self._network().fit(Xw, yw)
+        # A refit (and the calibration model) forecasts in the chosen precision too.
+        return model.set_inference_precision(self.__dict__.get("_inference_precision", "float32"))
+
+    def set_inference_precision(self, precision: str) -> LSTMForecaster:
+        """Forecast with reduced-precision LSTM weights; see LSTMRegressor.set_inference_precision.
+
+        Parameters
+        ----------
+        precision : {'float32', 'bfloat16', 'int8'}
+
+        Returns
+        -------
+        self : LSTMForecaster
+            Its network (``estimator_``) predicts in that precision, and so do
+            the networks of later fits and of :meth:`predict_interval`'s
+            calibration.
+        """
+        check_is_fitted(self, "estimator_")
+        self.estimator_.set_inference_precision(precision)  # validates
+        self._inference_precision = precision
+        self.__dict__.pop("residuals_", None)  # calibrated in the old precision
+        return self
+
+    @property
+    def inference_precision_(self) -> str:
+        """The precision forecasts are computed in: 'float32', 'bfloat16' or 'int8'."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.inference_precision_
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, y, X=None) -> LSTMForecaster:

@@ -353,6 +353,24 @@ best_validation_score_, learning_rate_, best_epoch_
             self._dtype,
         )
 
+    def set_inference_precision(self, precision: str):
+        """Not available: LSTMSeq2Seq predicts in its dtype only.
+
+        Its encoder-decoder engine has no reduced-precision path;
+        :class:`LSTMRegressor`, :class:`LSTMClassifier`, :class:`LSTMGenerator`
+        and :class:`LSTMForecaster` have one.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
+        raise NotImplementedError(
+            f"LSTMSeq2Seq cannot predict in reduced precision (asked for {precision!r}): its "
+            "encoder-decoder engine runs in its dtype only. set_inference_precision is available "
+            "on LSTMRegressor, LSTMClassifier, LSTMGenerator and LSTMForecaster."
+        )
+
     def _network(self):
         """The engine object; rebuilt after unpickling (it is not picklable)."""
         net = self.__dict__.get("_net")

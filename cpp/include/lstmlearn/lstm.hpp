@@ -26,6 +26,7 @@
 #include "lstmlearn/aligned.hpp"
 #include "lstmlearn/gemm.hpp"
 #include "lstmlearn/isa.hpp"
+#include "lstmlearn/reduced.hpp"
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
@@ -104,11 +105,21 @@ struct LstmInference {
   // empty when W_ih is not finite there. Ready: built from the packed params.
   std::vector<AlignedVector<T>> onehot;
   bool onehot_ready = false;
+  // Reduced precision (float models only): W_hh^T in bfloat16 or int8,
+  // packed as w_hh is (which then stays empty); the input projection stays
+  // in T.
+  std::vector<ReducedMatrix> r_hh;
+  // int8: codes of h_{t-1}, per team member (one when split by rows, whose
+  // rows are disjoint): [members, B, depth], with a scale and zero per row.
+  AlignedVector<std::uint8_t> codes;
+  AlignedVector<float> code_scale;
+  AlignedVector<std::int32_t> code_zero;
   // What the packed weights hold: packed from these parameters, for this
-  // split (by units or not) and team size.
+  // split (by units or not), team size and precision.
   const T* packed_params = nullptr;
   bool packed_split = false;
   int packed_team = 0;
+  Precision packed_precision = Precision::Full;
 };
 
 // Forward pass for inference: keeps nothing for backward. Same arguments as
@@ -125,10 +136,15 @@ struct LstmInference {
 // (a single 1, else 0; or all 0), as character models feed, take their
 // projection from a table of W_ih^T's rows instead of a product: the same
 // bits, since in the product's FMA chain only the 1 meets a nonzero.
+// `precision` other than Full (float only) multiplies h_{t-1} by a bfloat16
+// or int8 copy of W_hh (reduced.hpp), packed once and reused as the fp32
+// packs are; x's projection stays fp32. Results then still do not depend on
+// the threads or the batch size.
 template <typename T>
 void lstm_inference(const LstmSpec& spec, const T* params, int batch, int steps, const T* x,
                     const T* h0, const T* c0, const std::uint8_t* mask, T* y, T* h_n, T* c_n,
-                    LstmInference<T>& ws, int n_threads, bool params_unchanged = false);
+                    LstmInference<T>& ws, int n_threads, bool params_unchanged = false,
+                    Precision precision = Precision::Full);
 
 // One stage of lstm_inference_stack: a one-layer, one-direction LSTM whose
 // input is the previous stage's y (the first stage's, x). y [B, T, H], h_n and
@@ -152,7 +168,8 @@ struct InferenceStage {
 template <typename T>
 void lstm_inference_stack(const InferenceStage<T>* stages, int count, int batch, int steps,
                           const T* x, const T* h0, const T* c0, const std::uint8_t* mask,
-                          int n_threads, bool params_unchanged = false);
+                          int n_threads, bool params_unchanged = false,
+                          Precision precision = Precision::Full);
 
 // Streaming inference: a stack of one-direction layers fed one step at a
 // time for S streams, each stream's state (h, c of every layer) carried from
@@ -163,31 +180,40 @@ void lstm_inference_stack(const InferenceStage<T>* stages, int count, int batch,
 // then h_{t-1}, from 0, as lstm_inference computes it (and the activations
 // and the cell update by the same instructions): the outputs are bitwise
 // those of lstm_inference on the whole sequences, for any parts and threads.
-// Nothing is allocated by a step.
+// In reduced precision a part packs W_ih alone and a reduced copy of W_hh,
+// and a step runs x_t's product then h_{t-1}'s, as lstm_inference does in
+// that precision (the same bits again). Nothing is allocated by a step.
 template <typename T>
 struct LstmStream {
   struct Layer {
     int F = 0, H = 0;
-    std::vector<int> units;          // [parts + 1] first unit of each part, then H
-    std::vector<PackedMatrix<T>> w;  // per part: [W_ih | W_hh]^T of its gates [F + H, 4 * units]
-    AlignedVector<T> bias;           // [G] b_ih + b_hh
-    AlignedVector<T> xh[2];          // [S, F + H] ping-pong: x_t, then h_{t-1} (the h state)
-    AlignedVector<T> c;              // [S, H] the c state
-    AlignedVector<T> gates;          // [S, G] by part: [i | f | g | o] of its units
+    std::vector<int> units;  // [parts + 1] first unit of each part, then H
+    // Per part: [W_ih | W_hh]^T of its gates [F + H, 4 * units]; in reduced
+    // precision W_ih^T [F, 4 * units] only, and W_hh^T in `r`.
+    std::vector<PackedMatrix<T>> w;
+    std::vector<ReducedMatrix> r;
+    AlignedVector<std::uint8_t> codes;  // int8: [parts, S, depth] codes of h_{t-1} per part
+    AlignedVector<float> code_scale;    // [parts, S]
+    AlignedVector<std::int32_t> code_zero;
+    AlignedVector<T> bias;   // [G] b_ih + b_hh
+    AlignedVector<T> xh[2];  // [S, F + H] ping-pong: x_t, then h_{t-1} (the h state)
+    AlignedVector<T> c;      // [S, H] the c state
+    AlignedVector<T> gates;  // [S, G] by part: [i | f | g | o] of its units
   };
   std::vector<Layer> layers;
   int streams = 0;
-  int parts = 0;    // as packed: up to this many parts a layer
-  int current = 0;  // xh[current] holds the h state of every layer
+  int parts = 0;                          // as packed: up to this many parts a layer
+  int current = 0;                        // xh[current] holds the h state of every layer
+  Precision precision = Precision::Full;  // as packed
 };
 
 // Packs the weights of `count` one-layer, one-direction specs (specs[i]'s
 // parameters at params[i]; layer i reads layer i-1's h) into `stream`, each
-// layer in up to `parts` parts, keeping the streams and their state (zero
-// for a layer of a new shape).
+// layer in up to `parts` parts, in `precision` (reduced: float only),
+// keeping the streams and their state (zero for a layer of a new shape).
 template <typename T>
 void lstm_stream_pack(const LstmSpec* specs, const T* const* params, int count, int parts,
-                      LstmStream<T>& stream);
+                      LstmStream<T>& stream, Precision precision = Precision::Full);
 // S streams: keeps the state of the first min(old, S); new ones start at 0.
 template <typename T>
 void lstm_stream_resize(LstmStream<T>& stream, int streams);

@@ -145,9 +145,12 @@ class Network {
   // completed, and nothing changed them in between (train_epoch,
   // params_changed(), evaluate, attention_weights). The caller promises that
   // one version never names two different sets of values; 0 means unknown
-  // (never reused).
+  // (never reused). `precision` other than Full (float only) runs the LSTM
+  // layers' recurrent products on a bfloat16 or int8 copy of W_hh, made
+  // from `params` and reused under the same rule (a change of precision
+  // makes it anew); everything else stays in T.
   void predict(const T* params, const DataSet<T>& data, int batch_size, T* out, int n_threads,
-               std::uint64_t params_version = 0);
+               std::uint64_t params_version = 0, Precision precision = Precision::Full);
 
   // Says that the values of the parameters changed outside train_epoch.
   void params_changed() { ++generation_; }
@@ -185,8 +188,10 @@ class Network {
   // x [S, F] -> out [S, O] (probabilities for cross-entropy, as predict).
   // `params` must hold the same values at the same address from one call to
   // the next unless `params_changed` says otherwise: packed weights are
-  // reused.
-  void stream_step(const T* params, const T* x, T* out, int n_threads, bool params_changed);
+  // reused (a change of `precision` packs again). In reduced precision the
+  // outputs are bitwise predict's in that precision.
+  void stream_step(const T* params, const T* x, T* out, int n_threads, bool params_changed,
+                   Precision precision = Precision::Full);
 
  private:
   struct Layer {
@@ -228,7 +233,7 @@ class Network {
   // `params_unchanged`: the packed weights of the last forward pass still hold
   // these parameters (see predict), so inference may reuse them.
   void forward(const T* params, int batch, bool training, std::uint64_t& rng, int n_threads,
-               bool params_unchanged = false);
+               bool params_unchanged = false, Precision precision = Precision::Full);
   // Loss of the current batch; fills d_out_ when `gradient`.
   double loss(int batch, bool gradient, int n_threads);
   void backward(const T* params, T* grads, int batch, int n_threads);
