@@ -115,6 +115,17 @@ def test_temperature_zero_is_greedy_and_ignores_the_random_state(zen_text_model)
         assert model.generate("Simple ", 50, tiny, random_state=0, carry_state=True) in greedy
 
 
+def test_a_wide_layer_split_among_threads_gives_the_same_tokens():
+    # 256 units: sampling's steps split among threads (n_jobs 2), as do the
+    # reference's stream steps (from fewer units): the same bits either way.
+    model = LSTMGenerator(256, seq_length=10, max_iter=1, random_state=0, n_jobs=2)
+    model.fit(zen()[:300])
+    want = stream_reference(model, token_ids(model, "The "), 80, 1.0, 4)
+    for n_jobs in (2, 1):
+        got = model.set_params(n_jobs=n_jobs).generate("The ", 80, random_state=4, carry_state=True)
+        assert got == "".join(model.vocabulary_[t] for t in want)
+
+
 def test_reproducible_and_the_same_for_any_n_jobs(zen_text_model):
     model = zen_text_model
     runs = {}
