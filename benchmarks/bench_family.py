@@ -13,9 +13,11 @@ loss, Adam with learning rate 1e-3 and epsilon 1e-7, batch, float32):
   pooling over time;
 - ``long``: a regressor on long sequences (B 32, T 1500, F 1, H 64, a head on
   the last step);
-- ``sampling``: characters per second of ``LSTMGenerator.generate`` against a
-  stateful step-by-step sampling loop over the same model in PyTorch and in
-  Keras;
+- ``sampling``: characters per second of ``LSTMGenerator.generate(...,
+  carry_state=True)`` (the model's state carried from character to
+  character, the loop in the engine) against a stateful step-by-step
+  sampling loop over the same model in PyTorch and in Keras; extra lines:
+  ``generate``'s default window mode and a ``stream()`` loop;
 - ``search``: wall time of ``GridSearchCV(n_jobs=2)`` over 12 candidates x 3
   folds of a tiny regressor, against the same search through skorch
   (PyTorch) and scikeras (Keras).
@@ -157,11 +159,11 @@ FIGURES = {
     "cnn_lstm": ("train", "infer"),
     "bidir_attention": ("train", "infer"),
     "long": ("train", "infer"),
-    "sampling": ("sample", "stream"),
+    "sampling": ("sample", "window", "stream"),
     "search": ("search",),
 }
 # Figures only some libraries have.
-FIGURE_LIBRARIES = {"stream": ("lstmlearn",)}
+FIGURE_LIBRARIES = {"window": ("lstmlearn",), "stream": ("lstmlearn",)}
 
 Calls = dict[str, Callable[[], object]]
 
@@ -369,9 +371,12 @@ def _lstmlearn_sampling(
 ) -> tuple[dict[str, Calls], dict[str, Any]]:
     """LSTMGenerator fitted for one epoch on the Zen of Python; ``generate`` is timed.
 
-    ``stream`` times an extra loop over ``stream()``, which keeps the state
-    between characters as the peers' loops do (``generate`` re-reads the last
-    ``seq_length`` characters for every character).
+    ``sample`` is ``generate(..., carry_state=True)``: the state carried from
+    character to character, one LSTM step each, as the peers' loops do, the
+    whole loop in the engine. Two extra lines: ``window``, ``generate``'s
+    default, which re-reads the last ``seq_length`` characters from the zero
+    state for every character; and ``stream``, the peers' loop over
+    ``stream()`` with NumPy sampling.
     """
     common = dict(common, batch_size=32)
     generator = generator_class(s["hidden"], seq_length=s["seq_length"], **common)
@@ -386,6 +391,11 @@ def _lstmlearn_sampling(
     rng = np.random.RandomState(0)
 
     def generate() -> str:
+        return generator.generate(
+            seed_text, length=length, temperature=temperature, random_state=rng, carry_state=True
+        )
+
+    def generate_windows() -> str:
         return generator.generate(
             seed_text, length=length, temperature=temperature, random_state=rng
         )
@@ -414,7 +424,7 @@ def _lstmlearn_sampling(
     info = parameter_counts({k: v.size for k, v in named.items()})
     info["check"] = generator.predict_proba(seed_text)[0]
     info["shared"] = named
-    return {"": {"sample": generate, "stream": stream_loop}}, info
+    return {"": {"sample": generate, "window": generate_windows, "stream": stream_loop}}, info
 
 
 # -- PyTorch ------------------------------------------------------------------
@@ -1467,7 +1477,7 @@ def summarize(name: str, sizes: dict[str, Any], figure: str, raw: dict[str, Any]
         out["samples_per_second"] = sizes["batch"] * sizes["k"] / per_call
     elif figure == "infer":
         out["samples_per_second"] = INFER_BATCH / per_call
-    elif figure in ("sample", "stream"):
+    elif figure in ("sample", "window", "stream"):
         out["characters_per_second"] = sizes["length"] / per_call
     else:
         out["seconds"] = per_call
@@ -1480,6 +1490,7 @@ ROWS = (
     ("train", "train samples/s", "samples_per_second", "higher"),
     ("infer", "infer samples/s B256", "samples_per_second", "higher"),
     ("sample", "sample chars/s", "characters_per_second", "higher"),
+    ("window", "chars/s window mode", "characters_per_second", None),
     ("stream", "chars/s stream() loop", "characters_per_second", None),
     ("search", "search wall s", "seconds", "lower"),
 )

@@ -253,6 +253,22 @@ void bind_stream(py::module_& m, const char* name) {
              return std::move(row);
            })
       .def(
+          "sample",
+          [](Self& self, const CArray<std::int64_t>& seed, const CArray<double>& uniforms,
+             double temperature, PyInt n_threads) {
+            // Holds the GIL, as a step does (the calls on a stream are atomic).
+            const int length = narrow("length", PyInt{static_cast<long long>(uniforms.size())});
+            const int seed_len = narrow("seed length", PyInt{static_cast<long long>(seed.size())});
+            py::array_t<std::int64_t> out(static_cast<py::ssize_t>(length));
+            self.net.stream_sample(self.params.data(), seed.data(), seed_len, uniforms.data(),
+                                   length, temperature, out.mutable_data(),
+                                   narrow("n_threads", n_threads));
+            return out;
+          },
+          py::arg("seed"), py::arg("uniforms"), py::arg("temperature"), py::arg("n_threads"),
+          "Tokens [len(uniforms)] sampled after `seed` (int64), carrying the state from token "
+          "to token (see Network::stream_sample); stream 0 starts from zero, streams become 1.")
+      .def(
           "reset",
           [](Self& self, PyInt stream) { self.net.stream_reset(narrow("stream", stream)); },
           py::arg("stream") = PyInt{-1}, "Zero the state of one stream (all when negative).")

@@ -1614,6 +1614,104 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
   return top.xh[next].data() + top.F;
 }
 
+template <typename T>
+bool lstm_stream_pack_tokens(const LstmSpec& spec, const T* params, LstmStream<T>& stream) {
+  if (stream.layers.empty()) throw std::invalid_argument("LSTM stream: pack the layers first");
+  typename LstmStream<T>::Layer& layer = stream.layers[0];
+  const int F = layer.F, H = layer.H;
+  if (spec.input_size != F || spec.hidden_size != H) {
+    throw std::invalid_argument("LSTM stream: the token tables' layer is not layer 0 as packed");
+  }
+  const Block<T> p = block(spec, const_cast<T*>(params), 0, 0);
+  const int n_parts = static_cast<int>(layer.w.size());
+  layer.onehot.resize(n_parts);
+  layer.w_hh.resize(n_parts);
+  std::vector<const T*> rows;
+  for (int k = 0; k < n_parts; ++k) {
+    const int u0 = layer.units[k], u1 = layer.units[k + 1], n = u1 - u0;
+    build_onehot(static_cast<const T*>(p.w_ih), F, H, u0, u1, layer.onehot[k]);
+    if (layer.onehot[k].empty()) {  // a non-finite weight: no lookup
+      layer.onehot.clear();
+      layer.w_hh.clear();
+      return false;
+    }
+    rows.resize(static_cast<std::size_t>(4) * n);
+    for (int q = 0; q < 4; ++q) {
+      for (int u = 0; u < n; ++u) {
+        rows[q * n + u] = p.w_hh + (static_cast<std::size_t>(q) * H + u0 + u) * H;
+      }
+    }
+    pack_matrix_rows(rows.data(), H, 4 * n, layer.w_hh[k]);
+  }
+  return true;
+}
+
+template <typename T>
+const T* lstm_stream_step_tokens(LstmStream<T>& stream, const std::int64_t* tokens, int n_threads,
+                                 std::ptrdiff_t* ld) {
+  const int S = stream.streams, L = static_cast<int>(stream.layers.size());
+  if (S < 1 || L < 1) throw std::invalid_argument("LSTM stream: no streams or no layers");
+  if (stream.layers[0].onehot.size() != stream.layers[0].w.size()) {
+    throw std::invalid_argument("LSTM stream: token step without lstm_stream_pack_tokens");
+  }
+  const int now = stream.current, next = 1 - now;
+  // As lstm_stream_step, but layer 0's gates start from their table's row
+  // for the stream's token, then add h_{t-1} W_hh^T.
+  auto run = [&](int rank, int size, SpinBarrier& barrier) {
+    for (int l = 0; l < L; ++l) {
+      auto& layer = stream.layers[l];
+      const int F = layer.F, H = layer.H, G = 4 * H, K = F + H;
+      const int n_parts = static_cast<int>(layer.w.size());
+      const int k_lo = n_parts * rank / size, k_hi = n_parts * (rank + 1) / size;
+      const T* xh = layer.xh[now].data();
+      T* h_out = layer.xh[next].data() + F;
+      for (int k = k_lo; k < k_hi; ++k) {
+        const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
+        T* a = layer.gates.data() + 4 * u0;  // [S, 4n], row stride G
+        if (l == 0) {
+          const T* table = layer.onehot[k].data();
+          for (int r = 0; r < S; ++r) {
+            copy_row(a + static_cast<std::size_t>(r) * G,
+                     table + static_cast<std::size_t>(tokens[r]) * (4 * n),
+                     static_cast<std::size_t>(4 * n));
+          }
+          gemm_packed(S, xh + F, K, layer.w_hh[k], a, G, true);
+        } else {
+          gemm_packed(S, xh, K, layer.w[k], a, G, false);
+        }
+        CellGroup<T> cells(n, H);
+        for (int r = 0; r < S; ++r) {
+          const std::size_t row = static_cast<std::size_t>(r);
+          T* c = layer.c.data() + row * H;
+          T* h = h_out + row * K;
+          const T* a_row = a + row * G;
+          for (int u = u0; u < u0 + n; u += kCellBlock) {
+            cells.add(a_row + (u - u0), layer.bias.data() + u, c + u, c + u, h + u,
+                      std::min(kCellBlock, u0 + n - u));
+          }
+        }
+        cells.flush();
+      }
+      if (l + 1 < L) {
+        auto& above = stream.layers[l + 1];
+        const int u_lo = layer.units[k_lo], u_hi = layer.units[k_hi];
+        const std::size_t K_above = static_cast<std::size_t>(above.F) + above.H;
+        for (int r = 0; r < S; ++r) {
+          copy_row(above.xh[now].data() + r * K_above + u_lo,
+                   static_cast<const T*>(h_out + static_cast<std::size_t>(r) * K + u_lo),
+                   static_cast<std::size_t>(u_hi - u_lo));
+        }
+        if (size > 1) barrier.wait();  // the layer above reads all of h_t
+      }
+    }
+  };
+  ThreadPool::instance().run_team(stream.parts, n_threads, run);
+  stream.current = next;
+  const auto& top = stream.layers.back();
+  *ld = top.F + top.H;
+  return top.xh[next].data() + top.F;
+}
+
 #define LSTMLEARN_INSTANTIATE(T)                                                                   \
   template void lstm_forward<T>(const LstmSpec&, const T*, int, int, const T*, const T*, const T*, \
                                 const std::uint8_t*, const T*, T*, T*, T*, LstmCache<T>&, int);    \
@@ -1629,7 +1727,10 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
                                     Precision);                                                    \
   template void lstm_stream_resize<T>(LstmStream<T>&, int);                                        \
   template void lstm_stream_reset<T>(LstmStream<T>&, int);                                         \
-  template const T* lstm_stream_step<T>(LstmStream<T>&, const T*, int, std::ptrdiff_t*);
+  template const T* lstm_stream_step<T>(LstmStream<T>&, const T*, int, std::ptrdiff_t*);           \
+  template bool lstm_stream_pack_tokens<T>(const LstmSpec&, const T*, LstmStream<T>&);             \
+  template const T* lstm_stream_step_tokens<T>(LstmStream<T>&, const std::int64_t*, int,           \
+                                               std::ptrdiff_t*);
 LSTMLEARN_INSTANTIATE(LSTMLEARN_ENGINE_DTYPE)
 #undef LSTMLEARN_INSTANTIATE
 

@@ -61,7 +61,9 @@ class LSTMGenerator(_Streamable, _BaseLSTM):
     predicts the next token at every step (a softmax over the vocabulary,
     trained with log loss by the C++ engine, as the classic Keras
     character-level text generator). :meth:`generate` then samples one token
-    at a time from a sliding window of the last ``seq_length`` tokens.
+    at a time from a sliding window of the last ``seq_length`` tokens, or,
+    with ``carry_state=True``, carrying the LSTM state from token to token
+    (one step per token, in the engine).
 
     Parameters
     ----------
@@ -522,6 +524,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         length: int = 100,
         temperature: float = 1.0,
         random_state: int | np.random.RandomState | None = None,
+        carry_state: bool = False,
     ) -> str | np.ndarray:
         """Sample a continuation of `seed`, one token at a time.
 
@@ -539,18 +542,49 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             most probable token.
         random_state : int, RandomState or None, default=None
             Seed of the sampling.
+        carry_state : bool, default=False
+            How the model reads its context.
+
+            - False: each token is predicted from the last ``seq_length``
+              tokens, read from the zero state, as the model was trained (on
+              windows of ``seq_length`` tokens, each from the zero state).
+              That costs ``seq_length`` LSTM steps and a call of
+              :meth:`predict_proba` per token.
+            - True: the model reads the whole seed once, then carries its
+              LSTM state from token to token, one step per token, as
+              char-rnn and stateful Keras sampling loops do: each token is
+              conditioned on the whole history, including what lies beyond
+              ``seq_length`` tokens back, which the model never saw in
+              training (a model trained on short windows may drift over
+              long texts). The whole loop runs in the engine, many times
+              faster (see ``benchmarks/README.md``). The step is the one
+              :meth:`stream` takes: the probabilities are those of a
+              ``stream(1)`` fed the seed and then each drawn token.
 
         Returns
         -------
         continuation : str or ndarray of int64
             The ``length`` generated tokens (without the seed): a str for a
             text model, an array of token ids otherwise.
+
+        Notes
+        -----
+        With ``carry_state=True`` the uniform variates of the draws are taken
+        from ``random_state`` up front, one per token, and each token is the
+        first whose cumulative weight exceeds its variate times the total
+        weight (weights ``exp((z - max(z)) / temperature)`` of the logits
+        ``z``): the output depends on the random state alone, not on
+        ``n_jobs``. It differs from ``carry_state=False``'s draws for the
+        same random state (which uses :meth:`numpy.random.RandomState.choice`
+        per token, unchanged).
         """
         check_is_fitted(self, "_params")
         if not isinstance(length, Integral) or length < 0:
             raise ValueError(f"length must be a non-negative integer; got {length!r}")
         if not isinstance(temperature, Real) or not temperature >= 0:
             raise ValueError(f"temperature must be a number >= 0; got {temperature!r}")
+        if not isinstance(carry_state, (bool, np.bool_)):
+            raise ValueError(f"carry_state must be True or False; got {carry_state!r}")
         if seed is None:
             context = self._default_seed
         else:
@@ -562,9 +596,21 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             if context.size == 0:
                 raise ValueError("seed is empty; give at least one token to continue from")
         rng = check_random_state(random_state)
+        if carry_state:
+            out = self._sample_carried(context, int(length), float(temperature), rng)
+        else:
+            out = self._sample_windows(context, int(length), temperature, rng)
+        if self.vocabulary_ is not None:
+            return "".join(self.vocabulary_[t] for t in out)
+        return out
+
+    def _sample_windows(
+        self, context: np.ndarray, length: int, temperature: float, rng: np.random.RandomState
+    ) -> np.ndarray:
+        """generate(carry_state=False): each token from the last seq_length, from zero."""
         context = list(context[-self.seq_length :])
-        out = np.empty(int(length), dtype=np.int64)
-        for i in range(int(length)):
+        out = np.empty(length, dtype=np.int64)
+        for i in range(length):
             p = self._next_proba(np.asarray(context))
             if temperature == 0:
                 token = int(p.argmax())
@@ -577,9 +623,16 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
             out[i] = token
             context.append(token)
             del context[: -self.seq_length]
-        if self.vocabulary_ is not None:
-            return "".join(self.vocabulary_[t] for t in out)
         return out
+
+    def _sample_carried(
+        self, context: np.ndarray, length: int, temperature: float, rng: np.random.RandomState
+    ) -> np.ndarray:
+        """generate(carry_state=True): the whole loop in the engine, on a stream of its own."""
+        uniforms = rng.random_sample(length)  # up front: the same draws for any n_jobs
+        stream = self.stream(1)
+        seed = np.ascontiguousarray(context, dtype=np.int64)
+        return stream._engine.sample(seed, uniforms, temperature, stream._n_threads)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of the next token over X, in nats per token.

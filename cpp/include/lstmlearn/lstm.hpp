@@ -199,6 +199,11 @@ struct LstmStream {
     AlignedVector<T> xh[2];  // [S, F + H] ping-pong: x_t, then h_{t-1} (the h state)
     AlignedVector<T> c;      // [S, H] the c state
     AlignedVector<T> gates;  // [S, G] by part: [i | f | g | o] of its units
+    // Token input (lstm_stream_pack_tokens; layer 0 only), per part: W_hh^T
+    // of its gates [H, 4 * units], and the lookup table e_k W_ih^T
+    // [F + 1, 4 * units] of the one-hot x_t.
+    std::vector<PackedMatrix<T>> w_hh;
+    std::vector<AlignedVector<T>> onehot;
   };
   std::vector<Layer> layers;
   int streams = 0;
@@ -225,6 +230,22 @@ void lstm_stream_reset(LstmStream<T>& stream, int i);
 // up to n_threads threads (a barrier between layers).
 template <typename T>
 const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std::ptrdiff_t* ld);
+
+// Token input: lstm_stream_step on one-hot rows x_t = e_{tokens[r]}, without
+// the product over x_t. After lstm_stream_pack, lstm_stream_pack_tokens
+// builds, for layer 0 (spec and params as packed), each part's lookup table
+// of x_t W_ih^T and its W_hh^T alone; it returns false, building nothing,
+// when W_ih is not finite (the lookup would not give the product's bits:
+// feed one-hot rows to lstm_stream_step then). lstm_stream_step_tokens then
+// starts each gate's FMA chain from the table's row (the bits of the
+// product's chain over e_k) and continues it over h_{t-1}: the outputs are
+// bitwise those of lstm_stream_step on the one-hot rows. tokens [S] in
+// [0, F_0), unchecked. Nothing is allocated by a step.
+template <typename T>
+bool lstm_stream_pack_tokens(const LstmSpec& spec, const T* params, LstmStream<T>& stream);
+template <typename T>
+const T* lstm_stream_step_tokens(LstmStream<T>& stream, const std::int64_t* tokens, int n_threads,
+                                 std::ptrdiff_t* ld);
 
 // Forward pass over whole sequences. `mask` [B, T] may be null (all steps
 // valid). `recurrent_mask` [L*D, B, H] may be null; otherwise the recurrent

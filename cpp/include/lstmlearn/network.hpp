@@ -192,6 +192,19 @@ class Network {
   // outputs are bitwise predict's in that precision.
   void stream_step(const T* params, const T* x, T* out, int n_threads, bool params_changed,
                    Precision precision = Precision::Full);
+  // Sampling from a next-token model (a per-step softmax over as many
+  // classes as one-hot inputs, as LSTMGenerator's): one stream (resized to
+  // one), from the zero state, reads the seed_len tokens of `seed`, then
+  // draws `length` tokens into `out`, each read back as the next input, one
+  // stream step per token (token input: lstm_stream_step_tokens). Token i
+  // comes from the logits z of the head: temperature 0 takes the first
+  // largest; otherwise weights w_k = exp((z_k - max z) / temperature) (in
+  // double), and the first k whose running sum of w exceeds uniforms[i] *
+  // sum(w) (uniforms in [0, 1)). The same bits for any n_threads. `params`
+  // as for stream_step; the carried state is left as the last step made it.
+  void stream_sample(const T* params, const std::int64_t* seed, int seed_len,
+                     const double* uniforms, int length, double temperature, std::int64_t* out,
+                     int n_threads);
 
  private:
   struct Layer {
