@@ -246,6 +246,9 @@ step "Test suite against the installed wheel, from outside the source tree"
 testrun="$work/testrun"
 mkdir "$testrun"
 cp -R "$root/tests" "$testrun/tests"
+# Some tests read the benchmark and example scripts (not part of the package).
+cp -R "$root/benchmarks" "$testrun/benchmarks"
+cp -R "$root/examples" "$testrun/examples"
 cp "$root/pyproject.toml" "$testrun/"
 find "$testrun" -name __pycache__ -prune -exec rm -rf {} +
 if (cd "$testrun" && "$venv/bin/python" - "$venv") <<'PY'; then
