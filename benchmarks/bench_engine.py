@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_suite import (  # a sibling script, not an installed module
+    OtherLoad,
+    available_cpus,
+    complete_timing_arguments,
+)
 
 import lstmlearn
 from lstmlearn.nn import LSTM
@@ -111,57 +116,6 @@ class Timing:
     def median(self) -> float:
         """Median seconds per iteration."""
         return statistics.median(self.repeat_seconds) / self.iterations
-
-
-def available_cpus() -> int:
-    """Return the CPUs this process may run on (affinity, not just the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no sched_getaffinity outside Linux
-        return os.cpu_count() or 1
-
-
-def busy_cpu_seconds() -> float | None:
-    """Return the CPU time every process has used since boot, or None off Linux.
-
-    Minus this process's own CPU time, it tells how much other users of a
-    shared machine ran during a measurement.
-    """
-    try:
-        with open("/proc/stat", encoding="utf-8") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    # user nice system idle iowait irq softirq steal ...: all but idle and iowait is busy.
-    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-class OtherLoad:
-    """Measure the cores other processes kept busy while the ``with`` block ran.
-
-    Attributes
-    ----------
-    cores : float or None
-        Average number of cores used by other processes (0 on an idle
-        machine); None where it cannot be measured.
-    """
-
-    def __enter__(self) -> OtherLoad:
-        self.cores: float | None = None
-        self._start = (busy_cpu_seconds(), self._own(), time.perf_counter())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy, own, wall = busy_cpu_seconds(), self._own(), time.perf_counter()
-        if busy is not None and self._start[0] is not None:
-            other = (busy - self._start[0]) - (own - self._start[1])
-            self.cores = max(0.0, other / (wall - self._start[2]))
-
-    @staticmethod
-    def _own() -> float:
-        t = os.times()
-        return t.user + t.system
 
 
 def make_steps(
@@ -427,16 +381,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad_modes = [mode for mode in args.modes if mode not in MODES]
     if bad_modes:
         parser.error(f"unknown mode(s) {', '.join(bad_modes)}; choose from {', '.join(MODES)}")
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 11
-    if args.warmup is None:
-        args.warmup = 1 if args.quick else 3
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error("--repeats must be at least 1 and --warmup at least 0")
-    # Repeats this long keep timer error negligible while the full run stays a few minutes.
-    args.target_repeat_seconds = 0.05 if args.quick else 0.2
+    complete_timing_arguments(
+        parser, args, repeats=(11, 3), warmup=(3, 1), repeat_seconds=(0.2, 0.05)
+    )
     return args
 
 

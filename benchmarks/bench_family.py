@@ -43,7 +43,6 @@ import datetime
 import gc
 import importlib.util
 import json
-import multiprocessing
 import os
 import statistics
 import sys
@@ -57,8 +56,10 @@ from typing import Any
 
 import numpy as np
 from bench_suite import (
+    PipeWorker,
     available_cpus,
     calibrate,
+    complete_timing_arguments,
     flush_peer_denormals,
     limit_threads_environment,
     load_average,
@@ -1321,8 +1322,8 @@ def worker_main(library: str, threads: int, seed: int, jit: str, conn: Connectio
             conn.send(("error", traceback.format_exc()))
 
 
-class Worker:
-    """A library's worker process and the parent's end of its pipe."""
+class Worker(PipeWorker):
+    """A library's worker process (see :func:`worker_main`)."""
 
     def __init__(self, library: str, threads: int, seed: int, jit: str) -> None:
         # The worker runs this file as the module bench_family, not as __main__:
@@ -1331,49 +1332,14 @@ class Worker:
         import bench_family
 
         self.library = library
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked pools
-        self.conn, child = context.Pipe()
         # Not a daemon: a daemonic process may not start the search's processes.
-        self.process = context.Process(
-            target=bench_family.worker_main, args=(library, threads, seed, jit, child)
+        super().__init__(
+            library,
+            bench_family.worker_main,
+            (library, threads, seed, jit),
+            daemon=False,
+            join_timeout=60,
         )
-        self.process.start()
-        child.close()
-        self._last = "start"
-
-    def send(self, *command: Any) -> None:
-        """Send `command` without waiting for the answer (see :meth:`answer`)."""
-        self._last = command[0]
-        try:
-            self.conn.send(command)
-        except OSError as error:
-            raise RuntimeError(f"{self.library} worker died on {command[0]}: {error!r}") from None
-
-    def answer(self) -> Any:
-        """Wait for the answer to the last command and return it; raise on its error."""
-        try:
-            status, value = self.conn.recv()
-        except (EOFError, OSError) as error:
-            raise RuntimeError(f"{self.library} worker died on {self._last}: {error!r}") from None
-        if status != "ok":
-            raise RuntimeError(f"{self.library} worker failed on {self._last}:\n{value}")
-        return value
-
-    def ask(self, *command: Any) -> Any:
-        """Send `command` and return the worker's answer."""
-        self.send(*command)
-        return self.answer()
-
-    def close(self) -> None:
-        """Stop the worker process (it shuts its own search pool down as it exits)."""
-        try:
-            self.ask("close")
-        except (OSError, EOFError, RuntimeError):
-            pass
-        self.process.join(timeout=60)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=10)
 
 
 # -- one workload -------------------------------------------------------------
@@ -1665,17 +1631,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.libraries = split_names(args.libraries, LIBRARIES, "library")
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    if args.repeats is None:
-        args.repeats = 2 if args.quick else 5
+    complete_timing_arguments(
+        parser, args, repeats=(5, 2), warmup=(2, 1), repeat_seconds=(0.5, 0.05)
+    )
     if args.search_repeats is None:
         args.search_repeats = 1 if args.quick else 2
-    if args.warmup is None:
-        args.warmup = 1 if args.quick else 2
-    if args.repeats < 1 or args.search_repeats < 1 or args.warmup < 0:
-        parser.error("--repeats and --search-repeats must be at least 1, --warmup at least 0")
-    args.target_repeat_seconds = 0.05 if args.quick else 0.5
+    if args.search_repeats < 1:
+        parser.error("--search-repeats must be at least 1")
     return args
 
 

@@ -50,10 +50,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -63,6 +61,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from bench_suite import run_stamp  # a sibling script, not an installed module
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "precision.json"
 T, F, H, CLASSES = 100, 64, 512, 10
@@ -495,11 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     print(f"total {elapsed:.0f} s")
     meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": sys.version.split()[0],
-        "cpus": len(os.sched_getaffinity(0)),
+        **run_stamp(),
         "isa": lstmlearn.config()["isa"],
         "arguments": {k: v for k, v in vars(args).items() if k != "json"},
         "load_average_before": load_before,

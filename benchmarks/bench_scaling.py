@@ -268,15 +268,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.libraries = suite.split_names(args.libraries, LIBRARIES, "library")
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    if args.repeats is None:
-        args.repeats = 2 if args.quick else 5
-    if args.warmup is None:
-        args.warmup = 1 if args.quick else 2
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error("--repeats must be at least 1 and --warmup at least 0")
-    args.target_repeat_seconds = 0.05 if args.quick else 0.5
+    suite.complete_timing_arguments(
+        parser, args, repeats=(5, 2), warmup=(2, 1), repeat_seconds=(0.5, 0.05)
+    )
     return args
 
 

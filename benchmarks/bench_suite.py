@@ -737,6 +737,59 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def busy_cpu_seconds() -> float | None:
+    """Return the CPU time every process has used since boot, or None off Linux.
+
+    Minus this process's own CPU time, it tells how much other users of a
+    shared machine ran during a measurement.
+    """
+    try:
+        with open("/proc/stat", encoding="utf-8") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: all but idle and iowait is busy.
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class OtherLoad:
+    """Measure the cores other processes kept busy while the ``with`` block ran.
+
+    Parameters
+    ----------
+    children : bool
+        Whether this process's waited-for children count as its own (set it
+        when the block runs the measured work in subprocesses).
+
+    Attributes
+    ----------
+    cores : float or None
+        Average number of cores used by other processes (0 on an idle
+        machine), to two decimals; None where it cannot be measured.
+    """
+
+    def __init__(self, children: bool = False) -> None:
+        self.children = children
+        self.cores: float | None = None
+
+    def __enter__(self) -> OtherLoad:
+        self.cores = None
+        self._start = (busy_cpu_seconds(), self._own(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, own, wall = busy_cpu_seconds(), self._own(), time.perf_counter()
+        if busy is not None and self._start[0] is not None:
+            other = (busy - self._start[0]) - (own - self._start[1])
+            self.cores = round(max(0.0, other / (wall - self._start[2])), 2)
+
+    def _own(self) -> float:
+        t = os.times()  # children count once they have been waited for
+        own = t.user + t.system
+        return own + t.children_user + t.children_system if self.children else own
+
+
 def flush_peer_denormals() -> bool:
     """Whether the peers should flush denormal floats to zero, as lstmlearn's engine does."""
     return os.environ.get(DENORMALS_VARIABLE, "flush") == "flush"
@@ -869,8 +922,8 @@ def worker_main(
     library: str,
     threads: int,
     seed: int,
+    variant: dict[str, Any] | None,
     conn: Connection,
-    variant: dict[str, Any] | None = None,
 ) -> None:
     """Serve the parent's commands for one library, in a process of its own.
 
@@ -908,35 +961,40 @@ def worker_main(
             conn.send(("error", traceback.format_exc()))
 
 
-class Worker:
-    """A library's worker process and the parent's end of its pipe.
+class PipeWorker:
+    """A spawned worker process and the parent's end of its command pipe.
+
+    The worker answers every command with ``("ok", value)`` or ``("error",
+    traceback)``; a dead worker or an error answer raises ``RuntimeError``
+    naming the worker and the command. ``bench_family.py`` shares it.
 
     Parameters
     ----------
-    library : str
-        One of ``LIBRARIES``.
-    threads : int
-        Compute threads of the library.
-    seed : int
-        Seed of weights and data.
-    variant : dict, optional
-        Settings the process starts with (see :func:`process_variants`).
+    name : str
+        How errors name the worker.
+    target : callable
+        The worker's main function, called as ``target(*args, connection)``.
+    args : tuple
+        Its arguments before the connection.
+    daemon : bool
+        Whether the process is a daemon (a daemon may not start processes).
+    join_timeout : float
+        Seconds :meth:`close` waits for the process before terminating it.
     """
 
     def __init__(
-        self, library: str, threads: int, seed: int, variant: dict[str, Any] | None = None
+        self,
+        name: str,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        daemon: bool = True,
+        join_timeout: float = 10.0,
     ) -> None:
-        self.library = library
-        self.variant = dict(variant or {})
-        settings = ",".join(f"{k}={v}" for k, v in self.variant.items())
-        self.name = f"{library}[{settings}]" if settings else library
+        self.name = name
+        self.join_timeout = join_timeout
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, no forked pools
         self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=worker_main,
-            args=(library, threads, seed, child, self.variant),
-            daemon=True,
-        )
+        self.process = context.Process(target=target, args=(*args, child), daemon=daemon)
         self.process.start()
         child.close()
         self._last = "start"
@@ -970,9 +1028,35 @@ class Worker:
             self.ask("close")
         except (OSError, EOFError, RuntimeError):
             pass
-        self.process.join(timeout=10)
+        self.process.join(timeout=self.join_timeout)
         if self.process.is_alive():
             self.process.terminate()
+            self.process.join(timeout=10)
+
+
+class Worker(PipeWorker):
+    """A library's worker process (see :func:`worker_main`).
+
+    Parameters
+    ----------
+    library : str
+        One of ``LIBRARIES``.
+    threads : int
+        Compute threads of the library.
+    seed : int
+        Seed of weights and data.
+    variant : dict, optional
+        Settings the process starts with (see :func:`process_variants`).
+    """
+
+    def __init__(
+        self, library: str, threads: int, seed: int, variant: dict[str, Any] | None = None
+    ) -> None:
+        self.library = library
+        self.variant = dict(variant or {})
+        settings = ",".join(f"{k}={v}" for k, v in self.variant.items())
+        name = f"{library}[{settings}]" if settings else library
+        super().__init__(name, worker_main, (library, threads, seed, self.variant))
 
 
 def start_workers(
@@ -1426,6 +1510,43 @@ def machine_info(libraries: list[str]) -> dict[str, Any]:
     return info
 
 
+def complete_timing_arguments(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    repeats: tuple[int, int],
+    warmup: tuple[int, int],
+    repeat_seconds: tuple[float, float],
+) -> None:
+    """Fill in and check the options every timing script shares.
+
+    `repeats`, `warmup` and `repeat_seconds` are (full run, ``--quick``)
+    defaults of ``--repeats``, ``--warmup`` and the length of one timed repeat
+    (``args.target_repeat_seconds``); ``--threads`` must be at least 1.
+    """
+    quick = 1 if args.quick else 0
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.repeats is None:
+        args.repeats = repeats[quick]
+    if args.warmup is None:
+        args.warmup = warmup[quick]
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1 and --warmup at least 0")
+    args.target_repeat_seconds = repeat_seconds[quick]
+
+
+def run_stamp() -> dict[str, Any]:
+    """Return when and where a benchmark ran: UTC date, machine, processor,
+    Python and the CPUs this process may use (for each script's JSON)."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": sys.version.split()[0],
+        "cpus": available_cpus(),
+    }
+
+
 def load_average() -> list[float] | None:
     """Return the 1, 5 and 15 minute load averages, or None where there are none."""
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -1638,32 +1759,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.libraries = split_names(args.libraries, LIBRARIES, "library")
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    if args.repeats is None:
-        args.repeats = 2 if args.quick else 7
-    if args.warmup is None:
-        args.warmup = 1 if args.quick else 2
+    complete_timing_arguments(
+        parser, args, repeats=(7, 2), warmup=(2, 1), repeat_seconds=(0.5, 0.05)
+    )
     if args.memory_calls is None:
         args.memory_calls = 0 if args.quick else 3
     if args.probe_repeats is None:
         args.probe_repeats = 1 if args.quick else PROBE_REPEATS
-    if (
-        args.repeats < 1
-        or args.warmup < 0
-        or args.memory_calls < 0
-        or args.memory_jobs < 1
-        or args.probe_repeats < 1
-    ):
+    if args.memory_calls < 0 or args.memory_jobs < 1 or args.probe_repeats < 1:
         parser.error(
-            "--repeats, --probe-repeats and --memory-jobs must be at least 1, --warmup and "
-            "--memory-calls at least 0"
+            "--probe-repeats and --memory-jobs must be at least 1, --memory-calls at least 0"
         )
     if args.memory_child is not None:
         library, workload = args.memory_child
         if library not in LIBRARIES or workload not in WORKLOADS:
             parser.error(f"--memory-child: unknown library or workload {library} {workload}")
-    args.target_repeat_seconds = 0.05 if args.quick else 0.5
     return args
 
 

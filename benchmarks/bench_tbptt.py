@@ -15,14 +15,14 @@ mean of the sequence) or a per-step one (the running mean). Run
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from bench_suite import run_stamp  # a sibling script, not an installed module
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "tbptt.json"
 
@@ -121,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": sys.version.split()[0],
-        "cpus": len(os.sched_getaffinity(0)),
+        **run_stamp(),
         "maxrss_units": "KiB (Linux ru_maxrss)",
         "note": "time per epoch: median over the epochs after the first",
     }

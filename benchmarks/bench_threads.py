@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_suite import OtherLoad  # a sibling script, not an installed module
+
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "threads.json"
 GRID = {"hidden_layer_sizes": [32, 64], "learning_rate": [1e-3, 3e-3, 1e-2]}
 
@@ -197,37 +199,6 @@ def result_of(proc: subprocess.Popen) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def busy_cpu_seconds() -> float | None:
-    """CPU time all processes used since boot (/proc/stat), or None off Linux."""
-    try:
-        with open("/proc/stat", encoding="utf-8") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-class OtherLoad:
-    """Cores that processes other than this one and its children kept busy."""
-
-    def __enter__(self) -> OtherLoad:
-        self.cores: float | None = None
-        self._start = (busy_cpu_seconds(), self._ours(), time.perf_counter())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy, ours, wall = busy_cpu_seconds(), self._ours(), time.perf_counter()
-        if busy is not None and self._start[0] is not None:
-            other = (busy - self._start[0]) - (ours - self._start[1])
-            self.cores = round(max(0.0, other / (wall - self._start[2])), 2)
-
-    @staticmethod
-    def _ours() -> float:
-        t = os.times()  # children count once they have been waited for
-        return t.user + t.system + t.children_user + t.children_system
-
-
 def measure_idle(args: argparse.Namespace) -> list[dict[str, Any]]:
     runs = []
     for threads in (2, 4):
@@ -253,7 +224,7 @@ def measure_oversubscription(args: argparse.Namespace) -> list[dict[str, Any]]:
                 procs = [spawn("job", job) for _ in range(args.processes)]
                 for proc in procs:  # every process has imported and built its model
                     assert proc.stdout.readline().strip() == "ready"
-                with OtherLoad() as load:
+                with OtherLoad(children=True) as load:
                     start = time.perf_counter()
                     for proc in procs:
                         proc.stdin.write("go\n")
@@ -299,7 +270,7 @@ def measure_search(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "epochs": args.search_epochs,
             }
             env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
-            with OtherLoad() as load:
+            with OtherLoad(children=True) as load:
                 result = result_of(spawn("search", job, env))
             runs.append(
                 {"repeat": repeat, "layout": name, **result, "other_load_cores": load.cores}

@@ -209,3 +209,27 @@ def test_non_finite_input_weights_fall_back_and_fail_clearly():
     model._params[0] = np.inf  # in W_ih: no lookup table, the product gives NaN
     with pytest.raises(ValueError, match="not finite"):
         model.generate("ab", 5, carry_state=True)
+
+
+def test_the_sampling_stream_is_kept_until_the_parameters_change():
+    # generate keeps one engine stream (its packed weights) between calls; a
+    # fit, a partial_fit or another n_jobs gives a new one, and what it samples
+    # always follows the current parameters.
+    text = zen()[:400]
+    model = LSTMGenerator(32, seq_length=10, max_iter=2, random_state=0).fit(text)
+    first = model.generate("The ", 60, random_state=3, carry_state=True)
+    stream = model.__dict__["_sampler"][1]
+    assert model.generate("The ", 60, random_state=3, carry_state=True) == first
+    assert model.__dict__["_sampler"][1] is stream
+    model.partial_fit(text)
+    after = model.generate("The ", 60, random_state=3, carry_state=True)
+    assert model.__dict__["_sampler"][1] is not stream
+    want = stream_reference(model, token_ids(model, "The "), 60, 1.0, 3)
+    assert after == "".join(model.vocabulary_[t] for t in want)
+    stream = model.__dict__["_sampler"][1]
+    model.set_params(n_jobs=1).generate("The ", 5, random_state=3, carry_state=True)
+    assert model.__dict__["_sampler"][1] is not stream
+    # Not part of the saved state: a loaded model samples the same.
+    assert "_sampler" not in model.__getstate__()
+    loaded = pickle.loads(pickle.dumps(model))
+    assert loaded.generate("The ", 60, random_state=3, carry_state=True) == after

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "unroll.hpp"
+
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
 #elif !defined(_WIN32)
@@ -17,19 +19,6 @@ namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
 namespace {
-
-// Fully unrolls the short loops over a register tile's rows and vectors:
-// without it GCC keeps the accumulator array on the stack around the k loop
-// (a store and reload of every accumulator per tile, which at K 1-64 costs
-// as much as the products: tiny and chargen inference ran 14% faster with it
-// on a Zen 5 machine).
-#if defined(__clang__)
-#define LSTMLEARN_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
-#define LSTMLEARN_UNROLL _Pragma("GCC unroll 16")
-#else
-#define LSTMLEARN_UNROLL
-#endif
 
 template <typename T>
 using Packet = typename Eigen::internal::packet_traits<T>::type;

@@ -1541,24 +1541,19 @@ void lstm_stream_reset(LstmStream<T>& stream, int i) {
   }
 }
 
-template <typename T>
-const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std::ptrdiff_t* ld) {
+namespace {
+
+// One step of every layer of `stream`. Member `rank` of `size` takes a share
+// of each layer's parts: `gates(layer, l, k, xh, a)` writes part k's
+// pre-activations into `a` ([S, 4n], row stride 4H) from the rows
+// [x_t | h_{t-1}] at `xh`; then the part's cells write h_t into the other
+// buffer (a partner may still read h_{t-1}) and into the x_t of the layer
+// above. Returns h_t of the top layer, rows `*ld` apart.
+template <typename T, typename Gates>
+const T* step_stream_layers(LstmStream<T>& stream, int n_threads, std::ptrdiff_t* ld,
+                            const Gates& gates) {
   const int S = stream.streams, L = static_cast<int>(stream.layers.size());
-  if (S < 1 || L < 1) throw std::invalid_argument("LSTM stream: no streams or no layers");
   const int now = stream.current, next = 1 - now;
-  {
-    // x_t into layer 0's [x_t | h_{t-1}] rows.
-    auto& first = stream.layers[0];
-    const std::size_t K = static_cast<std::size_t>(first.F) + first.H;
-    for (int r = 0; r < S; ++r) {
-      copy_row(first.xh[now].data() + r * K, x + static_cast<std::size_t>(r) * first.F,
-               static_cast<std::size_t>(first.F));
-    }
-  }
-  // Member `rank` of `size` takes a share of each layer's parts: their gates
-  // by one product over [x_t | h_{t-1}], then their cells, writing h_t into
-  // the other buffer (a partner may still read h_{t-1}) and into the x_t of
-  // the layer above.
   auto run = [&](int rank, int size, SpinBarrier& barrier) {
     for (int l = 0; l < L; ++l) {
       auto& layer = stream.layers[l];
@@ -1569,18 +1564,8 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
       T* h_out = layer.xh[next].data() + F;
       for (int k = k_lo; k < k_hi; ++k) {
         const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
-        T* a = layer.gates.data() + 4 * u0;              // [S, 4n], row stride G
-        gemm_packed(S, xh, K, layer.w[k], a, G, false);  // reduced: x_t's part only
-        if (stream.precision != Precision::Full) {
-          CodeRows codes{nullptr, 0, nullptr, nullptr};
-          if (stream.precision == Precision::Int8) {
-            const std::ptrdiff_t depth = quantized_depth(H),
-                                 row = static_cast<std::ptrdiff_t>(k) * S;
-            codes = {layer.codes.data() + row * depth, depth, layer.code_scale.data() + row,
-                     layer.code_zero.data() + row};
-          }
-          reduced_product(S, xh + F, K, layer.r[k], a, G, false, codes);
-        }
+        T* a = layer.gates.data() + 4 * u0;
+        gates(layer, l, k, xh, a);
         CellGroup<T> cells(n, H);
         for (int r = 0; r < S; ++r) {
           const std::size_t row = static_cast<std::size_t>(r);
@@ -1612,6 +1597,41 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
   const auto& top = stream.layers.back();
   *ld = top.F + top.H;
   return top.xh[next].data() + top.F;
+}
+
+}  // namespace
+
+template <typename T>
+const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std::ptrdiff_t* ld) {
+  const int S = stream.streams, L = static_cast<int>(stream.layers.size());
+  if (S < 1 || L < 1) throw std::invalid_argument("LSTM stream: no streams or no layers");
+  {
+    // x_t into layer 0's [x_t | h_{t-1}] rows.
+    auto& first = stream.layers[0];
+    const std::size_t K = static_cast<std::size_t>(first.F) + first.H;
+    for (int r = 0; r < S; ++r) {
+      copy_row(first.xh[stream.current].data() + r * K, x + static_cast<std::size_t>(r) * first.F,
+               static_cast<std::size_t>(first.F));
+    }
+  }
+  // Each part's gates by one product over [x_t | h_{t-1}]; with reduced
+  // precision that product covers x_t only and W_hh's reduced copy adds h_{t-1}'s.
+  return step_stream_layers(
+      stream, n_threads, ld,
+      [&](typename LstmStream<T>::Layer& layer, int, int k, const T* xh, T* a) {
+        const int F = layer.F, H = layer.H, G = 4 * H, K = F + H;
+        gemm_packed(S, xh, K, layer.w[k], a, G, false);
+        if (stream.precision != Precision::Full) {
+          CodeRows codes{nullptr, 0, nullptr, nullptr};
+          if (stream.precision == Precision::Int8) {
+            const std::ptrdiff_t depth = quantized_depth(H),
+                                 row = static_cast<std::ptrdiff_t>(k) * S;
+            codes = {layer.codes.data() + row * depth, depth, layer.code_scale.data() + row,
+                     layer.code_zero.data() + row};
+          }
+          reduced_product(S, xh + F, K, layer.r[k], a, G, false, codes);
+        }
+      });
 }
 
 template <typename T>
@@ -1654,20 +1674,12 @@ const T* lstm_stream_step_tokens(LstmStream<T>& stream, const std::int64_t* toke
   if (stream.layers[0].onehot.size() != stream.layers[0].w.size()) {
     throw std::invalid_argument("LSTM stream: token step without lstm_stream_pack_tokens");
   }
-  const int now = stream.current, next = 1 - now;
   // As lstm_stream_step, but layer 0's gates start from their table's row
   // for the stream's token, then add h_{t-1} W_hh^T.
-  auto run = [&](int rank, int size, SpinBarrier& barrier) {
-    for (int l = 0; l < L; ++l) {
-      auto& layer = stream.layers[l];
-      const int F = layer.F, H = layer.H, G = 4 * H, K = F + H;
-      const int n_parts = static_cast<int>(layer.w.size());
-      const int k_lo = n_parts * rank / size, k_hi = n_parts * (rank + 1) / size;
-      const T* xh = layer.xh[now].data();
-      T* h_out = layer.xh[next].data() + F;
-      for (int k = k_lo; k < k_hi; ++k) {
-        const int u0 = layer.units[k], n = layer.units[k + 1] - u0;
-        T* a = layer.gates.data() + 4 * u0;  // [S, 4n], row stride G
+  return step_stream_layers(
+      stream, n_threads, ld,
+      [&](typename LstmStream<T>::Layer& layer, int l, int k, const T* xh, T* a) {
+        const int n = layer.units[k + 1] - layer.units[k], G = 4 * layer.H, K = layer.F + layer.H;
         if (l == 0) {
           const T* table = layer.onehot[k].data();
           for (int r = 0; r < S; ++r) {
@@ -1675,41 +1687,11 @@ const T* lstm_stream_step_tokens(LstmStream<T>& stream, const std::int64_t* toke
                      table + static_cast<std::size_t>(tokens[r]) * (4 * n),
                      static_cast<std::size_t>(4 * n));
           }
-          gemm_packed(S, xh + F, K, layer.w_hh[k], a, G, true);
+          gemm_packed(S, xh + layer.F, K, layer.w_hh[k], a, G, true);
         } else {
           gemm_packed(S, xh, K, layer.w[k], a, G, false);
         }
-        CellGroup<T> cells(n, H);
-        for (int r = 0; r < S; ++r) {
-          const std::size_t row = static_cast<std::size_t>(r);
-          T* c = layer.c.data() + row * H;
-          T* h = h_out + row * K;
-          const T* a_row = a + row * G;
-          for (int u = u0; u < u0 + n; u += kCellBlock) {
-            cells.add(a_row + (u - u0), layer.bias.data() + u, c + u, c + u, h + u,
-                      std::min(kCellBlock, u0 + n - u));
-          }
-        }
-        cells.flush();
-      }
-      if (l + 1 < L) {
-        auto& above = stream.layers[l + 1];
-        const int u_lo = layer.units[k_lo], u_hi = layer.units[k_hi];
-        const std::size_t K_above = static_cast<std::size_t>(above.F) + above.H;
-        for (int r = 0; r < S; ++r) {
-          copy_row(above.xh[now].data() + r * K_above + u_lo,
-                   static_cast<const T*>(h_out + static_cast<std::size_t>(r) * K + u_lo),
-                   static_cast<std::size_t>(u_hi - u_lo));
-        }
-        if (size > 1) barrier.wait();  // the layer above reads all of h_t
-      }
-    }
-  };
-  ThreadPool::instance().run_team(stream.parts, n_threads, run);
-  stream.current = next;
-  const auto& top = stream.layers.back();
-  *ld = top.F + top.H;
-  return top.xh[next].data() + top.F;
+      });
 }
 
 #define LSTMLEARN_INSTANTIATE(T)                                                                   \

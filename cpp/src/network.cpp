@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "layer_support.hpp"
 #include "lstmlearn/limits.hpp"
 #include "lstmlearn/random.hpp"
 #include "lstmlearn/thread_pool.hpp"
@@ -17,20 +18,15 @@ LSTMLEARN_BEGIN_ISA_NAMESPACE
 
 namespace {
 
+using detail::ConstMatMap;
+using detail::ConstStridedMap;
+using detail::MatMap;
+using detail::RowMatrix;
+using detail::StridedMap;
 template <typename T>
-using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Vec = detail::ArrayMap<T>;
 template <typename T>
-using MatMap = Eigen::Map<RowMatrix<T>>;
-template <typename T>
-using ConstMatMap = Eigen::Map<const RowMatrix<T>>;
-template <typename T>
-using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using ConstStridedMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <typename T>
-using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+using ConstVec = detail::ConstArrayMap<T>;
 
 constexpr std::size_t kHeadRows = 256;  // rows of the dense head and softmax per task
 constexpr std::size_t kHeadCols = 64;   // columns of the head's weight gradient per task
@@ -1016,7 +1012,7 @@ template <typename T>
 void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
                              bool params_changed, Precision precision) {
   if (streams_ < 1) throw std::invalid_argument("no streams: call stream_resize first");
-  const int L = static_cast<int>(layers_.size()), O = spec_.output_size;
+  const int O = spec_.output_size;
   // Steps of little work run on one thread (a team's wake-up and barrier
   // would cost more than they save); others split each layer's units in as
   // many parts as threads. The bits are the same either way.
@@ -1028,31 +1024,43 @@ void Network<T>::stream_step(const T* params, const T* x, T* out, int n_threads,
   const int parts = work < kStreamTeamWork ? 1 : resolve_threads(n_threads);
   if (params_changed || !stream_packed_ || parts != stream_.parts ||
       precision != stream_.precision) {
-    // Packed once (a bound stream's parameters do not change): the layers'
-    // [W_ih | W_hh] by parts, and the head.
-    stream_packed_ = false;  // until packed
-    std::vector<LstmSpec> specs;
-    std::vector<const T*> blocks;
-    for (const Layer& layer : layers_) {
-      specs.push_back(layer.spec);
-      blocks.push_back(params + layer.offset);
-    }
-    lstm_stream_pack(specs.data(), blocks.data(), L, parts, stream_, precision);
-    const int W = spec_.merged_width(L - 1);
-    pack_matrix(params + dense_offset_, W, O, W, true, dense_packed_);
-    stream_packed_ = true;
+    pack_stream(params, parts, precision);  // once: a bound stream's parameters do not change
   }
   std::ptrdiff_t ld = 0;
   const T* h = lstm_stream_step(stream_, x, n_threads, &ld);
-  // The head as forward() computes it for any row: the same bits.
   const std::size_t n = streams_;
-  grow(out_, n * O);
-  gemm_packed(static_cast<int>(n), h, ld, dense_packed_, out_.data(), O, false);
-  const ConstVec<T> bias(params + dense_offset_ + static_cast<std::size_t>(O) * dense_packed_.rows,
-                         O);
-  for (std::size_t r = 0; r < n; ++r) Vec<T>(out_.data() + r * O, O) += bias;
+  stream_head(params, h, ld, streams_);
   softmax_rows(n, 1);
   std::memcpy(out, out_.data(), sizeof(T) * n * O);
+}
+
+template <typename T>
+void Network<T>::pack_stream(const T* params, int parts, Precision precision) {
+  const int L = static_cast<int>(layers_.size()), O = spec_.output_size;
+  stream_packed_ = false;    // until packed
+  sample_params_ = nullptr;  // stream_sample's token tables, if any, go with the old packs
+  std::vector<LstmSpec> specs;
+  std::vector<const T*> blocks;
+  for (const Layer& layer : layers_) {
+    specs.push_back(layer.spec);
+    blocks.push_back(params + layer.offset);
+  }
+  lstm_stream_pack(specs.data(), blocks.data(), L, parts, stream_, precision);
+  const int W = spec_.merged_width(L - 1);
+  pack_matrix(params + dense_offset_, W, O, W, true, dense_packed_);
+  stream_packed_ = true;
+}
+
+template <typename T>
+void Network<T>::stream_head(const T* params, const T* h, std::ptrdiff_t ld, int n) {
+  const int O = spec_.output_size;
+  grow(out_, static_cast<std::size_t>(n) * O);
+  gemm_packed(n, h, ld, dense_packed_, out_.data(), O, false);
+  const ConstVec<T> bias(params + dense_offset_ + static_cast<std::size_t>(O) * dense_packed_.rows,
+                         O);
+  for (std::size_t r = 0; r < static_cast<std::size_t>(n); ++r) {
+    Vec<T>(out_.data() + r * O, O) += bias;
+  }
 }
 
 // Token k of n drawn from logits z (see Network::stream_sample): `weights`
@@ -1095,7 +1103,7 @@ template <typename T>
 void Network<T>::stream_sample(const T* params, const std::int64_t* seed, int seed_len,
                                const double* uniforms, int length, double temperature,
                                std::int64_t* out, int n_threads) {
-  const int F = spec_.input_size, O = spec_.output_size, L = static_cast<int>(layers_.size());
+  const int F = spec_.input_size, O = spec_.output_size;
   if (!spec_.per_step || spec_.loss != Loss::CrossEntropy || F != O) {
     throw std::invalid_argument(
         "sampling needs a next-token model: a softmax at every step over as many tokens as its "
@@ -1131,23 +1139,15 @@ void Network<T>::stream_sample(const T* params, const std::int64_t* seed, int se
     work += 4.0 * H * ((l == 0 ? 0 : layers_[l].spec.input_size) + H);
   }
   const int parts = work < kSampleTeamWork ? 1 : resolve_threads(n_threads);
-  {
-    stream_packed_ = false;  // until packed
-    std::vector<LstmSpec> specs;
-    std::vector<const T*> blocks;
-    for (const Layer& layer : layers_) {
-      specs.push_back(layer.spec);
-      blocks.push_back(params + layer.offset);
-    }
-    lstm_stream_pack(specs.data(), blocks.data(), L, parts, stream_);
-    const int W = spec_.merged_width(L - 1);
-    pack_matrix(params + dense_offset_, W, O, W, true, dense_packed_);
-    stream_packed_ = true;
+  // Packed once for a bound stream, whose parameters do not change: at 400
+  // tokens a call, packing 128 units' weights anew took about a tenth of it.
+  if (!stream_packed_ || sample_params_ != params || parts != stream_.parts ||
+      stream_.precision != Precision::Full) {
+    pack_stream(params, parts, Precision::Full);
+    sample_lookup_ = lstm_stream_pack_tokens(layers_[0].spec, params + layers_[0].offset, stream_);
+    sample_params_ = params;
   }
-  const bool lookup = lstm_stream_pack_tokens(layers_[0].spec, params + layers_[0].offset, stream_);
-  const ConstVec<T> bias(params + dense_offset_ + static_cast<std::size_t>(O) * dense_packed_.rows,
-                         O);
-  grow(out_, O);
+  const bool lookup = sample_lookup_;
   grow(x_, F);  // the one-hot row when there is no lookup
   std::fill_n(x_.begin(), F, T(0));
   std::vector<double> weights(O);
@@ -1165,9 +1165,7 @@ void Network<T>::stream_sample(const T* params, const std::int64_t* seed, int se
   for (int i = 0; i < seed_len; ++i) feed(seed[i]);
   for (int i = 0; i < length; ++i) {
     if (i > 0) feed(out[i - 1]);
-    // The head's logits as stream_step computes them (the same bits).
-    gemm_packed(1, h, ld, dense_packed_, out_.data(), O, false);
-    Vec<T>(out_.data(), O) += bias;
+    stream_head(params, h, ld, 1);  // the logits as stream_step computes them: the same bits
     out[i] =
         draw_token(static_cast<const T*>(out_.data()), O, temperature, uniforms[i], weights.data());
   }

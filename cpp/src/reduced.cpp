@@ -15,17 +15,11 @@
 #include <limits>
 #include <stdexcept>
 
+#include "unroll.hpp"
+
 #if defined(__AVX2__)
 #include <immintrin.h>
 #define LSTMLEARN_REDUCED_AVX2 1
-#endif
-
-#if defined(__clang__)
-#define LSTMLEARN_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
-#define LSTMLEARN_UNROLL _Pragma("GCC unroll 16")
-#else
-#define LSTMLEARN_UNROLL
 #endif
 
 namespace lstmlearn {

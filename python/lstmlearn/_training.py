@@ -167,7 +167,7 @@ def _copy(name: str, value: object) -> object:
     # Fitted state is arrays, scalars, tuples, and lists and dicts of
     # immutable values; lists (the loss curve grows with every epoch) are
     # copied shallowly, which is cheap, rather than deep-copied.
-    if name == "_net":  # the engine object: shared, never written by Python
+    if name in ("_net", "_sampler"):  # engine objects: shared, never written by Python
         return value
     if isinstance(value, np.ndarray):
         return aligned_copy(value) if value.dtype.kind == "f" else value.copy()

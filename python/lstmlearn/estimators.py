@@ -415,6 +415,7 @@ class _BaseLSTM(BaseEstimator):
         """
         state = self.__dict__.copy()
         state.pop("_net", None)
+        state.pop("_sampler", None)  # LSTMGenerator's engine stream, rebuilt on use
         state.pop("_params_version", None)  # a token of this process only
         if not isinstance(state.get("dtype"), str):
             state["dtype"] = np.dtype(state["dtype"]).name

@@ -630,7 +630,14 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
     ) -> np.ndarray:
         """generate(carry_state=True): the whole loop in the engine, on a stream of its own."""
         uniforms = rng.random_sample(length)  # up front: the same draws for any n_jobs
-        stream = self.stream(1)
+        # One stream for every call while the parameters and n_jobs stay the
+        # same: it keeps its packed weights (each call starts from a zero state).
+        key = (self._version(), id(self._params), self.n_jobs)
+        cached = self.__dict__.get("_sampler")
+        if cached is None or cached[0] != key:
+            cached = (key, self.stream(1))
+            self.__dict__["_sampler"] = cached
+        stream = cached[1]
         seed = np.ascontiguousarray(context, dtype=np.int64)
         return stream._engine.sample(seed, uniforms, temperature, stream._n_threads)
 

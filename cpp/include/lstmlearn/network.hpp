@@ -255,6 +255,12 @@ class Network {
   const T* aligned_params(const T* params);
   // No packed weights are reused by the next predict.
   void forget_packs();
+  // Packs the layers' [W_ih | W_hh] in `parts` parts and the head for
+  // streaming steps.
+  void pack_stream(const T* params, int parts, Precision precision);
+  // The head's logits for `n` streams' h_t (rows `ld` apart) into out_, as
+  // forward() computes them for any row: the same bits.
+  void stream_head(const T* params, const T* h, std::ptrdiff_t ld, int n);
   // Throws std::invalid_argument when a mini-batch has more rows (B*T) than
   // an int counts.
   void check_batch(const DataSet<T>& data, int batch_size, const char* what) const;
@@ -275,9 +281,13 @@ class Network {
 
   // Current mini-batch.
   int steps_ = 0;
-  bool carry_ = false;               // the forward starts from each layer's h0, c0, not zeros
-  int streams_ = 0;                  // rows of the carried state kept for streaming
-  bool stream_packed_ = false;       // stream_ and dense_packed_ hold the stream's params
+  bool carry_ = false;          // the forward starts from each layer's h0, c0, not zeros
+  int streams_ = 0;             // rows of the carried state kept for streaming
+  bool stream_packed_ = false;  // stream_ and dense_packed_ hold the stream's params
+  // stream_ holds stream_sample's packs of these params: its layers at full
+  // precision and, if `sample_lookup_`, layer 0's token tables.
+  const T* sample_params_ = nullptr;
+  bool sample_lookup_ = false;
   LstmStream<T> stream_;             // streaming state and packed weights
   std::size_t last_items_ = 0;       // items counted by the last loss()
   std::vector<double> loss_blocks_;  // loss() per block of rows
