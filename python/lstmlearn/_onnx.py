@@ -37,6 +37,12 @@ its last real step, and 'mean' and 'attention' pool over its real steps only,
 as the engine does. Per-step outputs at padding steps are not defined (the
 estimators drop them).
 
+Patches (``patch_size_ > 1``): the graph groups every ``k`` steps of ``X``
+into one LSTM step of ``k * F`` values, as the estimators do: a length that
+``k`` does not divide gets zeros before its first step (with
+``sequence_lens``, each sequence on its own, its padding read as zeros), so
+``X`` keeps its original steps and any length.
+
 Operators: the recurrence is the standard ONNX ``LSTM`` operator (gates
 reordered from the engine's PyTorch order i, f, g, o to ONNX's i, o, f, c;
 ``layout=0`` between Transpose nodes), or with ``recurrence='scan'`` a
@@ -398,6 +404,42 @@ def _conv_front(g: _Graph, x: str, est: Any) -> str:
     return g.op("Reshape", [nhwc, shape])
 
 
+def _patches(g: _Graph, x: str, k: int, width: int, lengths: str | None) -> tuple[str, str | None]:
+    """Every `k` steps of x [B, T, F] as one step of k*F values: [B, ceil(T/k), k*F].
+
+    As _data.patch_steps: each sequence is aligned on its last real step, a
+    length that k does not divide getting zeros before its first step. With
+    `lengths` (int32 [B], sequences padded at the end) each sequence is
+    shifted on its own and its padding steps read as zeros; the patched
+    lengths ceil(L/k) are returned beside (None without `lengths`).
+    """
+    kk = g.ints(k)
+    steps = _dim(g, x, 1)
+    if lengths is None:
+        pad = g.op("Mod", [g.op("Sub", [kk, g.op("Mod", [steps, kk])]), kk])  # (-T) mod k
+        pads = g.op("Concat", [g.ints(0), pad, g.ints(0, 0, 0, 0)], axis=0)
+        x = g.op("Pad", [x, pads])
+        return g.op("Reshape", [x, g.ints(0, -1, width)]), None
+    lens = g.op("Cast", [lengths], to=TensorProto.INT64)  # [B]
+    patches = g.op("Div", [g.op("Add", [lens, g.ints(k - 1)]), kk])  # ceil(L / k)
+    start = g.op("Sub", [g.op("Mul", [patches, kk]), lens])  # leading zeros of each sequence
+    total = g.op("Mul", [g.op("Div", [g.op("Add", [steps, g.ints(k - 1)]), kk]), kk])
+    s = g.op("Range", [g.scalar(0), _squeeze(g, total, 0), g.scalar(1)])  # [S]
+    source = g.op("Sub", [_unsqueeze(g, s, 0), _unsqueeze(g, start, 1)])  # [B, S]: step of x
+    valid = g.op(
+        "And",
+        [
+            g.op("GreaterOrEqual", [source, g.scalar(0)]),
+            g.op("Less", [source, _unsqueeze(g, lens, 1)]),
+        ],
+    )
+    index = _unsqueeze(g, g.op("Where", [valid, source, g.scalar(0)]), 2)  # [B, S, 1]
+    gathered = g.op("GatherND", [x, index], batch_dims=1)  # [B, S, F]
+    shifted = g.op("Where", [_unsqueeze(g, valid, 2), gathered, g.const(0.0, "zero")])
+    out = g.op("Reshape", [shifted, g.ints(0, -1, width)])
+    return out, g.op("Cast", [patches], to=TensorProto.INT32)
+
+
 def _class_values(est: Any, for_skl2onnx: bool = False) -> np.ndarray | None:
     """classes_ as a constant for the label output; None: the index is the label."""
     classes = np.asarray(np.asarray(est.classes_).tolist())
@@ -438,8 +480,11 @@ def _sequence_model(
     merge = est.merge_mode if est.bidirectional else "concat"
     p = _params(est)
     features = _conv_front(g, x, est) if front is not None else x
-    seq = _transpose(g, features, (1, 0, 2))  # [T, B, F_0]
     lengths = given_lengths
+    if est._patch > 1:
+        width = est._patch * int(est.n_features_in_)
+        features, lengths = _patches(g, features, est._patch, width, given_lengths)
+    seq = _transpose(g, features, (1, 0, 2))  # [T, B, F_0]
     mask = None if lengths is None else _time_mask(g, seq, lengths)
     y_h = None
     for i in range(len(est._hidden)):
@@ -818,8 +863,6 @@ def to_onnx(
             f"models; got {type(estimator).__name__}"
         )
     check_is_fitted(estimator, "_params")
-    if isinstance(estimator, (LSTMRegressor, LSTMClassifier)):
-        estimator._check_unpatched("to_onnx()")
     if getattr(estimator, "_fcn", None) is not None:
         raise ValueError(
             "to_onnx cannot export an LSTM-FCN model (fcn_filters or dimension_shuffle) yet; "

@@ -1425,8 +1425,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         with per-step targets, ``tbptt_steps`` or a conv front end. None: one
         step at a time. The rule was chosen by cross-validation on the
         training splits of long UCR series (``benchmarks/README.md``).
-        ``stream()``, ``to_torch()`` and ``to_onnx()`` need ``patch_size_ ==
-        1``.
+        ``stream()`` and ``to_torch()`` need ``patch_size_ == 1``;
+        ``to_onnx()`` exports the patching into the graph.
 
     Attributes
     ----------
