@@ -1,4 +1,4 @@
-"""ONNX export of patched models (patch_size_ > 1).
+"""ONNX export of patched models (patch_size_ > 1) and of LSTM-FCN / MLSTM-FCN models.
 
 Every exported graph runs in ONNX Runtime and is compared with predict /
 predict_proba, on batches of one and of several sequences, on lengths that
@@ -182,6 +182,145 @@ def test_patched_scan_recurrence_in_float32():
     check("patched regressor, scan", est, run(model, X=X_pad, sequence_lens=lens), seqs, dtype)
 
 
+# -- LSTM-FCN and MLSTM-FCN -------------------------------------------------------------------
+
+FILTERS = {"fcn_filters": (8, 16, 8), "fcn_kernel_sizes": (8, 5, 3)}  # the paper's kernels
+
+FCN = {
+    # name: (class, kwargs, F)
+    "LSTM-FCN regressor": (LSTMRegressor, FILTERS, 1),
+    "LSTM-FCN classifier": (LSTMClassifier, FILTERS, 1),
+    "MLSTM-FCN classifier, squeeze-excitation": (LSTMClassifier, FILTERS, 3),
+    "MLSTM-FCN regressor, dimension_shuffle": (
+        LSTMRegressor,
+        {**FILTERS, "dimension_shuffle": True},
+        3,
+    ),
+    "dimension_shuffle alone": (LSTMClassifier, {"dimension_shuffle": True}, 2),
+    "FCN bidirectional stacked, attention": (
+        LSTMRegressor,
+        {
+            "fcn_filters": (6, 4),
+            "fcn_kernel_sizes": (4, 3),
+            "fcn_squeeze_excitation": True,
+            "hidden_layer_sizes": (4, 3),
+            "bidirectional": True,
+            "merge_mode": "ave",
+            "pooling": "attention",
+            "attention_units": 3,
+        },
+        2,
+    ),
+    "FCN mean pooling, even kernels": (
+        LSTMClassifier,
+        {"fcn_filters": (5, 7), "fcn_kernel_sizes": (2, 4), "pooling": "mean"},
+        2,
+    ),
+    "LSTM-FCN regressor, float64": (LSTMRegressor, {**FILTERS, "dtype": np.float64}, 1),
+    "MLSTM-FCN classifier, float64": (
+        LSTMClassifier,
+        {**FILTERS, "bidirectional": True, "dtype": np.float64},
+        3,
+    ),
+    "MLSTM-FCN shuffle, float64": (
+        LSTMRegressor,
+        {
+            "fcn_filters": (6, 5),
+            "fcn_kernel_sizes": (3, 2),
+            "dimension_shuffle": True,
+            "dtype": np.float64,
+        },
+        2,
+    ),
+}
+T_FCN = 20
+
+
+def fitted_fcn(name):
+    cls, kwargs, F = FCN[name]
+    X, y = data(24, T_FCN, F, seed=5, classes=cls is LSTMClassifier)
+    dtype = kwargs.get("dtype", np.float32)
+    est = small(cls, batch_size=8, max_iter=3, **kwargs).fit(X.astype(dtype), y)
+    fcn = est._fcn
+    assert fcn is not None and est.patch_size_ == 1
+    if kwargs.get("fcn_filters"):
+        # Batch normalisation in predict reads running statistics that training moved.
+        running = export._params(est)["fcn.bn0.running_var"]
+        assert not np.allclose(running, 1.0)
+        assert fcn[2] == (F > 1 or kwargs.get("fcn_squeeze_excitation") is True)
+    return est, dtype, F
+
+
+@pytest.mark.parametrize("name", list(FCN))
+@pytest.mark.parametrize("batch", [1, 5])
+def test_fcn_matches_predict(name, batch):
+    est, dtype, F = fitted_fcn(name)
+    shuffle = est._fcn[3]
+    model = export.to_onnx(est)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value or d.dim_param for d in dims] == [
+        "batch",
+        T_FCN if shuffle else "sequence",
+        F,
+    ]
+    # The FCN branch alone reads any length; dimension_shuffle needs the fitted one.
+    for steps in (T_FCN,) if shuffle else (T_FCN, 9, 31):
+        X_in = data(batch, steps, F, seed=6 + steps)[0].astype(dtype)
+        check(f"{name}, batch {batch}", est, run(model, X=X_in), X_in, dtype)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LSTM-FCN regressor",
+        "MLSTM-FCN classifier, squeeze-excitation",
+        "FCN bidirectional stacked, attention",
+        "FCN mean pooling, even kernels",
+        "MLSTM-FCN classifier, float64",
+    ],
+)
+def test_fcn_sequence_lens_match_predict_on_a_list(name):
+    """Padded sequences give what predict gives on the list: each sequence as if alone."""
+    est, dtype, F = fitted_fcn(name)
+    rng = np.random.default_rng(7)
+    seqs = [rng.normal(size=(n, F)).astype(dtype) for n in (20, 13, 1, 4, 27)]
+    X_pad, lens = padded(seqs, dtype)  # the padding holds 7.0, which must not be read
+    outputs = run(export.to_onnx(est, sequence_lens=True), X=X_pad, sequence_lens=lens)
+    check(f"{name}, sequence_lens", est, outputs, seqs, dtype)
+    alone = run(export.to_onnx(est), X=seqs[1][None])
+    key = "probabilities" if isinstance(est, LSTMClassifier) else "variable"
+    np.testing.assert_allclose(outputs[key][1], alone[key][0], **TOL[dtype])
+
+
+def test_fcn_scan_recurrence_in_float32():
+    est, dtype, F = fitted_fcn("MLSTM-FCN classifier, squeeze-excitation")
+    model = export.to_onnx(est, recurrence="scan")
+    assert "Scan" in {n.op_type for n in model.graph.node}
+    X_in = data(4, 15, F, seed=8)[0].astype(dtype)
+    check("MLSTM-FCN classifier, scan", est, run(model, X=X_in), X_in, dtype)
+
+
+def test_fcn_graph_uses_conv_in_float32_and_matmul_in_float64():
+    """ONNX Runtime has no float64 Conv kernel: float64 convolutions are MatMuls."""
+    est32, _, _ = fitted_fcn("LSTM-FCN regressor")
+    est64, _, _ = fitted_fcn("LSTM-FCN regressor, float64")
+    ops32 = [n.op_type for n in export.to_onnx(est32).graph.node]
+    ops64 = [n.op_type for n in export.to_onnx(est64).graph.node]
+    assert ops32.count("Conv") == 3 and "Conv" not in ops64
+
+
+def test_fcn_skl2onnx_converter():
+    skl2onnx = require("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+
+    export.register_skl2onnx()
+    est, dtype, F = fitted_fcn("MLSTM-FCN classifier, squeeze-excitation")
+    types = [("X", FloatTensorType([None, None, F]))]
+    model = skl2onnx.to_onnx(est, initial_types=types, options={"zipmap": False})
+    X_in = data(5, 17, F, seed=9)[0].astype(dtype)
+    check("MLSTM-FCN classifier, skl2onnx", est, run(model, X=X_in), X_in, dtype)
+
+
 def test_patched_skl2onnx_converter_on_2d_input():
     skl2onnx = require("skl2onnx")
     from skl2onnx.common.data_types import FloatTensorType
@@ -191,3 +330,22 @@ def test_patched_skl2onnx_converter_on_2d_input():
     model = skl2onnx.to_onnx(est, initial_types=[("X", FloatTensorType([None, None]))])
     X_in = data(3, T + 5, 1, seed=10)[0][:, :, 0].astype(dtype)  # [n, T]: one feature per step
     check("patched regressor, skl2onnx 2-D", est, run(model, X=X_in), X_in, dtype)
+
+
+# -- what is still refused ---------------------------------------------------------------------
+
+
+def test_dimension_shuffle_refuses_sequence_lens():
+    est, _, _ = fitted_fcn("MLSTM-FCN regressor, dimension_shuffle")
+    with pytest.raises(ValueError, match=rf"dimension_shuffle=True.*exactly {T_FCN} steps"):
+        export.to_onnx(est, sequence_lens=True)
+    with pytest.raises(ValueError, match="sequence_lens=False"):
+        est.to_onnx(sequence_lens=True)
+
+
+def test_dimension_shuffle_graph_rejects_another_length():
+    """The fitted length is part of the input's type: ONNX Runtime refuses another one."""
+    est, dtype, F = fitted_fcn("MLSTM-FCN regressor, dimension_shuffle")
+    X_in = data(2, T_FCN - 1, F, seed=11)[0].astype(dtype)
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        run(export.to_onnx(est), X=X_in)

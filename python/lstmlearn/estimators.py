@@ -1399,8 +1399,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         sequences of different lengths, padding steps enter no convolution,
         statistic or pooling. None: no branch (the model is exactly as
         without these parameters). One output per sequence only; not with a
-        conv front end or ``tbptt_steps``, and not for :meth:`stream`,
-        ``to_onnx`` or ``to_torch``.
+        conv front end or ``tbptt_steps``, and not for :meth:`stream` or
+        ``to_torch`` (``to_onnx`` exports it).
     fcn_kernel_sizes : tuple of int, default=(8, 5, 3)
         Kernel size of each block of ``fcn_filters`` (one per block).
     fcn_squeeze_excitation : bool or 'auto', default='auto'
