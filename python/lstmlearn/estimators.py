@@ -490,7 +490,8 @@ class _BaseLSTM(BaseEstimator):
             ONNX opset, from 14; default 17.
         sequence_lens : bool, default=False
             Add the int32 input ``sequence_lens [batch]`` for sequences of
-            different lengths padded at the end.
+            different lengths padded at the end (refused for a model fitted
+            with ``dimension_shuffle=True``, which takes the fitted length only).
         recurrence : {'lstm', 'scan'} or None, default=None
             The standard ONNX ``LSTM`` operator or a ``Scan`` over the same
             cell; None takes 'lstm' for float32 and 'scan' for float64 (ONNX
