@@ -487,14 +487,13 @@ def test_fcn_with_conv_front_end_is_refused():
         model.fit(X, np.ones(10))
 
 
-def test_refusals_of_stream_onnx_and_torch():
+def test_refusals_of_stream_and_torch():
+    # to_onnx exports the branch (tests/test_onnx_fcn.py).
     X, y = series(n=20, T=8)
     model = LSTMClassifier(hidden_layer_sizes=2, fcn_filters=(4,), fcn_kernel_sizes=(3,),
                            max_iter=1).fit(X, y)  # fmt: skip
     with pytest.raises(ValueError, match="streamed"):
         model.stream()
-    with pytest.raises(ValueError, match="to_onnx"):
-        model.to_onnx()
     with pytest.raises(ValueError, match="FCN"):
         model.to_torch()
     with pytest.raises(ValueError, match="cannot change"):

@@ -37,12 +37,28 @@ its last real step, and 'mean' and 'attention' pool over its real steps only,
 as the engine does. Per-step outputs at padding steps are not defined (the
 estimators drop them).
 
+Patches (``patch_size_ > 1``): the graph groups every ``k`` steps of ``X``
+into one LSTM step of ``k * F`` values, as the estimators do: a length that
+``k`` does not divide gets zeros before its first step (with
+``sequence_lens``, each sequence on its own, its padding read as zeros), so
+``X`` keeps its original steps and any length.
+
+LSTM-FCN (``fcn_filters``): the fully convolutional branch runs beside the
+LSTM on ``X`` as it is (Conv1D with 'same' padding, batch normalisation with
+the running statistics, ReLU, squeeze-and-excitation when fitted, global
+average pooling), concatenated after the LSTM's output. With
+``sequence_lens`` the padding steps enter no convolution, squeeze or pooling,
+as in the engine (each sequence as if alone). With ``dimension_shuffle`` the
+LSTM reads ``X`` transposed, so ``X`` must have the fitted number of steps
+(fixed in the input's shape) and ``sequence_lens`` cannot be exported.
+
 Operators: the recurrence is the standard ONNX ``LSTM`` operator (gates
 reordered from the engine's PyTorch order i, f, g, o to ONNX's i, o, f, c;
 ``layout=0`` between Transpose nodes), or with ``recurrence='scan'`` a
 ``Scan`` over the cell's equations. ONNX Runtime's CPU kernels of ``LSTM`` and
-``Conv`` compute in float32 only, so float64 models use ``'scan'`` by default
-and their conv front end is a Gather of the patches and a MatMul.
+``Conv`` compute in float32 only, so float64 models use ``'scan'`` by default,
+their conv front end is a Gather of the patches and a MatMul, and their FCN
+convolutions stack the shifted inputs for one MatMul.
 """
 
 from __future__ import annotations
@@ -398,6 +414,113 @@ def _conv_front(g: _Graph, x: str, est: Any) -> str:
     return g.op("Reshape", [nhwc, shape])
 
 
+# The FCN branch's batch normalisation epsilon: FcnSpec::epsilon (fcn.hpp), which the
+# estimators leave at PyTorch's BatchNorm1d default.
+_BN_EPSILON = 1e-5
+
+
+def _patches(g: _Graph, x: str, k: int, width: int, lengths: str | None) -> tuple[str, str | None]:
+    """Every `k` steps of x [B, T, F] as one step of k*F values: [B, ceil(T/k), k*F].
+
+    As _data.patch_steps: each sequence is aligned on its last real step, a
+    length that k does not divide getting zeros before its first step. With
+    `lengths` (int32 [B], sequences padded at the end) each sequence is
+    shifted on its own and its padding steps read as zeros; the patched
+    lengths ceil(L/k) are returned beside (None without `lengths`).
+    """
+    kk = g.ints(k)
+    steps = _dim(g, x, 1)
+    if lengths is None:
+        pad = g.op("Mod", [g.op("Sub", [kk, g.op("Mod", [steps, kk])]), kk])  # (-T) mod k
+        pads = g.op("Concat", [g.ints(0), pad, g.ints(0, 0, 0, 0)], axis=0)
+        x = g.op("Pad", [x, pads])
+        return g.op("Reshape", [x, g.ints(0, -1, width)]), None
+    lens = g.op("Cast", [lengths], to=TensorProto.INT64)  # [B]
+    patches = g.op("Div", [g.op("Add", [lens, g.ints(k - 1)]), kk])  # ceil(L / k)
+    start = g.op("Sub", [g.op("Mul", [patches, kk]), lens])  # leading zeros of each sequence
+    total = g.op("Mul", [g.op("Div", [g.op("Add", [steps, g.ints(k - 1)]), kk]), kk])
+    s = g.op("Range", [g.scalar(0), _squeeze(g, total, 0), g.scalar(1)])  # [S]
+    source = g.op("Sub", [_unsqueeze(g, s, 0), _unsqueeze(g, start, 1)])  # [B, S]: step of x
+    valid = g.op(
+        "And",
+        [
+            g.op("GreaterOrEqual", [source, g.scalar(0)]),
+            g.op("Less", [source, _unsqueeze(g, lens, 1)]),
+        ],
+    )
+    index = _unsqueeze(g, g.op("Where", [valid, source, g.scalar(0)]), 2)  # [B, S, 1]
+    gathered = g.op("GatherND", [x, index], batch_dims=1)  # [B, S, F]
+    shifted = g.op("Where", [_unsqueeze(g, valid, 2), gathered, g.const(0.0, "zero")])
+    out = g.op("Reshape", [shifted, g.ints(0, -1, width)])
+    return out, g.op("Cast", [patches], to=TensorProto.INT32)
+
+
+def _fcn_conv(g: _Graph, y: str, weight: np.ndarray, bias: np.ndarray) -> str:
+    """Conv1D over time with 'same' padding (left (k-1)//2, as the engine): [B, C, T] -> [B, K, T].
+
+    float32: the Conv operator. float64 (ONNX Runtime has no float64 Conv
+    kernel): the k shifted copies of the padded input stacked on the channel
+    axis (tap-major) and one MatMul by the weights in that order.
+    """
+    filters, channels, k = weight.shape
+    left = (k - 1) // 2
+    if g.dtype == np.float32:
+        w, b = g.const(weight, "fcn_w"), g.const(bias, "b")
+        return g.op("Conv", [y, w, b], kernel_shape=[k], pads=[left, k - 1 - left])
+    padded = g.op("Pad", [y, g.ints(0, 0, left, 0, 0, k - 1 - left)])
+    steps = _dim(g, y, 2)
+    taps = [
+        g.op("Slice", [padded, g.ints(j), g.op("Add", [steps, g.ints(j)]), g.ints(2)])
+        for j in range(k)
+    ]
+    cols = taps[0] if k == 1 else g.op("Concat", taps, axis=1)  # [B, k*C, T]
+    w = weight.transpose(0, 2, 1).reshape(filters, k * channels)  # [K, (tap, channel)]
+    z = g.op("MatMul", [g.const(w, "fcn_w"), cols])  # [B, K, T]
+    return g.op("Add", [z, g.const(bias[:, None], "b")])
+
+
+def _fcn_branch(g: _Graph, x: str, est: Any, p: dict[str, np.ndarray], lengths: str | None) -> str:
+    """The LSTM-FCN branch in inference, x [B, T, F] -> [B, K_last] (cpp/src/fcn.cpp).
+
+    Each block: 'same' Conv1D, batch normalisation with the running statistics,
+    ReLU, and squeeze-and-excitation after every block but the last when the
+    model has it; then the mean over time. With `lengths`, as the engine's
+    mask: padding steps enter the first convolution as zeros, every block's
+    output is zero there, and the squeeze and the pooling average the real
+    steps only (each sequence as if alone).
+    """
+    filters, _, se, _, _ = est._fcn
+    y = _transpose(g, x, (0, 2, 1))  # [B, F, T]: channels first, as Conv takes them
+    zero = g.const(0.0, "zero")
+    mask = None
+    if lengths is None:
+        count = g.op("Cast", [_dim(g, y, 2)], to=g.elem)  # [1]
+    else:
+        mask = _transpose(g, _time_mask(g, _transpose(g, x, (1, 0, 2)), lengths), (1, 2, 0))
+        y = g.op("Where", [mask, y, zero])  # [B, 1, T] mask; Where, not Mul: NaN padding
+        lens = g.op("Max", [lengths, g.const(1, "one", np.int32)])  # the engine skips n = 0
+        count = g.op("Cast", [_unsqueeze(g, lens, 1)], to=g.elem)  # [B, 1]
+    eps = g.dtype.type(_BN_EPSILON)
+    for i in range(len(filters)):
+        z = _fcn_conv(g, y, p[f"fcn.conv{i}.weight"], p[f"fcn.conv{i}.bias"])
+        # Running statistics folded as the engine folds them, in the model's dtype.
+        scale = p[f"fcn.bn{i}.gamma"] / np.sqrt(p[f"fcn.bn{i}.running_var"] + eps)
+        shift = p[f"fcn.bn{i}.beta"] - p[f"fcn.bn{i}.running_mean"] * scale
+        z = g.op("Mul", [z, g.const(scale[:, None], "bn_scale")])
+        y = g.op("Relu", [g.op("Add", [z, g.const(shift[:, None], "bn_shift")])])
+        if mask is not None:
+            y = g.op("Where", [mask, y, zero])
+        if se and i + 1 < len(filters):  # squeeze-excitation (no biases, as the papers)
+            w1 = g.const(p[f"fcn.se{i}.weight1"].T, "se_w1t")
+            w2 = g.const(p[f"fcn.se{i}.weight2"].T, "se_w2t")
+            squeeze = g.op("Div", [g.op("ReduceSum", [y, g.ints(2)], keepdims=0), count])
+            e = g.op(
+                "Sigmoid", [g.op("MatMul", [g.op("Relu", [g.op("MatMul", [squeeze, w1])]), w2])]
+            )
+            y = g.op("Mul", [y, _unsqueeze(g, e, 2)])  # [B, K, T] scaled per channel
+    return g.op("Div", [g.op("ReduceSum", [y, g.ints(2)], keepdims=0), count])
+
+
 def _class_values(est: Any, for_skl2onnx: bool = False) -> np.ndarray | None:
     """classes_ as a constant for the label output; None: the index is the label."""
     classes = np.asarray(np.asarray(est.classes_).tolist())
@@ -437,9 +560,18 @@ def _sequence_model(
     directions = 2 if est.bidirectional else 1
     merge = est.merge_mode if est.bidirectional else "concat"
     p = _params(est)
+    fcn = est._fcn  # (filters, kernels, squeeze-excitation, dimension shuffle, steps) or None
+    # The FCN branch reads X as it is, beside the LSTM.
+    branch = _fcn_branch(g, x, est, p, given_lengths) if fcn is not None and fcn[0] else None
     features = _conv_front(g, x, est) if front is not None else x
-    seq = _transpose(g, features, (1, 0, 2))  # [T, B, F_0]
     lengths = given_lengths
+    if est._patch > 1:
+        width = est._patch * int(est.n_features_in_)
+        features, lengths = _patches(g, features, est._patch, width, given_lengths)
+    if fcn is not None and fcn[3]:  # dimension shuffle: the features are the LSTM's steps
+        seq = _transpose(g, features, (2, 0, 1))  # [F, B, T]
+    else:
+        seq = _transpose(g, features, (1, 0, 2))  # [T, B, F_0]
     mask = None if lengths is None else _time_mask(g, seq, lengths)
     y_h = None
     for i in range(len(est._hidden)):
@@ -470,6 +602,8 @@ def _sequence_model(
             pooled = g.op(
                 "ReduceSum", [g.op("Mul", [weights, seq]), g.ints(0)], keepdims=0
             )  # [B, W]
+        if branch is not None:
+            pooled = g.op("Concat", [pooled, branch], axis=1)  # [LSTM | FCN], as the engine
         out = _dense(g, pooled, weight, bias)  # [B, O]
     if isinstance(est, LSTMClassifier):
         label_out, proba_out = outputs
@@ -492,6 +626,9 @@ def _sequence_model(
 
 def _input_shape(est: Any) -> list:
     front = est._arch[0]
+    fcn = est._fcn
+    if fcn is not None and fcn[3]:  # dimension shuffle: the length is one of the LSTM's sizes
+        return ["batch", int(fcn[4]), int(est.n_features_in_)]
     if front is None:
         return ["batch", "sequence", int(est.n_features_in_)]
     frame = [int(s) for s in est.frame_shape_]
@@ -789,7 +926,10 @@ def to_onnx(
     TypeError
         When `estimator` is not an lstmlearn model.
     ValueError
-        When `opset` or `recurrence` is not supported.
+        When `opset` or `recurrence` is not supported, or when
+        `sequence_lens` is asked of a model fitted with
+        ``dimension_shuffle=True`` (its LSTM reads every sequence's time
+        steps as features, so all sequences have the fitted length).
 
     Notes
     -----
@@ -818,12 +958,14 @@ def to_onnx(
             f"models; got {type(estimator).__name__}"
         )
     check_is_fitted(estimator, "_params")
-    if isinstance(estimator, (LSTMRegressor, LSTMClassifier)):
-        estimator._check_unpatched("to_onnx()")
-    if getattr(estimator, "_fcn", None) is not None:
+    fcn = getattr(estimator, "_fcn", None)
+    if sequence_lens and fcn is not None and fcn[3]:
         raise ValueError(
-            "to_onnx cannot export an LSTM-FCN model (fcn_filters or dimension_shuffle) yet; "
-            "use predict, save/load or pickle"
+            f"sequence_lens=True cannot be exported for a model fitted with "
+            f"dimension_shuffle=True: its LSTM reads the {fcn[4]} time steps of each sequence "
+            f"as the features of one step, so every sequence must have exactly {fcn[4]} steps "
+            "(as predict requires). Export it with sequence_lens=False and feed X of shape "
+            f"[batch, {fcn[4]}, {estimator.n_features_in_}]"
         )
     opset = _check_opset(opset)
     recurrence = _check_recurrence(recurrence, np.dtype(estimator._dtype))

@@ -491,7 +491,8 @@ class _BaseLSTM(BaseEstimator):
             ONNX opset, from 14; default 17.
         sequence_lens : bool, default=False
             Add the int32 input ``sequence_lens [batch]`` for sequences of
-            different lengths padded at the end.
+            different lengths padded at the end (refused for a model fitted
+            with ``dimension_shuffle=True``, which takes the fitted length only).
         recurrence : {'lstm', 'scan'} or None, default=None
             The standard ONNX ``LSTM`` operator or a ``Scan`` over the same
             cell; None takes 'lstm' for float32 and 'scan' for float64 (ONNX
@@ -1400,8 +1401,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         sequences of different lengths, padding steps enter no convolution,
         statistic or pooling. None: no branch (the model is exactly as
         without these parameters). One output per sequence only; not with a
-        conv front end or ``tbptt_steps``, and not for :meth:`stream`,
-        ``to_onnx`` or ``to_torch``.
+        conv front end or ``tbptt_steps``, and not for :meth:`stream` or
+        ``to_torch`` (``to_onnx`` exports it).
     fcn_kernel_sizes : tuple of int, default=(8, 5, 3)
         Kernel size of each block of ``fcn_filters`` (one per block).
     fcn_squeeze_excitation : bool or 'auto', default='auto'
@@ -1426,8 +1427,8 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         with per-step targets, ``tbptt_steps`` or a conv front end. None: one
         step at a time. The rule was chosen by cross-validation on the
         training splits of long UCR series (``benchmarks/README.md``).
-        ``stream()``, ``to_torch()`` and ``to_onnx()`` need ``patch_size_ ==
-        1``.
+        ``stream()`` and ``to_torch()`` need ``patch_size_ == 1``;
+        ``to_onnx()`` exports the patching into the graph.
 
     Attributes
     ----------
