@@ -7,62 +7,18 @@ sequences of different lengths. The largest difference of each configuration
 is collected in MAX_DIFF and printed at the end of the module (``pytest -s``).
 """
 
-import importlib
-import os
-import warnings
-
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+
+# One ONNX Runtime harness for both files: the session on one thread, the
+# collected largest differences and their summary, ConvergenceWarning off.
+from test_onnx import MAX_DIFF, export, onnx, ort, quiet, require, run, summary  # noqa: F401
 
 from lstmlearn import LSTMClassifier, LSTMRegressor
 
-
-def require(module: str):
-    """Import `module`; skip without it, unless LSTMLEARN_REQUIRE_ORACLE=1 (then fail)."""
-    if os.environ.get("LSTMLEARN_REQUIRE_ORACLE") == "1":
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
-
-
 pytestmark = pytest.mark.oracle
 
-onnx = require("onnx")
-ort = require("onnxruntime")
-export = require("lstmlearn._onnx")
-
-MAX_DIFF: dict[str, float] = {}
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def summary():
-    yield
-    if MAX_DIFF:
-        width = max(map(len, MAX_DIFF))
-        print("\nmax |onnxruntime - lstmlearn| per configuration:")
-        for name, diff in MAX_DIFF.items():
-            print(f"  {name:<{width}}  {diff:.3g}")
-
-
-@pytest.fixture(autouse=True)
-def quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
-
-
-def run(model, **feeds) -> dict:
-    """Check `model` and run it in ONNX Runtime on one thread; outputs by name."""
-    onnx.checker.check_model(model, full_check=True)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, feeds), strict=True))
 
 
 def check(name, est, outputs, source, dtype):
