@@ -415,10 +415,10 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
                                  spec_.kernel_h * spec_.kernel_w;
     if (spec_.front_end == FrontEnd::Conv1d) {
       conv1d_forward<T>(conv_y_.data(), conv_argmax_.data(), x_.data(), weight, bias,
-                        spec_.conv1d_shape(static_cast<int>(BT)), conv_workspace_);
+                        spec_.conv1d_shape(static_cast<int>(BT)), conv_workspace_, n_threads);
     } else {
       conv2d_forward<T>(conv_y_.data(), conv_argmax_.data(), x_.data(), weight, bias,
-                        spec_.conv2d_shape(static_cast<int>(BT)), conv_workspace_);
+                        spec_.conv2d_shape(static_cast<int>(BT)), conv_workspace_, n_threads);
     }
     in = conv_y_.data();
   }

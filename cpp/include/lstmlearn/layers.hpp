@@ -116,9 +116,11 @@ struct Conv1dShape {
 };
 
 //   y [N, P*K] (index q*K + f)   argmax [N, P*K]   x [N, S, C]   W [K, C, k]   b [K]
+// The rows go in fixed chunks to up to `n_threads` threads (resolve_threads):
+// the same bits for any count.
 template <typename T>
 void conv1d_forward(T* y, std::int32_t* argmax, const T* x, const T* W, const T* b,
-                    const Conv1dShape& shape, AlignedVector<T>& workspace);
+                    const Conv1dShape& shape, AlignedVector<T>& workspace, int n_threads = 1);
 
 // dx [N, S, C] (null: not needed), dW [K, C, k], db [K]; dy, argmax [N, P*K].
 template <typename T>
@@ -147,9 +149,10 @@ struct Conv2dShape {
 
 //   y [N, Py*Px*K] (index (qy*Px + qx)*K + f)   argmax [N, Py*Px*K]
 //   x [N, Y, X, C]   W [K, C, kh, kw]   b [K]
+// As conv1d_forward, in chunks of rows among up to `n_threads` threads.
 template <typename T>
 void conv2d_forward(T* y, std::int32_t* argmax, const T* x, const T* W, const T* b,
-                    const Conv2dShape& shape, AlignedVector<T>& workspace);
+                    const Conv2dShape& shape, AlignedVector<T>& workspace, int n_threads = 1);
 
 // dx [N, Y, X, C] (null: not needed), dW [K, C, kh, kw], db [K]; dy, argmax [N, Py*Px*K].
 template <typename T>
