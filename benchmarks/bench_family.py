@@ -64,6 +64,7 @@ from bench_suite import (
     limit_threads_environment,
     load_average,
     machine_info,
+    split_names,
     time_repeat,
 )
 
@@ -1550,16 +1551,6 @@ def table_lines(results: list[dict[str, Any]], libraries: list[str]) -> list[str
 
 
 # -- command line -------------------------------------------------------------
-
-
-def split_names(text: str, known: tuple[str, ...], what: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(known)}"
-        )
-    return names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
