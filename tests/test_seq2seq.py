@@ -184,6 +184,32 @@ def test_results_do_not_depend_on_the_thread_count(mode, attention):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("attention", ["dot", "additive"])
+@pytest.mark.parametrize("tokens_in", [False, True])
+def test_greedy_decoding_values_and_weights_same_bits_for_any_thread_count(attention, tokens_in):
+    # 100 samples: the head runs in blocks of 32 samples shared among the
+    # threads (the last one partial), and greedy decoding projects the keys once.
+    rng = np.random.default_rng(3)
+    N, Tk, V = 100, 6, 7
+    model = _engine.core.Seq2SeqF32(
+        V if tokens_in else 0, 3, 0, 2, 4, [16], "teacher_forcing", attention, 12
+    )
+    params = rng.uniform(-0.5, 0.5, size=model.parameter_count).astype(np.float32)
+    x = (
+        rng.integers(0, V, size=(N, Tk)).astype(np.int32)
+        if tokens_in
+        else rng.normal(size=(N, Tk, 3)).astype(np.float32)
+    )
+    mask = (np.arange(Tk)[None] < rng.integers(1, Tk + 1, size=(N, 1))).astype(np.uint8)
+    values, weights = model.predict(params, x, mask, 5, -1, True, 256, 1)
+    assert values.shape == (N, 5, 2) and weights.shape == (N, 5, Tk)
+    np.testing.assert_array_equal(weights[mask[:, None, :].repeat(5, 1) == 0], 0)
+    for n_jobs in (2, 3):
+        v, w = model.predict(params, x, mask, 5, -1, True, 256, n_jobs)
+        np.testing.assert_array_equal(v, values)
+        np.testing.assert_array_equal(w, weights)
+
+
 def test_token_outputs_of_one_length_come_back_as_an_array():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 5, size=(40, 6))

@@ -147,15 +147,19 @@ template <typename T>
 void additive_attention_forward(T* context, T* weights, const T* q, const T* k,
                                 const std::uint8_t* mask, const T* Wq, const T* Wk, const T* bias,
                                 const T* v, int B, int Tq, int Tk, int H, int A,
-                                AlignedVector<T>& workspace) {
+                                AlignedVector<T>& workspace, const T* key_projection) {
   const std::size_t BTq = static_cast<std::size_t>(B) * Tq, BTk = static_cast<std::size_t>(B) * Tk;
-  auto [qp, kp, e, s] = carve<T, 4>(workspace, {BTq * A, BTk * A, static_cast<std::size_t>(Tk) * A,
-                                                static_cast<std::size_t>(Tq) * Tk});
+  auto [qp, kp_own, e, s] =
+      carve<T, 4>(workspace, {BTq * A, key_projection ? 0 : BTk * A,
+                              static_cast<std::size_t>(Tk) * A, static_cast<std::size_t>(Tq) * Tk});
   // qp [B*Tq, A]   kp [B*Tk, A]   e [Tk, A]   s [Tq, Tk]
   // Projections of all queries and all keys: one GEMM each.
   mat(qp, BTq, A).noalias() = mat(q, BTq, H) * mat(Wq, A, H).transpose();
-  mat(kp, BTk, A).noalias() = mat(k, BTk, H) * mat(Wk, A, H).transpose();
-  add_to_rows(kp, bias, BTk, A);
+  const T* kp = key_projection;
+  if (!kp) {
+    additive_attention_keys(kp_own, k, Wk, bias, BTk, H, A);
+    kp = kp_own;
+  }
   const ConstColMap<T> V(v, A);
   for (Index b = 0; b < B; ++b) {
     const auto K = mat(k + b * Tk * H, Tk, H);  // [Tk, H]
@@ -170,6 +174,13 @@ void additive_attention_forward(T* context, T* weights, const T* q, const T* k,
     // context = weights k.
     mat(context + b * Tq * H, Tq, H).noalias() = mat(s, Tq, Tk) * K;
   }
+}
+
+template <typename T>
+void additive_attention_keys(T* kp, const T* k, const T* Wk, const T* bias, std::size_t rows, int H,
+                             int A) {
+  mat(kp, rows, A).noalias() = mat(k, rows, H) * mat(Wk, A, H).transpose();
+  add_to_rows(kp, bias, rows, A);
 }
 
 template <typename T>
@@ -317,7 +328,9 @@ void attention_pool_backward(T* dh, T* dW, T* dbias, T* dv, const T* dpooled, co
                                           int, int, int, AlignedVector<T>&);                       \
   template void additive_attention_forward<T>(T*, T*, const T*, const T*, const std::uint8_t*,     \
                                               const T*, const T*, const T*, const T*, int, int,    \
-                                              int, int, int, AlignedVector<T>&);                   \
+                                              int, int, int, AlignedVector<T>&, const T*);         \
+  template void additive_attention_keys<T>(T*, const T*, const T*, const T*, std::size_t, int,     \
+                                           int);                                                   \
   template void additive_attention_backward<T>(                                                    \
       T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*,          \
       const T*, const T*, int, int, int, int, int, AlignedVector<T>&);                             \

@@ -12,11 +12,16 @@
 #include "lstmlearn/layers.hpp"
 #include "lstmlearn/limits.hpp"
 #include "lstmlearn/random.hpp"
+#include "lstmlearn/thread_pool.hpp"
 
 namespace lstmlearn {
 LSTMLEARN_BEGIN_ISA_NAMESPACE
 
 namespace {
+
+// Samples per block of the attention and dense head: fixed, so that the bits
+// do not depend on the thread count.
+constexpr int kHeadSamples = 32;
 
 template <typename T>
 void grow(AlignedVector<T>& v, std::size_t n) {
@@ -260,37 +265,71 @@ void Seq2Seq<T>::decoder_inputs(const T* params, int B) {
 }
 
 template <typename T>
-void Seq2Seq<T>::head(const T* params, const T* dec_y, int B, int Tq) {
+void Seq2Seq<T>::head(const T* params, const T* dec_y, int B, int Tq, int n_threads,
+                      const T* key_projection) {
   const int H = spec_.top_hidden(), O = spec_.outputs(), W = spec_.feature_width();
   const int Tk = in_steps_;
   const std::size_t BT = static_cast<std::size_t>(B) * Tq;
-  const T* features = dec_y;
-  if (spec_.attention != AttentionKind::None) {
+  const bool attention = spec_.attention != AttentionKind::None;
+  const int A = spec_.attention_units ? spec_.attention_units : H;
+  const std::size_t AH = static_cast<std::size_t>(A) * H;
+  if (attention) {
     grow(context_, BT * H);
     grow(attw_, BT * Tk);
-    const T* keys = encoder_.back().y.data();
-    const std::uint8_t* mask = has_x_mask_ ? x_mask_.data() : nullptr;
-    if (spec_.attention == AttentionKind::Dot) {
-      dot_attention_forward<T>(context_.data(), attw_.data(), dec_y, keys, mask, B, Tq, Tk, H,
-                               work_);
-    } else {
-      const T* a = params + attention_;
-      const int A = spec_.attention_units ? spec_.attention_units : H;
-      const std::size_t AH = static_cast<std::size_t>(A) * H;
-      additive_attention_forward<T>(context_.data(), attw_.data(), dec_y, keys, mask, a, a + AH,
-                                    a + 2 * AH, a + 2 * AH + A, B, Tq, Tk, H, A, work_);
-    }
-    // features = [context; decoder output]   [B, Tq, 2H]
     grow(feat_, BT * W);
-    for (std::size_t r = 0; r < BT; ++r) {
-      std::memcpy(feat_.data() + r * W, context_.data() + r * H, sizeof(T) * H);
-      std::memcpy(feat_.data() + r * W + H, dec_y + r * H, sizeof(T) * H);
-    }
-    features = feat_.data();
   }
   grow(out_, BT * O);
-  dense_forward<T>(out_.data(), features, params + dense_, params + dense_ + O * W,
-                   static_cast<int>(BT), W, O);
+  const int blocks = (B + kHeadSamples - 1) / kHeadSamples;
+  if (head_work_.size() < static_cast<std::size_t>(blocks)) head_work_.resize(blocks);
+  const T* keys = encoder_.back().y.data();
+  const std::uint8_t* mask = has_x_mask_ ? x_mask_.data() : nullptr;
+  const T* a = params + attention_;
+  parallel_for(blocks, n_threads, [&](std::size_t block) {
+    const int b0 = static_cast<int>(block) * kHeadSamples, nb = std::min(kHeadSamples, B - b0);
+    const std::size_t q0 = static_cast<std::size_t>(b0) * Tq,
+                      k0 = static_cast<std::size_t>(b0) * Tk;
+    const std::size_t rows = static_cast<std::size_t>(nb) * Tq;
+    const T* features = dec_y + q0 * H;
+    if (attention) {
+      T* context = context_.data() + q0 * H;
+      const std::uint8_t* block_mask = mask ? mask + k0 : nullptr;
+      if (spec_.attention == AttentionKind::Dot) {
+        dot_attention_forward<T>(context, attw_.data() + q0 * Tk, features, keys + k0 * H,
+                                 block_mask, nb, Tq, Tk, H, head_work_[block]);
+      } else {
+        additive_attention_forward<T>(context, attw_.data() + q0 * Tk, features, keys + k0 * H,
+                                      block_mask, a, a + AH, a + 2 * AH, a + 2 * AH + A, nb, Tq, Tk,
+                                      H, A, head_work_[block],
+                                      key_projection ? key_projection + k0 * A : nullptr);
+      }
+      // features = [context; decoder output]   [B, Tq, 2H]
+      T* feat = feat_.data() + q0 * W;
+      for (std::size_t r = 0; r < rows; ++r) {
+        std::memcpy(feat + r * W, context + r * H, sizeof(T) * H);
+        std::memcpy(feat + r * W + H, features + r * H, sizeof(T) * H);
+      }
+      features = feat;
+    }
+    dense_forward<T>(out_.data() + q0 * O, features, params + dense_, params + dense_ + O * W,
+                     static_cast<int>(rows), W, O);
+  });
+}
+
+template <typename T>
+void Seq2Seq<T>::project_keys(const T* params, int B, int n_threads) {
+  const int H = spec_.top_hidden(), Tk = in_steps_;
+  const int A = spec_.attention_units ? spec_.attention_units : H;
+  const std::size_t AH = static_cast<std::size_t>(A) * H;
+  const T* a = params + attention_;
+  const T* keys = encoder_.back().y.data();
+  grow(keys_proj_, static_cast<std::size_t>(B) * Tk * A);
+  const int blocks = (B + kHeadSamples - 1) / kHeadSamples;
+  parallel_for(blocks, n_threads, [&](std::size_t block) {
+    const std::size_t b0 = block * kHeadSamples;
+    const std::size_t nb = std::min<std::size_t>(kHeadSamples, B - b0);
+    additive_attention_keys<T>(keys_proj_.data() + b0 * Tk * A, keys + b0 * Tk * H, a + AH,
+                               a + 2 * AH, nb * Tk, H, A);
+  });
 }
 
 template <typename T>
@@ -306,7 +345,7 @@ void Seq2Seq<T>::forward(const T* params, int B, int n_threads) {
   grow(dec_c_, B * H);
   lstm_forward<T>(dec_spec_, params + decoder_, B, out_steps_, dec_in_.data(), h0, c0, nullptr,
                   nullptr, dec_y_.data(), dec_h_.data(), dec_c_.data(), dec_cache_, n_threads);
-  head(params, dec_y_.data(), B, out_steps_);
+  head(params, dec_y_.data(), B, out_steps_, n_threads);
 }
 
 template <typename T>
@@ -519,6 +558,9 @@ void Seq2Seq<T>::predict(const T* user_params, const Seq2SeqData<T>& data, int s
     }
     // Teacher forcing at inference: feed back the greedy output, one step at a time.
     encode(params, B, n_threads);
+    // Every step attends over the same keys: their projection once.
+    const bool additive = spec_.attention == AttentionKind::Additive;
+    if (additive) project_keys(params, B, n_threads);
     const std::size_t Fd = dec_spec_.input_size;
     grow(dec_h_, static_cast<std::size_t>(B) * H);
     grow(dec_c_, static_cast<std::size_t>(B) * H);
@@ -540,7 +582,7 @@ void Seq2Seq<T>::predict(const T* user_params, const Seq2SeqData<T>& data, int s
                       step_c_.data(), dec_cache_, n_threads);
       std::swap(dec_h_, step_h_);
       std::swap(dec_c_, step_c_);
-      head(params, step_y_.data(), B, 1);
+      head(params, step_y_.data(), B, 1, n_threads, additive ? keys_proj_.data() : nullptr);
       emit(t, out_.data(), 1, attw_.data());
       for (int b = 0; b < B; ++b) {
         const T* z = out_.data() + static_cast<std::size_t>(b) * O;

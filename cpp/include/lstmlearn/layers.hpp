@@ -181,11 +181,19 @@ void dot_attention_backward(T* dq, T* dk, const T* dcontext, const T* weights, c
 
 // Additive (Bahdanau): score[b, i, j] = v . tanh(Wq q[b, i] + Wk k[b, j] + bias).
 //   Wq [A, H]   Wk [A, H]   bias [A]   v [A]
+// key_projection [B, Tk, A]: Wk k + bias from additive_attention_keys, for a
+// caller that attends over the same keys several times (greedy decoding);
+// null: computed here.
 template <typename T>
 void additive_attention_forward(T* context, T* weights, const T* q, const T* k,
                                 const std::uint8_t* mask, const T* Wq, const T* Wk, const T* bias,
                                 const T* v, int B, int Tq, int Tk, int H, int A,
-                                AlignedVector<T>& workspace);
+                                AlignedVector<T>& workspace, const T* key_projection = nullptr);
+
+// kp [rows, A] = k [rows, H] Wk^T + bias: the keys' part of the additive score.
+template <typename T>
+void additive_attention_keys(T* kp, const T* k, const T* Wk, const T* bias, std::size_t rows, int H,
+                             int A);
 
 // dq [B, Tq, H], dk [B, Tk, H], dWq [A, H], dWk [A, H], dbias [A], dv [A].
 template <typename T>

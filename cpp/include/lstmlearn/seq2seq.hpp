@@ -152,8 +152,14 @@ class Seq2Seq {
   // or the repeated encoder state.
   void decoder_inputs(const T* params, int B);
   // Attention and dense output over decoder outputs `dec_y` [B, Tq, H] into
-  // out_ [B, Tq, O]; fills feat_ [B, Tq, W] and attw_ [B, Tq, Tk].
-  void head(const T* params, const T* dec_y, int B, int Tq);
+  // out_ [B, Tq, O]; fills feat_ [B, Tq, W] and attw_ [B, Tq, Tk]. Runs in
+  // fixed blocks of samples shared among the threads (the same bits for any
+  // n_threads). key_projection: the additive attention's keys part
+  // [B, Tk, A] (project_keys), or null to compute it.
+  void head(const T* params, const T* dec_y, int B, int Tq, int n_threads,
+            const T* key_projection = nullptr);
+  // keys_proj_ [B, Tk, A] for the encoder's current output (additive attention).
+  void project_keys(const T* params, int B, int n_threads);
   void forward(const T* params, int B, int n_threads);
   double loss(int B, bool gradient, std::size_t& items);
   void backward(const T* params, T* grads, int B, int n_threads);
@@ -183,16 +189,18 @@ class Seq2Seq {
   std::vector<std::uint8_t> y_mask_;      // [B, Tq]
   std::vector<std::int32_t> dec_tokens_;  // [B, Tq] teacher-forced token inputs
 
-  AlignedVector<T> enc_in_;         // [B, Tk, F_enc]
-  AlignedVector<T> zeros_;          // [B, H_max]
-  AlignedVector<T> dec_in_;         // [B, Tq, F_dec]
-  AlignedVector<T> dec_y_;          // [B, Tq, H]
-  AlignedVector<T> dec_h_, dec_c_;  // [B, H]
-  AlignedVector<T> context_;        // [B, Tq, H]
-  AlignedVector<T> attw_;           // [B, Tq, Tk]
-  AlignedVector<T> feat_;           // [B, Tq, W]
-  AlignedVector<T> out_;            // [B, Tq, O]
-  AlignedVector<T> work_;           // attention workspace
+  AlignedVector<T> enc_in_;                  // [B, Tk, F_enc]
+  AlignedVector<T> zeros_;                   // [B, H_max]
+  AlignedVector<T> dec_in_;                  // [B, Tq, F_dec]
+  AlignedVector<T> dec_y_;                   // [B, Tq, H]
+  AlignedVector<T> dec_h_, dec_c_;           // [B, H]
+  AlignedVector<T> context_;                 // [B, Tq, H]
+  AlignedVector<T> attw_;                    // [B, Tq, Tk]
+  AlignedVector<T> feat_;                    // [B, Tq, W]
+  AlignedVector<T> out_;                     // [B, Tq, O]
+  AlignedVector<T> work_;                    // attention workspace (backward)
+  std::vector<AlignedVector<T>> head_work_;  // attention workspace of each block of samples
+  AlignedVector<T> keys_proj_;               // [B, Tk, A] greedy decoding's key projection
 
   // Backward.
   AlignedVector<T> d_out_;          // [B, Tq, O]
