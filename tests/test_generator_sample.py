@@ -233,3 +233,23 @@ def test_the_sampling_stream_is_kept_until_the_parameters_change():
     assert "_sampler" not in model.__getstate__()
     loaded = pickle.loads(pickle.dumps(model))
     assert loaded.generate("The ", 60, random_state=3, carry_state=True) == after
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_reduced_inference_precision_samples_with_the_reduced_weights(precision):
+    # The tokens are those of a stream(1) at the same precision; the draws
+    # near a boundary of the cumulative weights tell the precisions apart.
+    model = LSTMGenerator(128, seq_length=20, max_iter=2, random_state=0).fit(zen())
+    full = model.generate("Errors ", 400, 1.5, random_state=2, carry_state=True)
+    model.set_inference_precision(precision)
+    got = model.generate("Errors ", 400, 1.5, random_state=2, carry_state=True)
+    want = stream_reference(model, token_ids(model, "Errors "), 400, 1.5, 2)
+    assert got == "".join(model.vocabulary_[t] for t in want)
+    assert got != full
+    # Back to float32: the kept stream follows the setting.
+    assert (
+        model.set_inference_precision("float32").generate(
+            "Errors ", 400, 1.5, random_state=2, carry_state=True
+        )
+        == full
+    )

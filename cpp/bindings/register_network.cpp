@@ -262,12 +262,13 @@ void bind_stream(py::module_& m, const char* name) {
             py::array_t<std::int64_t> out(static_cast<py::ssize_t>(length));
             self.net.stream_sample(self.params.data(), seed.data(), seed_len, uniforms.data(),
                                    length, temperature, out.mutable_data(),
-                                   narrow("n_threads", n_threads));
+                                   narrow("n_threads", n_threads), self.precision);
             return out;
           },
           py::arg("seed"), py::arg("uniforms"), py::arg("temperature"), py::arg("n_threads"),
           "Tokens [len(uniforms)] sampled after `seed` (int64), carrying the state from token "
-          "to token (see Network::stream_sample); stream 0 starts from zero, streams become 1.")
+          "to token at the stream's precision (see Network::stream_sample); stream 0 starts "
+          "from zero, streams become 1.")
       .def(
           "reset",
           [](Self& self, PyInt stream) { self.net.stream_reset(narrow("stream", stream)); },

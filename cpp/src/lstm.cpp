@@ -1599,6 +1599,21 @@ const T* step_stream_layers(LstmStream<T>& stream, int n_threads, std::ptrdiff_t
   return top.xh[next].data() + top.F;
 }
 
+// With reduced precision, adds part k's h_{t-1} W_hh^T from W_hh's reduced
+// copy to the pre-activations `a` (the packed product covered x_t only).
+template <typename T>
+void add_reduced_recurrent(const LstmStream<T>& stream, typename LstmStream<T>::Layer& layer, int k,
+                           const T* xh, T* a) {
+  const int S = stream.streams, F = layer.F, H = layer.H;
+  CodeRows codes{nullptr, 0, nullptr, nullptr};
+  if (stream.precision == Precision::Int8) {
+    const std::ptrdiff_t depth = quantized_depth(H), row = static_cast<std::ptrdiff_t>(k) * S;
+    codes = {layer.codes.data() + row * depth, depth, layer.code_scale.data() + row,
+             layer.code_zero.data() + row};
+  }
+  reduced_product(S, xh + F, F + H, layer.r[k], a, 4 * H, false, codes);
+}
+
 }  // namespace
 
 template <typename T>
@@ -1619,18 +1634,8 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
   return step_stream_layers(
       stream, n_threads, ld,
       [&](typename LstmStream<T>::Layer& layer, int, int k, const T* xh, T* a) {
-        const int F = layer.F, H = layer.H, G = 4 * H, K = F + H;
-        gemm_packed(S, xh, K, layer.w[k], a, G, false);
-        if (stream.precision != Precision::Full) {
-          CodeRows codes{nullptr, 0, nullptr, nullptr};
-          if (stream.precision == Precision::Int8) {
-            const std::ptrdiff_t depth = quantized_depth(H),
-                                 row = static_cast<std::ptrdiff_t>(k) * S;
-            codes = {layer.codes.data() + row * depth, depth, layer.code_scale.data() + row,
-                     layer.code_zero.data() + row};
-          }
-          reduced_product(S, xh + F, K, layer.r[k], a, G, false, codes);
-        }
+        gemm_packed(S, xh, layer.F + layer.H, layer.w[k], a, 4 * layer.H, false);
+        if (stream.precision != Precision::Full) add_reduced_recurrent(stream, layer, k, xh, a);
       });
 }
 
@@ -1655,6 +1660,7 @@ bool lstm_stream_pack_tokens(const LstmSpec& spec, const T* params, LstmStream<T
       layer.w_hh.clear();
       return false;
     }
+    if (stream.precision != Precision::Full) continue;  // W_hh's reduced copy serves
     rows.resize(static_cast<std::size_t>(4) * n);
     for (int q = 0; q < 4; ++q) {
       for (int u = 0; u < n; ++u) {
@@ -1675,7 +1681,9 @@ const T* lstm_stream_step_tokens(LstmStream<T>& stream, const std::int64_t* toke
     throw std::invalid_argument("LSTM stream: token step without lstm_stream_pack_tokens");
   }
   // As lstm_stream_step, but layer 0's gates start from their table's row
-  // for the stream's token, then add h_{t-1} W_hh^T.
+  // for the stream's token, then add h_{t-1} W_hh^T (from its reduced copy
+  // with reduced precision).
+  const bool reduced = stream.precision != Precision::Full;
   return step_stream_layers(
       stream, n_threads, ld,
       [&](typename LstmStream<T>::Layer& layer, int l, int k, const T* xh, T* a) {
@@ -1687,10 +1695,11 @@ const T* lstm_stream_step_tokens(LstmStream<T>& stream, const std::int64_t* toke
                      table + static_cast<std::size_t>(tokens[r]) * (4 * n),
                      static_cast<std::size_t>(4 * n));
           }
-          gemm_packed(S, xh + layer.F, K, layer.w_hh[k], a, G, true);
+          if (!reduced) gemm_packed(S, xh + layer.F, K, layer.w_hh[k], a, G, true);
         } else {
           gemm_packed(S, xh, K, layer.w[k], a, G, false);
         }
+        if (reduced) add_reduced_recurrent(stream, layer, k, xh, a);
       });
 }
 

@@ -1102,7 +1102,7 @@ std::int64_t draw_token(const T* z, int n, double temperature, double u, double*
 template <typename T>
 void Network<T>::stream_sample(const T* params, const std::int64_t* seed, int seed_len,
                                const double* uniforms, int length, double temperature,
-                               std::int64_t* out, int n_threads) {
+                               std::int64_t* out, int n_threads, Precision precision) {
   const int F = spec_.input_size, O = spec_.output_size;
   if (!spec_.per_step || spec_.loss != Loss::CrossEntropy || F != O) {
     throw std::invalid_argument(
@@ -1142,8 +1142,8 @@ void Network<T>::stream_sample(const T* params, const std::int64_t* seed, int se
   // Packed once for a bound stream, whose parameters do not change: at 400
   // tokens a call, packing 128 units' weights anew took about a tenth of it.
   if (!stream_packed_ || sample_params_ != params || parts != stream_.parts ||
-      stream_.precision != Precision::Full) {
-    pack_stream(params, parts, Precision::Full);
+      stream_.precision != precision) {
+    pack_stream(params, parts, precision);
     sample_lookup_ = lstm_stream_pack_tokens(layers_[0].spec, params + layers_[0].offset, stream_);
     sample_params_ = params;
   }

@@ -559,7 +559,8 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
               long texts). The whole loop runs in the engine, many times
               faster (see ``benchmarks/README.md``). The step is the one
               :meth:`stream` takes: the probabilities are those of a
-              ``stream(1)`` fed the seed and then each drawn token.
+              ``stream(1)`` fed the seed and then each drawn token, at the
+              precision :meth:`set_inference_precision` set.
 
         Returns
         -------
@@ -630,9 +631,11 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
     ) -> np.ndarray:
         """generate(carry_state=True): the whole loop in the engine, on a stream of its own."""
         uniforms = rng.random_sample(length)  # up front: the same draws for any n_jobs
-        # One stream for every call while the parameters and n_jobs stay the
-        # same: it keeps its packed weights (each call starts from a zero state).
-        key = (self._version(), id(self._params), self.n_jobs)
+        # One stream for every call while the parameters, n_jobs and the
+        # inference precision stay the same: it keeps its packed weights (each
+        # call starts from a zero state).
+        precision = self.__dict__.get("_inference_precision", "float32")
+        key = (self._version(), id(self._params), self.n_jobs, precision)
         cached = self.__dict__.get("_sampler")
         if cached is None or cached[0] != key:
             cached = (key, self.stream(1))

@@ -200,8 +200,9 @@ struct LstmStream {
     AlignedVector<T> c;      // [S, H] the c state
     AlignedVector<T> gates;  // [S, G] by part: [i | f | g | o] of its units
     // Token input (lstm_stream_pack_tokens; layer 0 only), per part: W_hh^T
-    // of its gates [H, 4 * units], and the lookup table e_k W_ih^T
-    // [F + 1, 4 * units] of the one-hot x_t.
+    // of its gates [H, 4 * units] (full precision only; reduced precision
+    // reads `r`), and the lookup table e_k W_ih^T [F + 1, 4 * units] of the
+    // one-hot x_t.
     std::vector<PackedMatrix<T>> w_hh;
     std::vector<AlignedVector<T>> onehot;
   };
@@ -238,8 +239,9 @@ const T* lstm_stream_step(LstmStream<T>& stream, const T* x, int n_threads, std:
 // when W_ih is not finite (the lookup would not give the product's bits:
 // feed one-hot rows to lstm_stream_step then). lstm_stream_step_tokens then
 // starts each gate's FMA chain from the table's row (the bits of the
-// product's chain over e_k) and continues it over h_{t-1}: the outputs are
-// bitwise those of lstm_stream_step on the one-hot rows. tokens [S] in
+// product's chain over e_k) and continues it over h_{t-1} (from W_hh's
+// reduced copy at the stream's reduced precision): the outputs are bitwise
+// those of lstm_stream_step on the one-hot rows. tokens [S] in
 // [0, F_0), unchecked. Nothing is allocated by a step.
 template <typename T>
 bool lstm_stream_pack_tokens(const LstmSpec& spec, const T* params, LstmStream<T>& stream);

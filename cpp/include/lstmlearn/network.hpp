@@ -201,10 +201,12 @@ class Network {
   // largest; otherwise weights w_k = exp((z_k - max z) / temperature) (in
   // double), and the first k whose running sum of w exceeds uniforms[i] *
   // sum(w) (uniforms in [0, 1)). The same bits for any n_threads. `params`
-  // as for stream_step; the carried state is left as the last step made it.
+  // and `precision` as for stream_step (the recurrent weights in bfloat16 or
+  // int8: the steps are stream_step's at that precision); the carried state
+  // is left as the last step made it.
   void stream_sample(const T* params, const std::int64_t* seed, int seed_len,
                      const double* uniforms, int length, double temperature, std::int64_t* out,
-                     int n_threads);
+                     int n_threads, Precision precision = Precision::Full);
 
  private:
   struct Layer {
@@ -284,8 +286,8 @@ class Network {
   bool carry_ = false;          // the forward starts from each layer's h0, c0, not zeros
   int streams_ = 0;             // rows of the carried state kept for streaming
   bool stream_packed_ = false;  // stream_ and dense_packed_ hold the stream's params
-  // stream_ holds stream_sample's packs of these params: its layers at full
-  // precision and, if `sample_lookup_`, layer 0's token tables.
+  // stream_ holds stream_sample's packs of these params: its layers at
+  // stream_.precision and, if `sample_lookup_`, layer 0's token tables.
   const T* sample_params_ = nullptr;
   bool sample_lookup_ = false;
   LstmStream<T> stream_;             // streaming state and packed weights
