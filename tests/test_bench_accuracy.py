@@ -1,0 +1,67 @@
+"""benchmarks/bench_accuracy.py: its table and its option parsing.
+
+Nothing here loads a data set (aeon is not needed) or fits a model.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ACCURACY_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_accuracy.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark script, imported as a module (it is not part of the package)."""
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ACCURACY_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_accuracy"] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_accuracy", None)
+
+
+def entry(mean, std=0.01, seconds=3.0):
+    return {"mean": mean, "std": std, "median_seconds": seconds}
+
+
+def test_table_sets_lstm_fcn_beside_its_published_accuracy(bench):
+    results = {
+        "datasets": {
+            "GunPoint": {
+                "dtw": {"accuracy": 0.907},
+                "defaults": entry(0.95),
+                "lstm-fcn": entry(0.99),
+            },
+            "ArrowHead": {"dtw": {"accuracy": 0.703}, "lstm-fcn": entry(0.85)},
+            "BasicMotions": {"lstm-fcn": entry(1.0)},  # nothing published to compare with
+        }
+    }
+    table = bench.summarize(results)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert "LSTM-FCN (published)" in table.splitlines()[0]
+    assert "| 0.990 ± 0.010 (3 s) | 1.000 | 1.000 |" in rows["GunPoint"]
+    assert "| - | 0.850 ± 0.010 (3 s) | 0.897 | 0.814 |" in rows["ArrowHead"]
+    assert rows["BasicMotions"].endswith("| 1.000 ± 0.010 (3 s) | - | - |")
+    # (0.99 - 1.0 + 0.85 - 0.89714) / 2, over the two sets with a published figure
+    gap = (0.99 - 1.0 + 0.85 - bench.LSTM_FCN_PUBLISHED["ArrowHead"]) / 2
+    assert f"mean {gap:+.3f} over 2 sets" in table
+    assert "GunPoint -0.010" in table and "ArrowHead -0.047" in table
+
+
+def test_no_gap_line_without_a_published_figure(bench):
+    table = bench.summarize({"datasets": {"BasicMotions": {"lstm-fcn": entry(1.0)}}})
+    assert "minus its published" not in table
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("200", 200), ("1e-3", 0.001), ("0.5", 0.5), ("none", None), ("None", None), ("auto", "auto")],
+)
+def test_param_cv_values(bench, text, value):
+    parsed = bench.parse_value(text)
+    assert parsed == value and type(parsed) is type(value)
