@@ -129,6 +129,25 @@ def fcn_params(hidden: int, equal_lengths: bool) -> dict:
     )
 
 
+def papers_budget(epochs: int) -> dict:
+    """The LSTM-FCN repository's training of `epochs` epochs, in LSTMClassifier's terms.
+
+    Its training function: Adam at 1e-3, batch 128, ReduceLROnPlateau on the
+    training loss (factor 2^(-1/3), patience 100, down to 1e-4), every epoch
+    run, and the weights of the least training loss kept (ModelCheckpoint).
+    """
+    return dict(
+        max_iter=epochs,
+        batch_size=128,
+        lr_schedule="plateau",
+        lr_factor=2 ** (-1 / 3),
+        lr_patience=100,
+        min_learning_rate=1e-4,
+        n_iter_no_change=epochs,  # never stops early
+        restore_best_weights=True,
+    )
+
+
 def choose_fcn_hidden(train, y_train, choices, n_jobs) -> tuple[int, dict]:
     """The LSTM width of the best 3-fold CV accuracy on the training split."""
     if len(choices) == 1:  # nothing to choose: no cross-validation
@@ -285,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fcn-hidden", default="8,64", help="LSTM widths tried by the CV (one: no CV)"
     )
+    parser.add_argument(
+        "--fcn-epochs",
+        type=int,
+        default=0,
+        help="train LSTM-FCN this many epochs as the LSTM-FCN repository does (0: the "
+        "defaults' training loop); the width CV keeps the defaults' loop",
+    )
     parser.add_argument("--n-jobs", type=int, default=None, help="threads of each fit")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--summarize", type=Path, help="print the table of a results file")
@@ -343,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             choices = [int(h) for h in args.fcn_hidden.split(",")]
             hidden, cv = choose_fcn_hidden(train, y_train, choices, args.n_jobs)
             params = fcn_params(hidden, len({len(s) for s in train}) == 1)
+            if args.fcn_epochs:
+                params.update(papers_budget(args.fcn_epochs))
             entry["lstm-fcn"] = run_lstm(train, y_train, test, y_test, params, seeds, args.n_jobs)
             entry["lstm-fcn"]["cv"] = {str(h): s for h, s in cv.items()}
             print(f"  LSTM-FCN (hidden {hidden}) {entry['lstm-fcn']['mean']:.3f}", flush=True)
