@@ -134,7 +134,9 @@ def test_padding_gives_what_each_sequence_gives_alone():
 
 def test_seeded_fits_are_identical_across_runs_and_threads():
     X, y = sine_windows(200, steps=10)
-    params = dict(hidden_layer_sizes=(12, 8), dropout=0.1, recurrent_dropout=0.1, max_iter=3)
+    params = dict(
+        hidden_layer_sizes=(12, 8), dropout=0.1, recurrent_dropout=0.1, head_dropout=0.3, max_iter=3
+    )
     fits = [
         LSTMRegressor(**params, random_state=7, n_jobs=n_jobs).fit(X, y) for n_jobs in (1, 2, 1, 3)
     ]
@@ -288,6 +290,7 @@ def test_verbose_output(capsys, verbose, expected):
         dict(bidirectional=True, merge_mode="mul"),
         dict(bidirectional=True, merge_mode="ave"),
         dict(hidden_layer_sizes=(8, 6), dropout=0.2, recurrent_dropout=0.2),
+        dict(head_dropout=0.5),
         dict(optimizer="sgd", momentum=0.9, nesterov=True, learning_rate=0.01),
         dict(optimizer="rmsprop", learning_rate=0.005),
         dict(loss="huber"),
@@ -400,3 +403,4 @@ def test_show_progress_stream_is_stderr(capsys):
     LSTMRegressor(hidden_layer_sizes=2, max_iter=1, verbose=2).fit(X, y)
     captured = capsys.readouterr()
     assert captured.out == "" and "Epoch 1" in captured.err
+

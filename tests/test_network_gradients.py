@@ -149,3 +149,96 @@ def test_pooling_layouts_and_attention_weights():
             13, [3], False, "concat", 0.0, 0.0, 1, False, "squared_error", 1.0,
             **FRONT_ENDS["conv1d"][0],
         )  # fmt: skip
+
+
+# head_dropout: the masks come from the epoch's seed, so the training loss that
+# train_epoch reports (plain SGD at learning rate 0 leaves the parameters as
+# they are) is, for one seed, a function of the parameters whose gradient the
+# training step must follow.
+HEAD_DROPOUT_CASES = [
+    dict(),
+    dict(bidirectional=True, merge="concat", hidden=(3, 2), masked=True),
+    dict(per_step=True, masked=True, loss="log_loss"),
+    dict(pooling="attention", masked=True),
+    dict(fcn=True),
+]
+
+
+def training_loss(net, params, x, mask, targets, labels, weights, seed):
+    p = params.copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    status, loss, _, _ = net.train_epoch(
+        p, m, v, 0, x, mask, targets, labels, weights, len(x), False, 0.0, 0.0, "sgd", 0.0,
+        0.9, 0.999, 1e-7, 0.0, False, 0.9, seed, 1,
+    )  # fmt: skip
+    assert status == "ok"
+    return loss
+
+
+@pytest.mark.parametrize(
+    "case", HEAD_DROPOUT_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()) or "last"
+)
+def test_head_dropout_gradient_matches_finite_differences(case):
+    case = dict(case)
+    masked = case.pop("masked", False)
+    fcn = case.pop("fcn", False)
+    per_step = case.get("per_step", False)
+    loss = case.get("loss", "squared_error")
+    if fcn:
+        net = _engine.core.NetworkF64(
+            2, [3], False, "concat", 0.0, 0.0, 2, False, loss, 1.0,
+            fcn_filters=[4, 3], fcn_kernels=[3, 2], head_dropout=0.5,
+        )  # fmt: skip
+        outputs, features = 2, 2
+    else:
+        net, outputs, features = build(**case)
+        kept = build(**case)[0]  # the same network without head dropout
+        net = _engine.core.NetworkF64(
+            features, list(case.get("hidden", (3,))), case.get("bidirectional", False),
+            case.get("merge", "concat"), 0.0, 0.0, outputs, per_step, loss, 1.0,
+            pooling=case.get("pooling", "last"), attention_units=3, head_dropout=0.5,
+        )  # fmt: skip
+    x, mask, targets, labels, weights, params = problem(
+        net, outputs, per_step, loss, masked, features
+    )
+    for name, offset, shape in net.layout():
+        if name.endswith("running_var"):  # a variance for evaluate's batch normalisation
+            params[offset : offset + int(np.prod(shape))] = 1.0
+    seed = 5
+    p = params.copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    net.train_epoch(
+        p, m, v, 0, x, mask, targets, labels, weights, len(x), False, 0.0, 0.0, "sgd", 1.0,
+        0.9, 0.999, 1e-7, 0.0, False, 0.9, seed, 1,
+    )  # fmt: skip
+    analytic = params - p
+    numeric = np.empty_like(params)
+    for k in range(params.size):
+        up, down = params.copy(), params.copy()
+        up[k] += EPS
+        down[k] -= EPS
+        numeric[k] = (
+            training_loss(net, up, x, mask, targets, labels, weights, seed)
+            - training_loss(net, down, x, mask, targets, labels, weights, seed)
+        ) / (2 * EPS)
+    trained = np.ones(params.size, bool)  # not batch normalisation's running statistics
+    for name, offset, shape in net.layout():
+        if "running" in name:
+            trained[offset : offset + int(np.prod(shape))] = False
+    np.testing.assert_allclose(analytic[trained], numeric[trained], rtol=1e-5, atol=1e-7)
+    # Some of the LSTM's features were dropped: the dense weights that read
+    # them get no gradient from those rows, so the loss differs from the
+    # undropped one, which evaluate (no dropout) still reports.
+    train_loss = training_loss(net, params, x, mask, targets, labels, weights, seed)
+    eval_loss = net.evaluate(params, x, mask, targets, labels, weights, len(x), 1)
+    assert abs(train_loss - eval_loss) > 1e-6
+    if not fcn:
+        assert eval_loss == kept.evaluate(params, x, mask, targets, labels, weights, len(x), 1)
+    # Another seed draws other masks.
+    assert training_loss(net, params, x, mask, targets, labels, weights, seed + 1) != train_loss
+
+
+def test_head_dropout_rate_is_checked():
+    with pytest.raises(ValueError, match=r"dropout rates must be in \[0, 1\)"):
+        _engine.core.NetworkF64(2, [3], False, "concat", 0.0, 0.0, 2, False, "squared_error", 1.0,
+                                head_dropout=1.0)  # fmt: skip

@@ -44,7 +44,9 @@ def models():
             X,
         ),
         "classifier_strings_attention": (
-            LSTMClassifier(pooling="attention", **COMMON).fit(X, np.where(Y > 0, "up", "down")),
+            LSTMClassifier(pooling="attention", head_dropout=0.3, **COMMON).fit(
+                X, np.where(Y > 0, "up", "down")
+            ),
             X,
         ),
         "classifier_conv1d": (

@@ -283,51 +283,53 @@ template <typename T>
 void bind_network(py::module_& m, const char* name) {
   using Self = BoundNetwork<T>;
   py::class_<Self>(m, name, py::module_local())
-      .def(py::init(
-               [](PyInt input_size, const std::vector<PyInt>& hidden, bool bidirectional,
-                  const std::string& merge, double dropout, double recurrent_dropout,
-                  PyInt output_size, bool per_step, const std::string& loss, double huber_delta,
-                  const std::string& front_end, const std::vector<PyInt>& frame, PyInt conv_filters,
-                  const std::vector<PyInt>& kernel, PyInt pool_size, const std::string& pooling,
-                  PyInt attention_units, const std::vector<PyInt>& fcn_filters,
-                  const std::vector<PyInt>& fcn_kernels, bool fcn_squeeze_excitation,
-                  PyInt fcn_reduction, bool dimension_shuffle, PyInt sequence_length) {
-                 // Sizes arrive in 64 bits: one that does not fit an int is named
-                 // here; the spec's validate() checks the tensors they make.
-                 NetworkSpec spec;
-                 spec.input_size = narrow("input_size", input_size);
-                 spec.hidden = narrow("hidden layer size", hidden);
-                 spec.bidirectional = bidirectional;
-                 spec.merge = parse_merge(merge);
-                 spec.dropout = dropout;
-                 spec.recurrent_dropout = recurrent_dropout;
-                 spec.output_size = narrow("output_size", output_size);
-                 spec.per_step = per_step;
-                 spec.loss = parse_loss(loss);
-                 spec.huber_delta = huber_delta;
-                 set_front_end(spec, front_end, narrow("frame size", frame),
-                               narrow("conv_filters", conv_filters), narrow("kernel size", kernel),
-                               narrow("pool_size", pool_size));
-                 spec.pooling = parse_pooling(pooling);
-                 spec.attention_units = narrow("attention_units", attention_units);
-                 spec.fcn_filters = narrow("fcn filters", fcn_filters);
-                 spec.fcn_kernels = narrow("fcn kernel size", fcn_kernels);
-                 spec.fcn_squeeze_excitation = fcn_squeeze_excitation;
-                 spec.fcn_reduction = narrow("fcn_reduction", fcn_reduction);
-                 spec.dimension_shuffle = dimension_shuffle;
-                 spec.sequence_length = narrow("sequence_length", sequence_length);
-                 return new Self(spec);
-               }),
-           py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
-           py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
-           py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"),
-           py::arg("front_end") = "none", py::arg("frame") = std::vector<PyInt>{},
-           py::arg("conv_filters") = PyInt{1}, py::arg("kernel") = std::vector<PyInt>{},
-           py::arg("pool_size") = PyInt{1}, py::arg("pooling") = "last",
-           py::arg("attention_units") = PyInt{16}, py::arg("fcn_filters") = std::vector<PyInt>{},
-           py::arg("fcn_kernels") = std::vector<PyInt>{}, py::arg("fcn_squeeze_excitation") = false,
-           py::arg("fcn_reduction") = PyInt{16}, py::arg("dimension_shuffle") = false,
-           py::arg("sequence_length") = PyInt{0})
+      .def(
+          py::init([](PyInt input_size, const std::vector<PyInt>& hidden, bool bidirectional,
+                      const std::string& merge, double dropout, double recurrent_dropout,
+                      PyInt output_size, bool per_step, const std::string& loss, double huber_delta,
+                      const std::string& front_end, const std::vector<PyInt>& frame,
+                      PyInt conv_filters, const std::vector<PyInt>& kernel, PyInt pool_size,
+                      const std::string& pooling, PyInt attention_units,
+                      const std::vector<PyInt>& fcn_filters, const std::vector<PyInt>& fcn_kernels,
+                      bool fcn_squeeze_excitation, PyInt fcn_reduction, bool dimension_shuffle,
+                      PyInt sequence_length, double head_dropout) {
+            // Sizes arrive in 64 bits: one that does not fit an int is named
+            // here; the spec's validate() checks the tensors they make.
+            NetworkSpec spec;
+            spec.input_size = narrow("input_size", input_size);
+            spec.hidden = narrow("hidden layer size", hidden);
+            spec.bidirectional = bidirectional;
+            spec.merge = parse_merge(merge);
+            spec.dropout = dropout;
+            spec.recurrent_dropout = recurrent_dropout;
+            spec.head_dropout = head_dropout;
+            spec.output_size = narrow("output_size", output_size);
+            spec.per_step = per_step;
+            spec.loss = parse_loss(loss);
+            spec.huber_delta = huber_delta;
+            set_front_end(spec, front_end, narrow("frame size", frame),
+                          narrow("conv_filters", conv_filters), narrow("kernel size", kernel),
+                          narrow("pool_size", pool_size));
+            spec.pooling = parse_pooling(pooling);
+            spec.attention_units = narrow("attention_units", attention_units);
+            spec.fcn_filters = narrow("fcn filters", fcn_filters);
+            spec.fcn_kernels = narrow("fcn kernel size", fcn_kernels);
+            spec.fcn_squeeze_excitation = fcn_squeeze_excitation;
+            spec.fcn_reduction = narrow("fcn_reduction", fcn_reduction);
+            spec.dimension_shuffle = dimension_shuffle;
+            spec.sequence_length = narrow("sequence_length", sequence_length);
+            return new Self(spec);
+          }),
+          py::arg("input_size"), py::arg("hidden"), py::arg("bidirectional"), py::arg("merge"),
+          py::arg("dropout"), py::arg("recurrent_dropout"), py::arg("output_size"),
+          py::arg("per_step"), py::arg("loss"), py::arg("huber_delta"),
+          py::arg("front_end") = "none", py::arg("frame") = std::vector<PyInt>{},
+          py::arg("conv_filters") = PyInt{1}, py::arg("kernel") = std::vector<PyInt>{},
+          py::arg("pool_size") = PyInt{1}, py::arg("pooling") = "last",
+          py::arg("attention_units") = PyInt{16}, py::arg("fcn_filters") = std::vector<PyInt>{},
+          py::arg("fcn_kernels") = std::vector<PyInt>{}, py::arg("fcn_squeeze_excitation") = false,
+          py::arg("fcn_reduction") = PyInt{16}, py::arg("dimension_shuffle") = false,
+          py::arg("sequence_length") = PyInt{0}, py::arg("head_dropout") = 0.0)
       .def_property_readonly("parameter_count",
                              [](const Self& self) { return self.parameter_count; })
       .def("layout", [](const Self& self) { return layout_to_python(self.layout); })

@@ -131,7 +131,8 @@ void NetworkSpec::validate() const {
   }
   if (output_size < 1) throw std::invalid_argument("output_size must be positive");
   if (!(dropout >= 0.0 && dropout < 1.0) ||
-      !(recurrent_dropout >= 0.0 && recurrent_dropout < 1.0)) {
+      !(recurrent_dropout >= 0.0 && recurrent_dropout < 1.0) ||
+      !(head_dropout >= 0.0 && head_dropout < 1.0)) {
     throw std::invalid_argument("dropout rates must be in [0, 1)");
   }
   if (front_end != FrontEnd::None) {
@@ -517,6 +518,17 @@ void Network<T>::forward(const T* params, int B, bool training, std::uint64_t& r
     }
     features = features_.data();
   }
+  // The head's input is dropped after pooling, so the mask is per row (a
+  // sample, or a sample's step) and feature, drawn after every layer's masks.
+  head_dropped_ = training && spec_.head_dropout > 0.0;
+  if (head_dropped_) {
+    const std::size_t n = rows * W;
+    grow(head_mask_, n);
+    grow(dropped_, n);
+    dropout_mask(head_mask_.data(), n, spec_.head_dropout, rng);
+    Vec<T>(dropped_.data(), n) = ConstVec<T>(features, n) * ConstVec<T>(head_mask_.data(), n);
+    features = dropped_.data();
+  }
   const int Wd = spec_.head_width();
   if (spec_.has_fcn()) {
     for (int b = 0; b < B; ++b) {
@@ -629,6 +641,7 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
   const int W = spec_.merged_width(L - 1), O = spec_.output_size;
   const std::size_t rows = spec_.per_step ? BT : static_cast<std::size_t>(B);
   const T* features = spec_.per_step ? layer_output(L - 1) : features_.data();
+  if (head_dropped_) features = dropped_.data();
   const int Wd = spec_.head_width();  // W, or W + the FCN branch's width
   if (spec_.has_fcn()) features = head_.data();
 
@@ -657,6 +670,12 @@ void Network<T>::backward(const T* params, T* grads, int B, int n_threads) {
     gemm_packed(static_cast<int>(n), d_out_.data() + r0 * O, O, dense_back_packed_,
                 d_features_.data() + r0 * Wd, Wd, false);
   });
+
+  if (head_dropped_) {
+    for (std::size_t r = 0; r < rows; ++r) {
+      Vec<T>(d_features_.data() + r * Wd, W) *= ConstVec<T>(head_mask_.data() + r * W, W);
+    }
+  }
 
   int max_h = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
   grow(state_scratch_, static_cast<std::size_t>(D) * B * max_h);

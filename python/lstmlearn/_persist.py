@@ -426,7 +426,7 @@ _KINDS = {
     ),
     "net_config": lambda v: (
         isinstance(v, tuple)
-        and len(v) == 4
+        and len(v) in (4, 5)  # files written before head_dropout have 4
         and isinstance(v[0], bool)
         and v[1] in ("concat", "sum", "mul", "ave")
         and all(_is_number(x) and 0 <= x < 1 for x in v[2:])

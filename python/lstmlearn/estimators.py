@@ -113,6 +113,7 @@ class _BaseLSTM(BaseEstimator):
         "return_sequences": ["boolean", None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
+        "head_dropout": [Interval(Real, 0, 1, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions({"adam", "sgd", "rmsprop"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -207,6 +208,7 @@ class _BaseLSTM(BaseEstimator):
         fcn_squeeze_excitation: bool | str = "auto",
         dimension_shuffle: bool = False,
         patch_size: int | str | None = "auto",
+        head_dropout: float = 0.0,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
@@ -214,6 +216,7 @@ class _BaseLSTM(BaseEstimator):
         self.return_sequences = return_sequences
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        self.head_dropout = head_dropout
         self.alpha = alpha
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -301,6 +304,7 @@ class _BaseLSTM(BaseEstimator):
                 self._per_step,
                 self._loss_name(),
                 1.0,
+                head_dropout=float(getattr(self, "head_dropout", 0.0)),
                 **self._engine_architecture(),
             )
             self.__dict__["_net"] = net
@@ -451,6 +455,7 @@ class _BaseLSTM(BaseEstimator):
         for name, old in (
             ("tbptt_steps", None),
             ("patch_size", None),
+            ("head_dropout", 0.0),
             ("validation_split", "shuffle"),
             ("restore_best_weights", False),
             ("lr_schedule", "constant"),
@@ -901,6 +906,7 @@ class _BaseLSTM(BaseEstimator):
             self.merge_mode,
             float(self.dropout),
             float(self.recurrent_dropout),
+            float(getattr(self, "head_dropout", 0.0)),
         )
 
     def _optimizer_args(self) -> tuple:
@@ -1268,6 +1274,12 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         Fraction of each layer's input features dropped per sample in training.
     recurrent_dropout : float, default=0.0
         Fraction of the recurrent state dropped per sample in training.
+    head_dropout : float, default=0.0
+        Fraction of the LSTM's output features dropped before the output
+        layer in training (inverted dropout per sample, and per step for
+        per-step targets): Keras's ``Dropout`` layer between ``LSTM`` and
+        ``Dense``. With ``fcn_filters`` it drops the LSTM branch only, as the
+        LSTM-FCN papers' ``Dropout(0.8)`` does.
     alpha : float, default=0.0
         L2 penalty on the weights (not biases), as in scikit-learn's MLP.
     optimizer : {'adam', 'sgd', 'rmsprop'}, default='adam'
@@ -1713,6 +1725,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         fcn_squeeze_excitation: bool | str = "auto",
         dimension_shuffle: bool = False,
         patch_size: int | str | None = "auto",
+        head_dropout: float = 0.0,
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -1763,6 +1776,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
             fcn_squeeze_excitation=fcn_squeeze_excitation,
             dimension_shuffle=dimension_shuffle,
             patch_size=patch_size,
+            head_dropout=head_dropout,
         )
         self.class_weight = class_weight
 

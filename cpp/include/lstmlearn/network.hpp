@@ -40,6 +40,9 @@ struct NetworkSpec {
   Merge merge = Merge::Concat;
   double dropout = 0.0;            // on each layer's inputs, per sample and feature
   double recurrent_dropout = 0.0;  // on h_{t-1}, per sample and unit
+  // On the LSTM's features entering the dense head, per row and feature:
+  // Keras's Dropout between LSTM and Dense (LSTM-FCN's Dropout(0.8)).
+  double head_dropout = 0.0;
   int output_size = 1;
   bool per_step = false;  // dense output at every step, else at the last
   Loss loss = Loss::Squared;
@@ -276,10 +279,13 @@ class Network {
   std::size_t fcn_offset_ = 0;   // the FCN branch's parameters
   std::vector<Layer> layers_;
   FcnBranch<T> fcn_;
-  bool fcn_trained_ = false;   // the last forward was a training one (update_running)
-  AlignedVector<T> shuffled_;  // [B, F, T] the LSTM's input with dimension_shuffle
-  AlignedVector<T> head_;      // [B, Wd] features of the dense head with the branch
-  AlignedVector<T> d_lstm_;    // [B, W] the LSTM part of d_features_
+  bool fcn_trained_ = false;    // the last forward was a training one (update_running)
+  AlignedVector<T> shuffled_;   // [B, F, T] the LSTM's input with dimension_shuffle
+  AlignedVector<T> head_;       // [B, Wd] features of the dense head with the branch
+  AlignedVector<T> d_lstm_;     // [B, W] the LSTM part of d_features_
+  bool head_dropped_ = false;   // the last forward dropped the head's LSTM features
+  AlignedVector<T> head_mask_;  // [rows, W] its keep mask, scaled
+  AlignedVector<T> dropped_;    // [rows, W] the features it kept
 
   // Current mini-batch.
   int steps_ = 0;
