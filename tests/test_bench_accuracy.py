@@ -1,6 +1,7 @@
 """benchmarks/bench_accuracy.py: its table and its option parsing.
 
-Nothing here loads a data set (aeon is not needed) or fits a model.
+Nothing here loads a data set (aeon is not needed); the repeated CV fits
+models of two units for one epoch.
 """
 
 import importlib.util
@@ -65,3 +66,16 @@ def test_no_gap_line_without_a_published_figure(bench):
 def test_param_cv_values(bench, text, value):
     parsed = bench.parse_value(text)
     assert parsed == value and type(parsed) is type(value)
+
+
+def test_repeated_cv_adds_one_round_of_folds_per_seed(bench):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    train = [rng.normal(size=(6, 1)) for _ in range(18)]
+    y = np.array([0, 1] * 9)
+    params = dict(hidden_layer_sizes=2, max_iter=1)
+    one = bench.cv_accuracy(train, y, params, 1)
+    two = bench.cv_accuracy(train, y, params, 1, seeds=(0, 1))
+    assert len(one["cv"]) == 3 and len(two["cv"]) == 6
+    assert two["cv"][:3] == one["cv"] and two["epochs"] == [1] * 6
