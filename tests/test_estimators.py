@@ -404,3 +404,35 @@ def test_show_progress_stream_is_stderr(capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and "Epoch 1" in captured.err
 
+
+# -- batch_size='auto' ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n, expected", [(1, 1), (15, 1), (17, 2), (36, 3), (200, 13), (496, 31), (497, 32), (10**5, 32)]
+)
+def test_auto_batch_size_gives_at_least_16_batches_of_at_most_32(n, expected):
+    from lstmlearn import _training
+
+    assert _training.batch_size("auto", n) == expected
+    assert _training.batch_size(7, n) == 7
+
+
+@pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
+def test_auto_batch_size_trains_as_the_size_it_names(cls):
+    X, y = sine_windows(36, steps=6)
+    y = y if cls is LSTMRegressor else y > np.median(y)
+    params = dict(hidden_layer_sizes=4, max_iter=3, random_state=0)
+    auto = cls(**params).fit(X, y)  # 36 sequences: batches of 3
+    assert auto.batch_size == "auto"
+    three = cls(**params, batch_size=3).fit(X, y)
+    assert auto.loss_curve_ == three.loss_curve_
+    assert auto.predict(X).tobytes() == three.predict(X).tobytes()
+    keras = cls(**params, batch_size=32).fit(X, y)
+    assert keras.loss_curve_ != auto.loss_curve_
+
+
+def test_bad_batch_size_is_refused():
+    X, y = sine_windows(20, steps=4)
+    with pytest.raises(ValueError, match="'batch_size' parameter of LSTMRegressor"):
+        LSTMRegressor(batch_size="big").fit(X, y)

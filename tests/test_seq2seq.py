@@ -423,3 +423,12 @@ def test_addition_experiment_exact_match_above_90_percent():
     )  # fmt: skip
     fit_quietly(model, X[:5000], y[:5000])
     assert model.score(X[5000:], y[5000:]) > 0.90
+
+
+def test_auto_batch_size_trains_as_the_size_it_names():
+    X, y = make_echo_sequences(n_samples=40, random_state=0)
+    params = dict(hidden_layer_sizes=8, max_iter=2, random_state=0)
+    auto = LSTMSeq2Seq(**params, batch_size="auto").fit(X, y)  # 40 pairs: batches of 3
+    three = LSTMSeq2Seq(**params, batch_size=3).fit(X, y)
+    assert auto.loss_curve_ == three.loss_curve_
+    assert LSTMSeq2Seq(**params).fit(X, y).loss_curve_ != auto.loss_curve_  # the default, 32

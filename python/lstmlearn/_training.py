@@ -65,8 +65,10 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
+    "AUTO_BATCHES",
     "FitPlan",
     "aligned_copy",
+    "batch_size",
     "fit",
     "forget_history",
     "make_rng",
@@ -133,6 +135,22 @@ def aligned_copy(a: np.ndarray) -> np.ndarray:
     out = buf[start : start + a.size * a.itemsize].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
+
+
+# batch_size='auto': at least this many mini-batches an epoch, of at most
+# AUTO_BATCH_MAX samples. On the small training sets of the UCR/UEA archive a
+# batch of 32 gives one or two updates an epoch; 3-fold CV on eight training
+# splits, four seeds, scored 0.760 mean accuracy with this rule against 0.698
+# with 32 (benchmarks/README.md). From 497 samples on it is 32.
+AUTO_BATCHES = 16
+AUTO_BATCH_MAX = 32
+
+
+def batch_size(value, n_samples: int) -> int:
+    """The mini-batch size of an epoch over `n_samples` for the parameter `value`."""
+    if value == "auto":
+        return max(1, min(AUTO_BATCH_MAX, -(-n_samples // AUTO_BATCHES)))
+    return int(value)
 
 
 def make_rng(random_state) -> np.random.RandomState:

@@ -194,7 +194,7 @@ verbose, dtype, tbptt_steps
         optimizer: str = "adam",
         learning_rate: float = 0.005,
         clipnorm: float | None = 1.0,
-        batch_size: int = 32,
+        batch_size: int | str = 32,
         max_iter: int = 300,
         tol: float = 1e-4,
         n_iter_no_change: int = 30,

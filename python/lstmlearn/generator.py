@@ -163,7 +163,7 @@ random_state, n_jobs, verbose, warm_start, callbacks, dtype
         epsilon: float = 1e-7,
         rho: float = 0.9,
         clipnorm: float | None = None,
-        batch_size: int = 64,
+        batch_size: int | str = 64,
         max_iter: int = 50,
         shuffle: bool = True,
         tol: float = 1e-4,
