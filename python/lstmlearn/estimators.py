@@ -1636,8 +1636,8 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     Parameters
     ----------
     hidden_layer_sizes, bidirectional, merge_mode, return_sequences, dropout,
-    recurrent_dropout, alpha, optimizer, learning_rate, momentum, nesterov,
-    beta_1, beta_2, epsilon, rho, clipnorm, batch_size, max_iter, shuffle, tol,
+    recurrent_dropout, head_dropout, alpha, optimizer, learning_rate, momentum,
+    nesterov, beta_1, beta_2, epsilon, rho, clipnorm, batch_size, max_iter, shuffle, tol,
     n_iter_no_change, early_stopping, validation_fraction, validation_split,
     restore_best_weights, lr_schedule, lr_factor, lr_patience,
     min_learning_rate, random_state, n_jobs, verbose, warm_start,
