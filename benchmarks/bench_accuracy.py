@@ -256,9 +256,10 @@ def param_cv(name: str, param: str, values: list, n_jobs, seeds=(0,)) -> list[di
 
 
 def parse_value(text: str):
-    """'200' -> 200, '1e-3' -> 0.001, 'none' -> None, anything else a str."""
-    if text.lower() == "none":
-        return None
+    """'200' -> 200, '1e-3' -> 0.001, 'none' -> None, 'true' -> True, anything else a str."""
+    words = {"none": None, "true": True, "false": False}
+    if text.lower() in words:
+        return words[text.lower()]
     for kind in (int, float):
         try:
             return kind(text)

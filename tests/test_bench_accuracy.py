@@ -61,7 +61,16 @@ def test_no_gap_line_without_a_published_figure(bench):
 
 @pytest.mark.parametrize(
     "text, value",
-    [("200", 200), ("1e-3", 0.001), ("0.5", 0.5), ("none", None), ("None", None), ("auto", "auto")],
+    [
+        ("200", 200),
+        ("1e-3", 0.001),
+        ("0.5", 0.5),
+        ("none", None),
+        ("None", None),
+        ("auto", "auto"),
+        ("true", True),
+        ("False", False),
+    ],
 )
 def test_param_cv_values(bench, text, value):
     parsed = bench.parse_value(text)

@@ -184,7 +184,7 @@ class _BaseLSTM(BaseEstimator):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         validation_split: str = "shuffle",
-        restore_best_weights: bool = False,
+        restore_best_weights: bool = True,
         lr_schedule: str = "plateau",
         lr_factor: float = LR_FACTOR,
         lr_patience: int = LR_PATIENCE,
@@ -1328,7 +1328,7 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         in the order given (as Keras' ``validation_split``): for windows of
         one series, the latest ones, so that no window of the validation
         period overlaps one in training.
-    restore_best_weights : bool, default=False
+    restore_best_weights : bool, default=True
         End with the weights of the epoch with the best validation score
         (with validation data), else of the lowest training loss; the epoch
         is ``best_epoch_``.
@@ -1703,7 +1703,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         validation_split: str = "shuffle",
-        restore_best_weights: bool = False,
+        restore_best_weights: bool = True,
         lr_schedule: str = "plateau",
         lr_factor: float = LR_FACTOR,
         lr_patience: int = LR_PATIENCE,
