@@ -1300,8 +1300,9 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         Clip each gradient tensor to this norm (Keras).
     batch_size : int or 'auto', default='auto'
         Samples per mini-batch. ``'auto'``: ``min(32, ceil(n / 16))`` for
-        ``n`` training sequences, so that an epoch makes at least 16 updates;
-        32 (Keras's default) from 497 sequences on. Chosen by cross-validation
+        ``n`` training sequences (those of the call, for ``partial_fit``), so
+        that an epoch makes at least 16 updates; 32 (Keras's default) from 497
+        sequences on. Chosen by cross-validation
         on the training splits of eight UCR/UEA sets (see benchmarks/README).
     max_iter : int, default=200
         Maximum epochs.
