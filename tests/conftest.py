@@ -1,4 +1,5 @@
 import os
+import signal
 
 # Keras runs on its PyTorch backend in the tests: no TensorFlow needed.
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -21,6 +22,21 @@ def _teams_whatever_the_load():
     _engine.core._set_oversubscription_check(False)
     yield
     _engine.core._set_oversubscription_check(True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_python():
+    """Let the interrupt tests' simulated Ctrl-C arrive wherever pytest runs.
+
+    A shell starts a background job with SIGINT ignored, and
+    `_thread.interrupt_main` does nothing while it is: the tests that check
+    what an interrupt keeps would then see no interrupt at all.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def require_torch():

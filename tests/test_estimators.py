@@ -204,7 +204,11 @@ def test_interrupt_keeps_last_completed_epoch(delay):
     # Ctrl-C arrives `delay` seconds after the first epoch ends: in Python
     # between epochs, or inside the C++ epoch at a mini-batch boundary.
     X, y = sine_windows(2000, steps=30)
-    params = dict(hidden_layer_sizes=64, batch_size=16, random_state=0, n_jobs=1)
+    # The last epoch's weights on both sides: Ctrl-C keeps the last completed
+    # epoch, and the reference must not restore an earlier, better one.
+    params = dict(
+        hidden_layer_sizes=64, batch_size=16, restore_best_weights=False, random_state=0, n_jobs=1
+    )
     timers = []
 
     def interrupt_soon(estimator, logs):
