@@ -65,7 +65,6 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
-    "AUTO_BATCHES",
     "FitPlan",
     "aligned_copy",
     "batch_size",

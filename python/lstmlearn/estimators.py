@@ -293,18 +293,19 @@ class _BaseLSTM(BaseEstimator):
         """The engine object; rebuilt after unpickling (it is not picklable)."""
         net = self.__dict__.get("_net")
         if net is None:
+            bidirectional, merge, dropout, recurrent_dropout, head_dropout = self._net_config()
             net = getattr(_engine.core, _NETWORKS[self._dtype])(
                 self.n_features_in_ * self._patch,
                 self._hidden,
-                self.bidirectional,
-                self.merge_mode,
-                float(self.dropout),
-                float(self.recurrent_dropout),
+                bidirectional,
+                merge,
+                dropout,
+                recurrent_dropout,
                 self._n_outputs,
                 self._per_step,
                 self._loss_name(),
                 1.0,
-                head_dropout=float(getattr(self, "head_dropout", 0.0)),
+                head_dropout=head_dropout,
                 **self._engine_architecture(),
             )
             self.__dict__["_net"] = net
@@ -901,6 +902,7 @@ class _BaseLSTM(BaseEstimator):
         self._init_parameters(self._rng)
 
     def _net_config(self) -> tuple:
+        """What builds the engine object besides the layout: a change rebuilds it."""
         return (
             self.bidirectional,
             self.merge_mode,
