@@ -118,14 +118,12 @@ def run_dtw(train, y_train, test, y_test) -> dict:
     return {"accuracy": accuracy, "seconds": time.perf_counter() - start}
 
 
-def fcn_params(hidden: int, equal_lengths: bool) -> dict:
+def fcn_params(hidden: int, equal_lengths: bool, batch_size: int | str = "auto") -> dict:
     # The papers' dimension shuffle needs one length; variable-length sets
     # (JapaneseVowels, PickupGestureWiimoteZ) run the LSTM on the steps.
-    # batch_size=32: the default when the table's LSTM-FCN rows were measured
-    # (before batch_size='auto'), kept so that this script reproduces them.
     return dict(
         hidden_layer_sizes=hidden,
-        batch_size=32,
+        batch_size=batch_size,
         fcn_filters=(128, 256, 128),
         fcn_kernel_sizes=(8, 5, 3),
         dimension_shuffle=equal_lengths,
@@ -151,13 +149,13 @@ def papers_budget(epochs: int) -> dict:
     )
 
 
-def choose_fcn_hidden(train, y_train, choices, n_jobs) -> tuple[int, dict]:
+def choose_fcn_hidden(train, y_train, choices, n_jobs, batch_size="auto") -> tuple[int, dict]:
     """The LSTM width of the best 3-fold CV accuracy on the training split."""
     if len(choices) == 1:  # nothing to choose: no cross-validation
         return choices[0], {}
     equal = len({len(s) for s in train}) == 1
     scores = {
-        hidden: cv_accuracy(train, y_train, fcn_params(hidden, equal), n_jobs)["mean"]
+        hidden: cv_accuracy(train, y_train, fcn_params(hidden, equal, batch_size), n_jobs)["mean"]
         for hidden in choices
     }
     return max(choices, key=lambda h: (scores[h], -h)), scores
@@ -224,7 +222,7 @@ def cv_accuracy(train, y_train, params: dict, n_jobs, seeds=(0,)) -> dict:
     }
 
 
-def patch_cv(name: str, targets: list[int], n_jobs) -> list[dict]:
+def patch_cv(name: str, targets: list[int], n_jobs, seeds=(0,)) -> list[dict]:
     """3-fold CV accuracy on the training split of LSTMClassifier(patch_size=k).
 
     For each target length, k = ceil(T / target) (0: no patches), so that the
@@ -236,7 +234,8 @@ def patch_cv(name: str, targets: list[int], n_jobs) -> list[dict]:
     for target in targets:
         k = -(-T // target) if target else None
         row = {"dataset": name, "T": T, "target_steps": target, "patch_size": k or 1}
-        row.update(cv_accuracy(train, y_train, {"patch_size": k}, n_jobs))
+        row["cv_seeds"] = list(seeds)
+        row.update(cv_accuracy(train, y_train, {"patch_size": k}, n_jobs, seeds))
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -311,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="dtw,defaults,lstm-fcn")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per lstmlearn model")
     parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds are first-seed, first-seed + 1, ..."
+    )
+    parser.add_argument(
         "--fcn-hidden", default="8,64", help="LSTM widths tried by the CV (one: no CV)"
     )
     parser.add_argument(
@@ -319,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="train LSTM-FCN this many epochs as the LSTM-FCN repository does (0: the "
         "defaults' training loop); the width CV keeps the defaults' loop",
+    )
+    parser.add_argument(
+        "--fcn-batch-size",
+        default="auto",
+        help="LSTM-FCN's batch_size with the defaults' loop (the rows measured before "
+        "batch_size='auto' used 32)",
     )
     parser.add_argument(
         "--fcn-head-dropout",
@@ -345,18 +353,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cv-seeds",
         default="0",
-        help="seeds of --param-cv's repeated CV (comma-separated; each draws its folds)",
+        help="seeds of --param-cv's and --patch-cv's repeated CV (comma-separated; each "
+        "draws its folds)",
     )
     args = parser.parse_args(argv)
     if args.patch_cv or args.param_cv:
         names = args.datasets.split(",")
+        seeds = [int(v) for v in args.cv_seeds.split(",")]
         if args.patch_cv:
             targets = [int(t) for t in args.patch_cv.split(",")]
-            rows = [r for n in names for r in patch_cv(n, targets, args.n_jobs)]
+            rows = [r for n in names for r in patch_cv(n, targets, args.n_jobs, seeds)]
         else:
             param, _, values = args.param_cv.partition("=")
             parsed = [parse_value(v) for v in values.split(",")]
-            seeds = [int(v) for v in args.cv_seeds.split(",")]
             rows = [r for n in names for r in param_cv(n, param, parsed, args.n_jobs, seeds)]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
@@ -368,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     import lstmlearn
 
     models = args.models.split(",")
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     results = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"lstmlearn": lstmlearn.config(), "python": platform.python_version()},
@@ -389,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  defaults {entry['defaults']['mean']:.3f}", flush=True)
         if "lstm-fcn" in models:
             choices = [int(h) for h in args.fcn_hidden.split(",")]
-            hidden, cv = choose_fcn_hidden(train, y_train, choices, args.n_jobs)
-            params = fcn_params(hidden, len({len(s) for s in train}) == 1)
+            batch = parse_value(args.fcn_batch_size)
+            hidden, cv = choose_fcn_hidden(train, y_train, choices, args.n_jobs, batch)
+            params = fcn_params(hidden, len({len(s) for s in train}) == 1, batch)
             if args.fcn_epochs:
                 params.update(papers_budget(args.fcn_epochs))
             if args.fcn_head_dropout:

@@ -88,3 +88,41 @@ def test_repeated_cv_adds_one_round_of_folds_per_seed(bench):
     two = bench.cv_accuracy(train, y, params, 1, seeds=(0, 1))
     assert len(one["cv"]) == 3 and len(two["cv"]) == 6
     assert two["cv"][:3] == one["cv"] and two["epochs"] == [1] * 6
+
+
+@pytest.fixture
+def toy_data(bench, monkeypatch):
+    """A data set of 18 sequences of 8 steps in place of the archive's."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 9)
+    train = [rng.normal(size=(8, 1)) + label for label in y]
+    test = [rng.normal(size=(8, 1)) + label for label in y[:6]]
+    monkeypatch.setattr(bench, "load", lambda name: (train, y, test, y[:6]))
+
+
+def test_patch_cv_repeats_its_folds_for_each_cv_seed(bench, toy_data, tmp_path):
+    import json
+
+    out = tmp_path / "patch.json"
+    argv = ["--patch-cv", "0,4", "--cv-seeds", "0,1", "--datasets", "Toy", "--json", str(out)]
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["target_steps"], r["patch_size"]) for r in rows] == [(0, 1), (4, 2)]
+    assert all(r["cv_seeds"] == [0, 1] and len(r["cv"]) == 6 for r in rows)
+
+
+def test_first_seed_sets_the_seeds_of_the_test_split_fits(bench, toy_data, tmp_path):
+    import json
+
+    out = tmp_path / "acc.json"
+    argv = ["--models", "defaults", "--seeds", "2", "--first-seed", "3", "--datasets", "Toy"]
+    assert bench.main([*argv, "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["datasets"]["Toy"]["defaults"]["runs"]
+    assert [r["seed"] for r in runs] == [3, 4]
+
+
+def test_lstm_fcn_takes_the_batch_size_it_is_given(bench):
+    assert bench.fcn_params(8, True)["batch_size"] == "auto"
+    assert bench.fcn_params(8, True, 32)["batch_size"] == 32
