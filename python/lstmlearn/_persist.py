@@ -502,9 +502,13 @@ def check_state(cls, state: dict) -> None:
 
 
 def _build(cls, params: dict, state: dict):
-    unknown = set(params) - set(cls._get_param_names())
+    names = cls._get_param_names()
+    unknown = set(params) - set(names)
     if unknown:
         raise _Damaged(f"unknown parameters {sorted(unknown)} for {cls.__name__}")
+    for name, old in getattr(cls, "_PARAMS_BEFORE_THEY_EXISTED", ()):
+        if name in names:  # a file written before the parameter existed
+            params.setdefault(name, old)
     rs = params.get("random_state")
     if isinstance(rs, tuple):  # a RandomState, saved as its state
         if not _KINDS["rng"](rs):

@@ -437,6 +437,21 @@ class _BaseLSTM(BaseEstimator):
             state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]).name)
         return state
 
+    # Parameters added after models were first pickled or saved, with the
+    # behaviour of the time before them: a model read from such a file refits
+    # as it was fitted, not with a newer default.
+    _PARAMS_BEFORE_THEY_EXISTED = (
+        ("tbptt_steps", None),
+        ("patch_size", None),
+        ("head_dropout", 0.0),
+        ("validation_split", "shuffle"),
+        ("restore_best_weights", False),
+        ("lr_schedule", "constant"),
+        ("lr_factor", LR_FACTOR),
+        ("lr_patience", LR_PATIENCE),
+        ("min_learning_rate", MIN_LEARNING_RATE),
+    )
+
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         if "_dtype" in state:
@@ -452,18 +467,7 @@ class _BaseLSTM(BaseEstimator):
             state["_fitted_arch"] = (front, *arch[1:])
         if "_s2s_arch" in state:
             state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]))
-        # Parameters pickled before they existed: the behaviour of that time.
-        for name, old in (
-            ("tbptt_steps", None),
-            ("patch_size", None),
-            ("head_dropout", 0.0),
-            ("validation_split", "shuffle"),
-            ("restore_best_weights", False),
-            ("lr_schedule", "constant"),
-            ("lr_factor", LR_FACTOR),
-            ("lr_patience", LR_PATIENCE),
-            ("min_learning_rate", MIN_LEARNING_RATE),
-        ):
+        for name, old in self._PARAMS_BEFORE_THEY_EXISTED:
             if name in self._get_param_names() and name not in self.__dict__:
                 state.setdefault(name, old)
         if "_params" in state:
