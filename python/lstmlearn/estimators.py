@@ -467,8 +467,9 @@ class _BaseLSTM(BaseEstimator):
             state["_fitted_arch"] = (front, *arch[1:])
         if "_s2s_arch" in state:
             state["_s2s_arch"] = (*state["_s2s_arch"][:-1], np.dtype(state["_s2s_arch"][-1]))
+        params = self._get_param_names()
         for name, old in self._PARAMS_BEFORE_THEY_EXISTED:
-            if name in self._get_param_names() and name not in self.__dict__:
+            if name in params and name not in self.__dict__:
                 state.setdefault(name, old)
         if "_params" in state:
             state.setdefault("best_epoch_", None)  # fitted before the schedule existed
