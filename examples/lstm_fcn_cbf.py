@@ -39,7 +39,9 @@ def main():
     X_test, y_test = cylinder_bell_funnel(300, seed=1)
     # Default training settings for all three (the stopping rule ends each fit).
     models = {
-        "LSTM (64 units)": LSTMClassifier(64, random_state=0),
+        "LSTM (64 units)": LSTMClassifier(64, fcn_filters=None, random_state=0),
+        # The default fcn_filters='auto' gives these 128-step series a branch of 32-64-32.
+        "LSTMClassifier() (64 units, filters 32-64-32)": LSTMClassifier(random_state=0),
         "LSTM-FCN (8 units, filters 64-128-64)": LSTMClassifier(
             8, fcn_filters=(64, 128, 64), random_state=0
         ),

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from lstmlearn import LSTMClassifier, LSTMRegressor, _engine, load
+from lstmlearn._data import AUTO_PATCH_ABOVE, auto_patch_size
+from lstmlearn.estimators import AUTO_FCN_FILTERS, AUTO_FCN_MAX_STEPS
 
 from conftest import require_torch
 
@@ -459,9 +461,83 @@ def test_branch_off_by_default_keeps_models_as_they_were():
     assert not any(name.startswith("fcn.") for name, _, _ in a._network().layout())
 
 
+# -- fcn_filters='auto', LSTMClassifier's default -----------------------------------
+
+LONG = AUTO_PATCH_ABOVE + 20
+TINY = dict(hidden_layer_sizes=4, max_iter=2, batch_size=8, random_state=0)
+
+
+def test_auto_is_the_papers_model_for_long_sequences_of_one_length():
+    X, y = series(n=24, T=AUTO_FCN_MAX_STEPS)
+    assert LSTMClassifier(**TINY).fit(X, y).fcn_filters_ == AUTO_FCN_FILTERS  # the longest
+    X, y = series(n=24, T=LONG)
+    auto = LSTMClassifier(**TINY).fit(X, y)
+    assert auto.get_params()["fcn_filters"] == "auto"
+    assert auto.fcn_filters_ == AUTO_FCN_FILTERS and auto.patch_size_ == 1
+    assert tuple(auto._network().layout()[0][2]) == (16, LONG)  # the steps are the features
+    explicit = LSTMClassifier(**TINY, fcn_filters=AUTO_FCN_FILTERS, dimension_shuffle=True)
+    explicit.fit(X, y)
+    np.testing.assert_array_equal(auto._params, explicit._params)
+    np.testing.assert_array_equal(auto.predict_proba(X), explicit.predict_proba(X))
+    # the regressor's default stays None; 'auto' is there for the asking
+    regressor = LSTMRegressor(**TINY).fit(X, y.astype(float))
+    assert regressor.fcn_filters_ is None and regressor.patch_size_ == auto_patch_size(LONG)
+    assert LSTMRegressor(**TINY, fcn_filters="auto").fit(X, y).fcn_filters_ == AUTO_FCN_FILTERS
+
+
+@pytest.mark.parametrize(
+    "case", ["short", "very long", "multivariate", "ragged", "per_step", "tbptt", "patch_size"]
+)
+def test_auto_leaves_the_lstm_alone_elsewhere(case):
+    """Bit for bit the model of fcn_filters=None wherever the rule does not apply."""
+    T = {"short": AUTO_PATCH_ABOVE, "very long": AUTO_FCN_MAX_STEPS + 1}.get(case, LONG)
+    X, y = series(n=24, T=T, F=2 if case == "multivariate" else 1)
+    params = dict(TINY)
+    if case == "ragged":
+        X = [x[: LONG - (i % 5)] for i, x in enumerate(X)]
+    elif case == "per_step":
+        y, params["return_sequences"] = np.tile(y[:, None], (1, LONG)), True
+    elif case == "tbptt":
+        params["tbptt_steps"] = 40
+    elif case == "patch_size":
+        params["patch_size"] = 10
+    auto = LSTMClassifier(**params).fit(X, y)
+    assert auto.fcn_filters_ is None and "_fcn_arch" not in auto.__dict__
+    none = LSTMClassifier(**params, fcn_filters=None).fit(X, y)
+    assert auto.patch_size_ == none.patch_size_
+    np.testing.assert_array_equal(auto._params, none._params)
+
+
+def test_auto_choice_is_kept_by_updates_and_files(tmp_path):
+    X, y = series(n=24, T=LONG)
+    model = LSTMClassifier(**TINY).fit(X, y)
+    model.partial_fit(X, y)
+    assert model.fcn_filters_ == AUTO_FCN_FILTERS
+    before = model._params.copy()
+    with pytest.raises(ValueError, match=rf"fcn_filters='auto'\) on sequences of {LONG} steps"):
+        model.predict(X[:, :-5])
+    with pytest.raises(ValueError, match=rf"must have {LONG} steps in every sequence"):
+        model.partial_fit(X[:, :-5], y)
+    np.testing.assert_array_equal(model._params, before)
+    path = tmp_path / "auto.safetensors"
+    model.save(path)
+    for other in (load(path), pickle.loads(pickle.dumps(model))):
+        assert other.fcn_filters_ == AUTO_FCN_FILTERS
+        np.testing.assert_array_equal(other.predict_proba(X), model.predict_proba(X))
+    # A model fitted without the branch keeps it off when updated with long sequences.
+    short = LSTMClassifier(**TINY).fit(X[:, :50], y)
+    short.partial_fit(X, y)
+    assert short.fcn_filters_ is None and short.patch_size_ == 1
+
+
+def test_fcn_filters_is_unknown_before_fit():
+    assert not hasattr(LSTMClassifier(), "fcn_filters_")
+
+
 @pytest.mark.parametrize(
     ("params", "match"),
     [
+        (dict(fcn_filters="big"), "fcn_filters"),
         (dict(fcn_filters=(8, 0)), "fcn_filters must be"),
         (dict(fcn_filters=(8, 4), fcn_kernel_sizes=(3,)), "one kernel size per block"),
         (dict(fcn_filters=(8,), fcn_kernel_sizes=(2.5,)), "fcn_kernel_sizes must be"),

@@ -67,7 +67,7 @@ def small(cls, **kwargs):
 PATCHED = {
     # name: (class, kwargs, T in fit, F, patch_size_ expected)
     "patched regressor, auto": (LSTMRegressor, {}, 600, 1, 12),
-    "patched classifier, auto": (LSTMClassifier, {}, 250, 1, 5),
+    "patched classifier, auto": (LSTMClassifier, {"fcn_filters": None}, 250, 1, 5),
     "patched bidirectional stacked, mean": (
         LSTMRegressor,
         {"hidden_layer_sizes": (4, 3), "bidirectional": True, "pooling": "mean"},
@@ -246,6 +246,15 @@ def test_fcn_sequence_lens_match_predict_on_a_list(name):
     alone = run(export.to_onnx(est), X=seqs[1][None])
     key = "probabilities" if isinstance(est, LSTMClassifier) else "variable"
     np.testing.assert_allclose(outputs[key][1], alone[key][0], **TOL[dtype])
+
+
+def test_the_default_classifier_of_a_long_series_exports():
+    """The branch that LSTMClassifier's fcn_filters='auto' builds for long univariate series."""
+    X, y = data(24, 130, 1, seed=9, classes=True)
+    est = small(LSTMClassifier, batch_size=8, max_iter=3).fit(X.astype(np.float32), y)
+    assert est.fcn_filters_ == (32, 64, 32) and est._fcn[3] and est.patch_size_ == 1
+    X_in = data(5, 130, 1, seed=10)[0].astype(np.float32)
+    check("LSTMClassifier() on 130 steps", est, run(export.to_onnx(est), X=X_in), X_in, np.float32)
 
 
 def test_fcn_scan_recurrence_in_float32():

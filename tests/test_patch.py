@@ -189,7 +189,8 @@ def test_patched_models_refuse_what_reads_one_step_at_a_time():
 def test_patched_models_survive_pickle_and_save(tmp_path):
     X, y = series(T=AUTO_PATCH_ABOVE + 30)
     y = (y > 0).astype(int)
-    model = LSTMClassifier(**SMALL).fit(X, y)
+    # fcn_filters=None: the classifier's 'auto' gives these an FCN branch, not patches
+    model = LSTMClassifier(**SMALL, fcn_filters=None).fit(X, y)
     path = tmp_path / "m.safetensors"
     model.save(path)
     for other in (pickle.loads(pickle.dumps(model)), lstmlearn.load(path)):

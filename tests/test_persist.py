@@ -301,13 +301,13 @@ def test_a_file_written_before_a_parameter_existed_refits_as_it_was_fitted(saved
     # Files of earlier releases lack the parameters added since; they load with
     # the behaviour of their time, not with a newer default.
     document = _document(saved)
-    for name in ("restore_best_weights", "lr_schedule", "head_dropout"):
+    for name in ("restore_best_weights", "lr_schedule", "head_dropout", "fcn_filters"):
         document["params"]["$dict"].pop(name)
     _rewrite(saved, document)
     model = lstmlearn.load(saved)
     params = model.get_params()
     assert params["restore_best_weights"] is False and params["lr_schedule"] == "constant"
-    assert params["head_dropout"] == 0.0
+    assert params["head_dropout"] == 0.0 and params["fcn_filters"] is None
     original = MODELS["classifier_strings_attention"][0]
     assert original.get_params()["restore_best_weights"] is True
     np.testing.assert_array_equal(model.predict_proba(X), original.predict_proba(X))

@@ -51,7 +51,9 @@ def _import(cls, layers, dense_w, dense_b, *, merge_mode, per_step, classes, par
         **params,
     )
     est._validate_params()
-    if getattr(est, "fcn_filters", None) is not None or getattr(est, "dimension_shuffle", False):
+    if getattr(est, "fcn_filters", None) not in (None, "auto") or getattr(
+        est, "dimension_shuffle", False
+    ):
         raise ValueError(
             "weights of an LSTM stack and a dense head make no FCN branch: fcn_filters and "
             "dimension_shuffle cannot be used here; fit an LSTM-FCN model instead"

@@ -18,7 +18,15 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine, _persist, _training
-from ._data import Sequences, as_sequences, auto_patch_size, patch_steps, per_step_target, unpad
+from ._data import (
+    AUTO_PATCH_ABOVE,
+    Sequences,
+    as_sequences,
+    auto_patch_size,
+    patch_steps,
+    per_step_target,
+    unpad,
+)
 from ._frames import FrontEnd, flatten_frames
 from ._stream import Stream
 from ._threads import resolve as resolve_threads
@@ -42,6 +50,17 @@ _FCN_PREDICT_ELEMENTS = 1 << 24
 LR_FACTOR = 0.2
 LR_PATIENCE = 10
 MIN_LEARNING_RATE = 1e-5
+
+# fcn_filters='auto' (LSTMClassifier's default): univariate sequences of one
+# length of AUTO_PATCH_ABOVE + 1 to AUTO_FCN_MAX_STEPS steps, one label each,
+# get an FCN branch of these filters and the dimension shuffle instead of
+# patches. Chosen by cross-validation on the training splits of UCR sets
+# (benchmarks/README.md, bench_accuracy.py): it beat patches on series of 150
+# to 427 steps and lost on 1,460; on short or multivariate sets it did not
+# help every set. A quarter of the papers' (128, 256, 128) scored about as
+# well at a sixth of the time.
+AUTO_FCN_FILTERS = (32, 64, 32)
+AUTO_FCN_MAX_STEPS = 1000
 
 # The engine indexes with 32-bit ints: every size, and every tensor's element
 # count, must stay below this.
@@ -150,7 +169,7 @@ class _BaseLSTM(BaseEstimator):
         "attention_units": [Interval(Integral, 1, MAX_SIZE, closed="both")],
         "missing": [StrOptions({"raise", "mask"})],
         "tbptt_steps": [Interval(Integral, 1, MAX_SIZE, closed="both"), None],
-        "fcn_filters": [tuple, list, None],
+        "fcn_filters": [tuple, list, StrOptions({"auto"}), None],
         "fcn_kernel_sizes": [tuple, list],
         "fcn_squeeze_excitation": [StrOptions({"auto"}), "boolean"],
         "dimension_shuffle": ["boolean"],
@@ -203,7 +222,7 @@ class _BaseLSTM(BaseEstimator):
         attention_units: int = 16,
         missing: str = "raise",
         tbptt_steps: int | None = None,
-        fcn_filters: Sequence[int] | None = None,
+        fcn_filters: Sequence[int] | str | None = None,
         fcn_kernel_sizes: Sequence[int] = (8, 5, 3),
         fcn_squeeze_excitation: bool | str = "auto",
         dimension_shuffle: bool = False,
@@ -345,10 +364,14 @@ class _BaseLSTM(BaseEstimator):
         """(filters, kernels, squeeze-excitation, dimension shuffle, steps) or None."""
         return self.__dict__.get("_fcn_arch")
 
-    def _fcn_architecture(self, seqs: Sequences) -> tuple | None:
+    def _fcn_architecture(self, seqs: Sequences, per_step: bool) -> tuple | None:
         """The LSTM-FCN configuration of the parameters for input `seqs`, checked."""
         filters = getattr(self, "fcn_filters", None)
         shuffle = bool(getattr(self, "dimension_shuffle", False))
+        if isinstance(filters, str):  # 'auto'
+            filters = None
+            if self._auto_fcn_applies(seqs, per_step):
+                filters, shuffle = AUTO_FCN_FILTERS, True
         if filters is None and not shuffle:
             return None
 
@@ -392,6 +415,25 @@ class _BaseLSTM(BaseEstimator):
                 "sequences yourself or use dimension_shuffle=False."
             )
         return (filters_t, kernels_t, se, shuffle, int(steps) if shuffle else 0)
+
+    def _auto_fcn_applies(self, seqs: Sequences, per_step: bool) -> bool:
+        """Whether ``fcn_filters='auto'`` builds the branch for `seqs`."""
+        return (
+            not per_step
+            and seqs.mask is None  # the dimension shuffle needs one length
+            and AUTO_PATCH_ABOVE < seqs.x.shape[1] <= AUTO_FCN_MAX_STEPS
+            and seqs.x.shape[2] == 1
+            and self._architecture()[0] is None
+            and getattr(self, "tbptt_steps", None) is None
+            and getattr(self, "patch_size", None) in ("auto", None)
+        )
+
+    @property
+    def fcn_filters_(self) -> tuple | None:
+        """The fitted FCN branch's filters (the choice of ``fcn_filters='auto'``), or None."""
+        check_is_fitted(self, "_params")
+        fcn = self._fcn
+        return fcn[0] if fcn is not None and fcn[0] else None
 
     @property
     def _arch(self) -> tuple:
@@ -450,6 +492,7 @@ class _BaseLSTM(BaseEstimator):
         ("lr_factor", LR_FACTOR),
         ("lr_patience", LR_PATIENCE),
         ("min_learning_rate", MIN_LEARNING_RATE),
+        ("fcn_filters", None),
     )
 
     def __setstate__(self, state: dict) -> None:
@@ -802,14 +845,18 @@ class _BaseLSTM(BaseEstimator):
                 "estimator instead"
             )
         seqs, frame = self._as_sequences(X, dtype, fitted=reuse)
-        fcn = self._fcn_architecture(seqs)
+        y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
+        if reuse and getattr(self, "fcn_filters", None) == "auto":
+            fcn = self._fcn  # the first fit's choice, as patch_size='auto' keeps its size
+            self._check_shuffled_length(seqs)
+        else:
+            fcn = self._fcn_architecture(seqs, per_step)
         if reuse and fcn != self._fcn:
             raise ValueError(
                 "fcn_filters, fcn_kernel_sizes, fcn_squeeze_excitation, dimension_shuffle and, "
                 "with dimension_shuffle, the sequence length cannot change between fits when "
                 "warm_start=True or in partial_fit; fit a fresh estimator instead"
             )
-        y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
         if per_step and fcn is not None:
             raise ValueError(
                 "fcn_filters and dimension_shuffle build one output per sequence; they cannot be "
@@ -970,16 +1017,22 @@ class _BaseLSTM(BaseEstimator):
         if "_params" not in self.__dict__:  # scikit-learn's check is slow for one-sample calls
             check_is_fitted(self, "_params")
         seqs = self._as_sequences(X, self._dtype, fitted=True)[0]
+        self._check_shuffled_length(seqs)
+        return patch_steps(seqs, self._patch)
+
+    def _check_shuffled_length(self, seqs: Sequences) -> None:
+        """A model with the dimension shuffle reads the fitted length only."""
         fcn = self._fcn
         if fcn is not None and fcn[3]:
             if seqs.mask is not None or seqs.x.shape[1] != fcn[4]:
+                auto = getattr(self, "fcn_filters", None) == "auto"
                 raise ValueError(
-                    f"this model was fitted with dimension_shuffle=True on sequences of "
-                    f"{fcn[4]} steps: X must have {fcn[4]} steps in every sequence, none "
-                    f"missing; got {seqs.x.shape[1]} steps"
+                    "this model was fitted with dimension_shuffle=True"
+                    + (" (chosen by fcn_filters='auto')" if auto else "")
+                    + f" on sequences of {fcn[4]} steps: X must have {fcn[4]} steps in every "
+                    f"sequence, none missing; got {seqs.x.shape[1]} steps"
                     + (" with padding or missing steps" if seqs.mask is not None else "")
                 )
-        return patch_steps(seqs, self._patch)
 
     @property
     def _patch(self) -> int:
@@ -1411,7 +1464,7 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         or a value of at least the sequence length, trains on whole sequences
         (the same result). Not for bidirectional layers or
         ``pooling='mean'``/``'attention'``, which need every step at once.
-    fcn_filters : tuple of int or None, default=None
+    fcn_filters : tuple of int, 'auto' or None, default=None
         LSTM-FCN (Karim et al. 2017): filters of each block of a fully
         convolutional branch run beside the LSTM layers, e.g. the papers'
         ``(128, 256, 128)``. Each block is a 1-D convolution over time ('same'
@@ -1425,7 +1478,14 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         statistic or pooling. None: no branch (the model is exactly as
         without these parameters). One output per sequence only; not with a
         conv front end or ``tbptt_steps``, and not for :meth:`stream` or
-        ``to_torch`` (``to_onnx`` exports it).
+        ``to_torch`` (``to_onnx`` exports it). ``'auto'`` (the default of
+        :class:`LSTMClassifier`): a branch of ``(32, 64, 32)`` filters with
+        ``dimension_shuffle`` for univariate sequences of one length of 101 to
+        1,000 steps with one target each (not with ``tbptt_steps``, a conv front end or an
+        integer ``patch_size``), none otherwise; ``fcn_filters_`` holds the
+        choice, kept by ``warm_start`` and ``partial_fit``. Chosen by
+        cross-validation on the training splits of long UCR series, where it
+        beat patches (``benchmarks/README.md``).
     fcn_kernel_sizes : tuple of int, default=(8, 5, 3)
         Kernel size of each block of ``fcn_filters`` (one per block).
     fcn_squeeze_excitation : bool or 'auto', default='auto'
@@ -1447,7 +1507,9 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         step (a length that the patch size does not divide gets zeros before
         its first step). ``'auto'``: sequences longer than 100 steps are read
         in patches of ``ceil(T / 50)`` steps, shorter ones step by step; never
-        with per-step targets, ``tbptt_steps`` or a conv front end. None: one
+        with per-step targets, ``tbptt_steps``, a conv front end or an FCN
+        branch (so not where :class:`LSTMClassifier`'s ``fcn_filters='auto'``
+        builds one). None: one
         step at a time. The rule was chosen by cross-validation on the
         training splits of long UCR series (``benchmarks/README.md``).
         ``stream()`` and ``to_torch()`` need ``patch_size_ == 1``;
@@ -1460,6 +1522,9 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         flattened frame).
     patch_size_ : int
         Steps per LSTM step chosen in fit (1: no patches).
+    fcn_filters_ : tuple of int or None
+        Filters of the fitted FCN branch (``fcn_filters``, or the choice of
+        ``'auto'``); None without one.
     frame_shape_ : tuple of int or None
         With a conv front end, the frame seen in fit: ``(steps, features)``
         or ``(height, width, channels)``.
@@ -1650,9 +1715,19 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     restore_best_weights, lr_schedule, lr_factor, lr_patience,
     min_learning_rate, random_state, n_jobs, verbose, warm_start,
     callbacks, dtype, conv_filters, conv_kernel_size, pool_size, pooling,
-    attention_units, missing, tbptt_steps, fcn_filters, fcn_kernel_sizes,
+    attention_units, missing, tbptt_steps, fcn_kernel_sizes,
     fcn_squeeze_excitation, dimension_shuffle, patch_size
         As in :class:`LSTMRegressor`; the validation score is accuracy.
+    fcn_filters : tuple of int, 'auto' or None, default='auto'
+        As in :class:`LSTMRegressor`, whose default is None. ``'auto'``: the
+        LSTM-FCN branch of ``(32, 64, 32)`` filters, with the dimension
+        shuffle, for univariate sequences of one length of 101 to 1,000 steps
+        and one label each; none otherwise (shorter, longer, multivariate or
+        variable-length sequences, labels per step, ``tbptt_steps``, a conv front end, an integer
+        ``patch_size``). On long UCR series it beat the LSTM on patches in
+        cross-validation on the training splits (``benchmarks/README.md``).
+        Such a model predicts sequences of the fitted length only, and
+        cannot be streamed; set ``fcn_filters=None`` for the LSTM alone.
     loss : {'log_loss'}, default='log_loss'
         Training loss.
     class_weight : dict, 'balanced' or None, default=None
@@ -1662,8 +1737,8 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    n_features_in_, frame_shape_, patch_size_, loss_curve_, validation_scores_, best_loss_,
-    best_validation_score_, n_iter_, history_, learning_rate_, best_epoch_,
+    n_features_in_, frame_shape_, patch_size_, fcn_filters_, loss_curve_, validation_scores_,
+    best_loss_, best_validation_score_, n_iter_, history_, learning_rate_, best_epoch_,
     return_sequences_
         As in :class:`LSTMRegressor`.
 
@@ -1731,7 +1806,7 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         attention_units: int = 16,
         missing: str = "raise",
         tbptt_steps: int | None = None,
-        fcn_filters: Sequence[int] | None = None,
+        fcn_filters: Sequence[int] | str | None = "auto",
         fcn_kernel_sizes: Sequence[int] = (8, 5, 3),
         fcn_squeeze_excitation: bool | str = "auto",
         dimension_shuffle: bool = False,
