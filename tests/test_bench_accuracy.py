@@ -121,8 +121,23 @@ def test_first_seed_sets_the_seeds_of_the_test_split_fits(bench, toy_data, tmp_p
     assert bench.main([*argv, "--json", str(out)]) == 0
     runs = json.loads(out.read_text())["datasets"]["Toy"]["defaults"]["runs"]
     assert [r["seed"] for r in runs] == [3, 4]
+    assert [r["fcn_filters"] for r in runs] == [None, None]  # 8 steps: no branch
 
 
 def test_lstm_fcn_takes_the_batch_size_it_is_given(bench):
     assert bench.fcn_params(8, True)["batch_size"] == "auto"
     assert bench.fcn_params(8, True, 32)["batch_size"] == 32
+
+
+def test_patch_cv_measures_the_lstm_alone(bench, toy_data, monkeypatch, tmp_path):
+    # fcn_filters='auto' would give long univariate series an FCN branch and no patches
+    seen = []
+
+    def cv_accuracy(train, y, params, n_jobs, seeds):
+        seen.append(params)
+        return {"cv": [0.5], "mean": 0.5, "epochs": [1], "seconds": 0.0}
+
+    monkeypatch.setattr(bench, "cv_accuracy", cv_accuracy)
+    argv = ["--patch-cv", "0,4", "--datasets", "Toy", "--json", str(tmp_path / "p.json")]
+    assert bench.main(argv) == 0
+    assert seen == [dict(patch_size=None, fcn_filters=None), dict(patch_size=2, fcn_filters=None)]
