@@ -1480,12 +1480,13 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         conv front end or ``tbptt_steps``, and not for :meth:`stream` or
         ``to_torch`` (``to_onnx`` exports it). ``'auto'`` (the default of
         :class:`LSTMClassifier`): a branch of ``(32, 64, 32)`` filters with
-        ``dimension_shuffle`` for univariate sequences of one length of 101 to
-        1,000 steps with one target each (not with ``tbptt_steps``, a conv front end or an
-        integer ``patch_size``), none otherwise; ``fcn_filters_`` holds the
-        choice, kept by ``warm_start`` and ``partial_fit``. Chosen by
-        cross-validation on the training splits of long UCR series, where it
-        beat patches (``benchmarks/README.md``).
+        ``dimension_shuffle`` for univariate sequences of one length of 101
+        to 1,000 steps with one target each (not with ``tbptt_steps``, a
+        conv front end or an integer ``patch_size``), none otherwise;
+        ``fcn_filters_`` holds the choice, kept by ``warm_start`` and
+        ``partial_fit``. Chosen by cross-validation on the training splits
+        of UCR series, where it beat patches on 150 to 427 steps and lost on
+        1,460 (``benchmarks/README.md``).
     fcn_kernel_sizes : tuple of int, default=(8, 5, 3)
         Kernel size of each block of ``fcn_filters`` (one per block).
     fcn_squeeze_excitation : bool or 'auto', default='auto'
@@ -1723,9 +1724,10 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         LSTM-FCN branch of ``(32, 64, 32)`` filters, with the dimension
         shuffle, for univariate sequences of one length of 101 to 1,000 steps
         and one label each; none otherwise (shorter, longer, multivariate or
-        variable-length sequences, labels per step, ``tbptt_steps``, a conv front end, an integer
-        ``patch_size``). On long UCR series it beat the LSTM on patches in
-        cross-validation on the training splits (``benchmarks/README.md``).
+        variable-length sequences, labels per step, ``tbptt_steps``, a conv
+        front end, an integer ``patch_size``). On UCR series of 150 to 427
+        steps it beat the LSTM on patches in cross-validation on the training
+        splits (``benchmarks/README.md``).
         Such a model predicts sequences of the fitted length only, and
         cannot be streamed; set ``fcn_filters=None`` for the LSTM alone.
     loss : {'log_loss'}, default='log_loss'
