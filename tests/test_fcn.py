@@ -519,6 +519,8 @@ def test_auto_choice_is_kept_by_updates_and_files(tmp_path):
     with pytest.raises(ValueError, match=rf"must have {LONG} steps in every sequence"):
         model.partial_fit(X[:, :-5], y)
     np.testing.assert_array_equal(model._params, before)
+    with pytest.raises(ValueError, match="fit with fcn_filters=None, patch_size=None to stream"):
+        model.stream()
     path = tmp_path / "auto.safetensors"
     model.save(path)
     for other in (load(path), pickle.loads(pickle.dumps(model))):

@@ -1154,10 +1154,17 @@ class _Streamable:
             )
         self._check_unpatched("stream()")
         if getattr(self, "_fcn", None) is not None:
+            auto = getattr(self, "fcn_filters", None) == "auto"
             raise ValueError(
                 "a model with fcn_filters or dimension_shuffle cannot be streamed: the FCN "
                 "branch and the shuffled LSTM need the whole sequence. Use predict on whole "
-                "sequences."
+                "sequences"
+                + (
+                    ", or fit with fcn_filters=None, patch_size=None to stream (fcn_filters="
+                    "'auto' built the branch for these long univariate series)."
+                    if auto
+                    else "."
+                )
             )
         engine = self._network().stream(
             self._params, int(n_streams), self.__dict__.get("_inference_precision", "float32")
