@@ -486,7 +486,8 @@ def test_auto_is_the_papers_model_for_long_sequences_of_one_length():
 
 
 @pytest.mark.parametrize(
-    "case", ["short", "very long", "multivariate", "ragged", "per_step", "tbptt", "patch_size"]
+    "case",
+    ["short", "very long", "multivariate", "ragged", "per_step", "tbptt", "patch_size", "mask"],
 )
 def test_auto_leaves_the_lstm_alone_elsewhere(case):
     """Bit for bit the model of fcn_filters=None wherever the rule does not apply."""
@@ -501,6 +502,8 @@ def test_auto_leaves_the_lstm_alone_elsewhere(case):
         params["tbptt_steps"] = 40
     elif case == "patch_size":
         params["patch_size"] = 10
+    elif case == "mask":  # no NaN in fit, but predict must mask them
+        params["missing"] = "mask"
     auto = LSTMClassifier(**params).fit(X, y)
     assert auto.fcn_filters_ is None and "_fcn_arch" not in auto.__dict__
     none = LSTMClassifier(**params, fcn_filters=None).fit(X, y)

@@ -423,6 +423,7 @@ class _BaseLSTM(BaseEstimator):
             and seqs.mask is None  # the dimension shuffle needs one length
             and AUTO_PATCH_ABOVE < seqs.x.shape[1] <= AUTO_FCN_MAX_STEPS
             and seqs.x.shape[2] == 1
+            and getattr(self, "missing", "raise") == "raise"  # masked steps: no shuffle
             and self._architecture()[0] is None
             and getattr(self, "tbptt_steps", None) is None
             and getattr(self, "patch_size", None) in ("auto", None)
@@ -1488,8 +1489,9 @@ class LSTMRegressor(_Streamable, _WeightsInOut, RegressorMixin, _BaseLSTM):
         ``to_torch`` (``to_onnx`` exports it). ``'auto'`` (the default of
         :class:`LSTMClassifier`): a branch of ``(32, 64, 32)`` filters with
         ``dimension_shuffle`` for univariate sequences of one length of 101
-        to 1,000 steps with one target each (not with ``tbptt_steps``, a
-        conv front end or an integer ``patch_size``), none otherwise;
+        to 1,000 steps with one target each (not with ``tbptt_steps``,
+        ``missing='mask'``, a conv front end or an integer ``patch_size``),
+        none otherwise;
         ``fcn_filters_`` holds the choice, kept by ``warm_start`` and
         ``partial_fit``. Chosen by cross-validation on the training splits
         of UCR series, where it beat patches on 150 to 427 steps and lost on
@@ -1731,10 +1733,10 @@ class LSTMClassifier(_Streamable, _WeightsInOut, ClassifierMixin, _BaseLSTM):
         LSTM-FCN branch of ``(32, 64, 32)`` filters, with the dimension
         shuffle, for univariate sequences of one length of 101 to 1,000 steps
         and one label each; none otherwise (shorter, longer, multivariate or
-        variable-length sequences, labels per step, ``tbptt_steps``, a conv
-        front end, an integer ``patch_size``). On UCR series of 150 to 427
-        steps it beat the LSTM on patches in cross-validation on the training
-        splits (``benchmarks/README.md``).
+        variable-length sequences, labels per step, ``tbptt_steps``,
+        ``missing='mask'``, a conv front end, an integer ``patch_size``). On
+        UCR series of 150 to 427 steps it beat the LSTM on patches in
+        cross-validation on the training splits (``benchmarks/README.md``).
         Such a model predicts sequences of the fitted length only, and
         cannot be streamed; set ``fcn_filters=None`` for the LSTM alone.
     loss : {'log_loss'}, default='log_loss'
