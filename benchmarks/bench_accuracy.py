@@ -182,7 +182,7 @@ def run_lstm(train, y_train, test, y_test, params: dict, seeds, n_jobs) -> dict:
                 "seconds": seconds,
                 "epochs": model.n_iter_,
                 "patch_size": int(getattr(model, "patch_size_", 1)),
-                "fcn_filters": list(model.fcn_filters_ or []) or None,  # what 'auto' built
+                "fcn_filters": model.fcn_filters_ and list(model.fcn_filters_),  # what 'auto' built
             }
         )
     accs = [r["accuracy"] for r in runs]

@@ -368,7 +368,7 @@ class _BaseLSTM(BaseEstimator):
         """The LSTM-FCN configuration of the parameters for input `seqs`, checked."""
         filters = getattr(self, "fcn_filters", None)
         shuffle = bool(getattr(self, "dimension_shuffle", False))
-        if isinstance(filters, str):  # 'auto'
+        if self._fcn_is_auto:
             filters = None
             if self._auto_fcn_applies(seqs, per_step):
                 filters, shuffle = AUTO_FCN_FILTERS, True
@@ -416,16 +416,28 @@ class _BaseLSTM(BaseEstimator):
             )
         return (filters_t, kernels_t, se, shuffle, int(steps) if shuffle else 0)
 
+    @property
+    def _fcn_is_auto(self) -> bool:
+        return getattr(self, "fcn_filters", None) == "auto"
+
+    def _auto_rules_apply(self, per_step: bool) -> bool:
+        """Whether the 'auto' rules for long series (patches, the FCN branch) may
+        reshape the model: not where every step is needed as it is (per-step
+        targets, a conv front end, truncated BPTT)."""
+        return (
+            not per_step
+            and self._architecture()[0] is None
+            and getattr(self, "tbptt_steps", None) is None
+        )
+
     def _auto_fcn_applies(self, seqs: Sequences, per_step: bool) -> bool:
         """Whether ``fcn_filters='auto'`` builds the branch for `seqs`."""
         return (
-            not per_step
+            self._auto_rules_apply(per_step)
             and seqs.mask is None  # the dimension shuffle needs one length
             and AUTO_PATCH_ABOVE < seqs.x.shape[1] <= AUTO_FCN_MAX_STEPS
             and seqs.x.shape[2] == 1
             and getattr(self, "missing", "raise") == "raise"  # masked steps: no shuffle
-            and self._architecture()[0] is None
-            and getattr(self, "tbptt_steps", None) is None
             and getattr(self, "patch_size", None) in ("auto", None)
         )
 
@@ -847,7 +859,7 @@ class _BaseLSTM(BaseEstimator):
             )
         seqs, frame = self._as_sequences(X, dtype, fitted=reuse)
         y_enc, n_outputs, per_step = self._encode_targets(y, seqs, first=not reuse, classes=classes)
-        if reuse and getattr(self, "fcn_filters", None) == "auto":
+        if reuse and self._fcn_is_auto:
             fcn = self._fcn  # the first fit's choice, as patch_size='auto' keeps its size
             self._check_shuffled_length(seqs)
         else:
@@ -1026,10 +1038,9 @@ class _BaseLSTM(BaseEstimator):
         fcn = self._fcn
         if fcn is not None and fcn[3]:
             if seqs.mask is not None or seqs.x.shape[1] != fcn[4]:
-                auto = getattr(self, "fcn_filters", None) == "auto"
                 raise ValueError(
                     "this model was fitted with dimension_shuffle=True"
-                    + (" (chosen by fcn_filters='auto')" if auto else "")
+                    + (" (chosen by fcn_filters='auto')" if self._fcn_is_auto else "")
                     + f" on sequences of {fcn[4]} steps: X must have {fcn[4]} steps in every "
                     f"sequence, none missing; got {seqs.x.shape[1]} steps"
                     + (" with padding or missing steps" if seqs.mask is not None else "")
@@ -1058,7 +1069,7 @@ class _BaseLSTM(BaseEstimator):
                     "dimension_shuffle); use patch_size=None"
                 )
             return int(k)
-        if per_step or arch[0] is not None or fcn is not None or self.tbptt_steps is not None:
+        if fcn is not None or not self._auto_rules_apply(per_step):
             return 1
         return auto_patch_size(seqs.x.shape[1])
 
@@ -1155,7 +1166,7 @@ class _Streamable:
             )
         self._check_unpatched("stream()")
         if getattr(self, "_fcn", None) is not None:
-            auto = getattr(self, "fcn_filters", None) == "auto"
+            auto = getattr(self, "_fcn_is_auto", False)
             raise ValueError(
                 "a model with fcn_filters or dimension_shuffle cannot be streamed: the FCN "
                 "branch and the shuffled LSTM need the whole sequence. Use predict on whole "
